@@ -1,0 +1,3 @@
+fn main() {
+    println!("trading-agent-operator: not implemented yet");
+}
