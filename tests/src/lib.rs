@@ -1,2 +1,22 @@
-//! Shared helpers for the end-to-end suites: throwaway PostgreSQL and OCI registry, and a client for
-//! the local cluster harness.
+//! Shared helpers for the end-to-end suites: a throwaway PostgreSQL ([`postgres`]), a throwaway OCI
+//! registry ([`registry`]) and access to the local cluster harness ([`cluster`]).
+//!
+//! Everything listens on loopback only and is removed when dropped.
+
+pub mod postgres;
+pub mod process;
+
+/// What can go wrong while setting up a test fixture.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+    #[error("did not start: {0}")]
+    Startup(String),
+    #[error("missing on this machine: {0}")]
+    Missing(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
