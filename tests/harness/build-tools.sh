@@ -65,7 +65,7 @@ k8s_ldflags="-s -w \
  -X k8s.io/client-go/pkg/version.gitMajor=1 \
  -X k8s.io/client-go/pkg/version.gitMinor=$k8s_minor"
 
-for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     build "$cmd" "$KUBERNETES_VERSION" "$here/tools/kubernetes" -ldflags "$k8s_ldflags" "k8s.io/kubernetes/cmd/$cmd"
 done
 build etcd "$ETCD_VERSION" "$here/tools/etcd" -ldflags "-s -w" .
@@ -94,7 +94,7 @@ install_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 
 # Stable names for the current pins, so scripts and tests need not know the versions.
 for pair in kube-apiserver:$KUBERNETES_VERSION kube-controller-manager:$KUBERNETES_VERSION \
-    kube-scheduler:$KUBERNETES_VERSION etcd:$ETCD_VERSION kwok:$KWOK_VERSION helm:$HELM_VERSION; do
+    kube-scheduler:$KUBERNETES_VERSION kubectl:$KUBERNETES_VERSION etcd:$ETCD_VERSION kwok:$KWOK_VERSION helm:$HELM_VERSION; do
     ln -sfn "$bin/${pair%%:*}-${pair#*:}" "$bin/${pair%%:*}"
 done
 echo "$bin"

@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod process;
+pub mod registry;
 
 /// What can go wrong while setting up a test fixture.
 #[derive(Debug, thiserror::Error)]

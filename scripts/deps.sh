@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs, idempotently, the Debian packages the project's commands need: PostgreSQL and the CNCF
+# Distribution registry for the tests, openssl and curl for the cluster harness, GNU time for build
+# figures. Packages already present are left alone; apt is touched only when something is missing.
+set -euo pipefail
+
+packages=(postgresql docker-registry openssl curl time ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+    echo "deps: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+fi
+echo "==> installing Debian packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+# policy-rc.d keeps package scripts from starting system services (a PostgreSQL on :5432, a registry
+# on :5000): the tests start their own, on free loopback ports.
+policy=/usr/sbin/policy-rc.d
+created_policy=
+if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
+fi
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+[[ -z $created_policy ]] || rm -f "$policy"
+echo "==> installed: ${missing[*]}" >&2
