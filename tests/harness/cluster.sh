@@ -201,7 +201,7 @@ up() {
         --bind-address 127.0.0.1 --secure-port 0 \
         --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
         --use-service-account-credentials=false \
-        --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ephemeral-volume,-pv-protection,-pvc-protection,-ttl' \
+        --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ephemeral-volume,-pv-protection,-pvc-protection,-ttl' \
         --kube-api-qps 500 --kube-api-burst 1000 --concurrent-deployment-syncs 20 --concurrent-replicaset-syncs 20 \
         --concurrent-gc-syncs 40 --v 1
     start kube-scheduler --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" \

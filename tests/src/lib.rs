@@ -3,6 +3,7 @@
 //!
 //! Everything listens on loopback only and is removed when dropped.
 
+pub mod cluster;
 pub mod postgres;
 pub mod process;
 pub mod registry;
