@@ -40,7 +40,7 @@ fmt: ## format the Rust code
 
 lint: ## rustfmt check, clippy with -D warnings, helm lint --strict
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@if compgen -G "charts/*/Chart.yaml" >/dev/null; then \
 	  for c in charts/*/; do "$$($(HARNESS)/build-tools.sh --print)/helm" lint --strict "$$c"; done; \
 	fi
@@ -49,7 +49,7 @@ crd: ## regenerate crds/tradingagents.yaml from the Rust types
 	$(CARGO) run --quiet -p trading-agent-operator -- crd > crds/tradingagents.yaml
 
 test: tools lint ## everything: lint, unit, integration and end-to-end tests against the local stack
-	@$(HARNESS)/with-cluster.sh $(CARGO) test --workspace --locked --no-fail-fast
+	@$(HARNESS)/with-cluster.sh $(CARGO) test --workspace --no-fail-fast
 
 demo: tools ## bring up the local stack and show it at work
 	@$(HARNESS)/cluster.sh up >/dev/null
