@@ -1,0 +1,277 @@
+//! Start-up and shutdown of each role. One Tokio runtime (built in `main`); the HTTP listener is
+//! bound first so `/healthz` answers at once, the database comes up in the background, and a
+//! termination signal drains before the pool is closed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::Utc;
+use sqlx::ConnectOptions;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{
+    ApiConfig, BotConfig, Cli, Command, DatabaseConfig, ImportArgs, StrategyConfig, WorkerConfig,
+};
+use crate::db::{self, Db};
+use crate::domain::{Symbol, Timeframe, market};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::server::{Liveness, Probes, Role, TerminationSignals};
+use crate::workers::bot::Bot;
+use crate::workers::notifier::Notifier;
+use crate::workers::strategy::StrategyRunner;
+use crate::workers::{LoopContext, Worker, run_loop};
+use crate::{demo, http, store};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Validates the configuration of the chosen command, then runs it.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Api(args) => serve_api(args.validate()?).await,
+        Command::Bot(args) => serve_bot(args.validate()?).await,
+        Command::Strategy(args) => serve_strategy(args.validate()?).await,
+        Command::Migrate(args) => {
+            let config = args.validate()?;
+            tracing::info!("applying migrations");
+            db::migrate(&config.options).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::ImportCandles(args) => import_candles(args).await,
+        Command::SeedDemo(args) => {
+            let database = args.database.validate()?;
+            let feed = args.demo.validate()?;
+            if !(1..=100_000).contains(&args.history) {
+                return Err(crate::config::ConfigError(
+                    "--history must be between 1 and 100000".into(),
+                )
+                .into());
+            }
+            let pool = connect_once(&database).await?;
+            let written = demo::seed(&pool, &feed, args.history, Utc::now()).await?;
+            pool.close().await;
+            println!("seeded {written} candles and the demo strategies");
+            Ok(())
+        }
+    }
+}
+
+/// For the one-shot commands: migrate, then a small pool.
+async fn connect_once(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
+    db::migrate(&config.options).await?;
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(config.options.clone().disable_statement_logging())
+        .await?)
+}
+
+async fn import_candles(args: ImportArgs) -> Result<()> {
+    let database = args.database.validate()?;
+    let symbol = Symbol::parse(&args.symbol)
+        .map_err(|e| crate::config::ConfigError(format!("--symbol: {e}")))?;
+    let timeframe: Timeframe = args
+        .timeframe
+        .parse()
+        .map_err(|e| crate::config::ConfigError(format!("--timeframe: {e}")))?;
+    let data = std::fs::read(&args.file).map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", args.file.display()),
+        ))
+    })?;
+    let candles = market::parse_csv(&data, timeframe)?;
+    let pool = connect_once(&database).await?;
+    if !store::instruments::exists(&pool, symbol.as_str()).await? {
+        return Err(Error::invalid(
+            "symbol",
+            format!("unknown instrument `{symbol}`; create it first (POST /api/v2/instruments)"),
+        ));
+    }
+    let written = store::candles::upsert(&pool, symbol.as_str(), timeframe, &candles).await?;
+    pool.close().await;
+    println!("imported {written} candles for {symbol} {timeframe}");
+    Ok(())
+}
+
+/// What every long-running role sets up first.
+struct Common {
+    signals: TerminationSignals,
+    metrics: Arc<Metrics>,
+    db: Db,
+    listener: TcpListener,
+    stop: watch::Sender<bool>,
+    db_task: tokio::task::JoinHandle<()>,
+    draining: Arc<AtomicBool>,
+}
+
+async fn start_common(role: Role, serve: &crate::config::ServeConfig) -> Result<Common> {
+    // Handlers first: a SIGTERM during start-up must go through the orderly path too.
+    let signals = TerminationSignals::install()?;
+    tracing::info!(
+        role = role.as_str(),
+        version = VERSION,
+        "trading-agent initialising"
+    );
+    let metrics = Metrics::new(role.as_str());
+    let db = Db::new(&serve.database, metrics.clone());
+    let listener = TcpListener::bind(serve.listen).await.map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", serve.listen),
+        ))
+    })?;
+    tracing::info!(address = %listener.local_addr()?, role = role.as_str(), "listening (healthz answers now)");
+    let (stop, stop_rx) = watch::channel(false);
+    let db_task = tokio::spawn({
+        let db = db.clone();
+        let run_migrations = serve.run_migrations;
+        async move {
+            db.start(run_migrations, stop_rx).await;
+            if db.is_started() {
+                tracing::info!(role = role.as_str(), "ready");
+                if role == Role::Api {
+                    tracing::info!("API v2 server ready");
+                }
+            }
+        }
+    });
+    Ok(Common {
+        signals,
+        metrics,
+        db,
+        listener,
+        stop,
+        db_task,
+        draining: Arc::new(AtomicBool::new(false)),
+    })
+}
+
+async fn serve_api(config: ApiConfig) -> Result<()> {
+    let Common {
+        mut signals,
+        metrics,
+        db,
+        listener,
+        stop,
+        db_task,
+        draining,
+    } = start_common(Role::Api, &config.serve).await?;
+    let probes = Probes {
+        role: Role::Api,
+        db: db.clone(),
+        liveness: None,
+        draining: draining.clone(),
+        metrics: metrics.clone(),
+    };
+    let app = http::router(http::state(db.clone(), metrics, &config.api_token), probes);
+    let delay = config.shutdown_delay;
+    let shutdown = async move {
+        let name = signals.recv().await;
+        draining.store(true, Ordering::SeqCst);
+        tracing::info!(
+            signal = name,
+            delay_ms = delay.as_millis() as u64,
+            "shutting down: readyz now 503, still serving during the drain delay"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            name = signals.recv() => tracing::info!(signal = name, "second signal: skipping the drain delay"),
+        }
+        tracing::info!("closing the listener; waiting for in-flight requests");
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let _ = stop.send(true);
+    let _ = db_task.await;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve_bot(config: BotConfig) -> Result<()> {
+    let webhook = config.webhook.clone();
+    let limits = config.limits.clone();
+    let fault = config.fault;
+    serve_worker(Role::Bot, config.worker, move |metrics| {
+        let notifier = webhook
+            .map(|w| Notifier::new(w, metrics.clone()))
+            .transpose()?;
+        Ok(Bot {
+            limits,
+            metrics,
+            notifier,
+            fault,
+        })
+    })
+    .await
+}
+
+async fn serve_strategy(config: StrategyConfig) -> Result<()> {
+    let demo_feed = config.demo_feed.clone();
+    serve_worker(Role::Strategy, config.worker, move |metrics| {
+        Ok(StrategyRunner { metrics, demo_feed })
+    })
+    .await
+}
+
+async fn serve_worker<W: Worker>(
+    role: Role,
+    config: WorkerConfig,
+    make: impl FnOnce(Arc<Metrics>) -> Result<W>,
+) -> Result<()> {
+    let Common {
+        mut signals,
+        metrics,
+        db,
+        listener,
+        stop,
+        db_task,
+        draining,
+    } = start_common(role, &config.serve).await?;
+    let worker = make(metrics.clone())?;
+    let liveness = Liveness::new(config.stall_after);
+    let probes = Probes {
+        role,
+        db: db.clone(),
+        liveness: Some(liveness.clone()),
+        draining: draining.clone(),
+        metrics: metrics.clone(),
+    };
+    let mut server_stop = stop.subscribe();
+    let server = tokio::spawn(
+        axum::serve(listener, http::worker_router(probes))
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+    let context = LoopContext {
+        role,
+        db: db.clone(),
+        metrics,
+        liveness,
+        config,
+        started_at: Utc::now(),
+    };
+    let worker_loop = tokio::spawn(run_loop(context, worker, stop.subscribe()));
+    tracing::info!(role = role.as_str(), "worker loop started");
+
+    let name = signals.recv().await;
+    draining.store(true, Ordering::SeqCst);
+    tracing::info!(signal = name, "shutting down after the current tick");
+    let _ = stop.send(true);
+    if let Err(error) = worker_loop.await {
+        tracing::error!(%error, "worker loop ended abnormally");
+    }
+    let _ = db_task.await;
+    match server.await {
+        Ok(result) => result?,
+        Err(error) => tracing::error!(%error, "probe server ended abnormally"),
+    }
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,635 @@
+//! Command line and environment: every role's settings, parsed by clap and then validated into plain
+//! config structs, so a bad setting stops the process at start with a message that names it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rust_decimal::Decimal;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::domain::{RiskLimits, Symbol, Timeframe};
+
+/// `trading-agent`: one binary, three long-running roles and a few maintenance commands.
+#[derive(Debug, Parser)]
+#[command(name = "trading-agent", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter, in `tracing` EnvFilter syntax (e.g. `info` or `info,trading_agent=debug`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API under /api/v2 (plus /docs, /openapi.json and the probes).
+    Api(ApiArgs),
+    /// Run the bot: turn new signals into paper orders and trades, deliver notifications.
+    Bot(BotArgs),
+    /// Run the strategy runner: compute indicators on closed candles and write signals.
+    Strategy(StrategyArgs),
+    /// Apply the embedded database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Import candles for one instrument and timeframe from a CSV file and exit.
+    ImportCandles(ImportArgs),
+    /// Create demo instruments, strategies and a synthetic candle history, then exit.
+    SeedDemo(SeedDemoArgs),
+}
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL, e.g. postgres://user:password@host:5432/db
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Size of the connection pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+}
+
+/// Settings shared by every long-running role.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TCP port for HTTP (the API for `api`; probes and metrics for every role).
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, env = "BIND_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub bind_address: IpAddr,
+
+    /// Do not apply migrations at start (when a separate `migrate` job does it).
+    #[arg(long, env = "SKIP_MIGRATIONS", default_value_t = false)]
+    pub skip_migrations: bool,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Bearer token that every request under /api/v2 (except /api/v2/version) must carry.
+    #[arg(long, env = "API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// After SIGTERM: how long /readyz answers 503 while requests are still served, so that load
+    /// balancers stop sending traffic before the listener closes. A second signal skips it.
+    #[arg(long, env = "SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+}
+
+/// Settings of a worker loop.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Time between two ticks of the loop.
+    #[arg(long, env = "TICK_INTERVAL", value_parser = parse_duration)]
+    pub tick_interval: Option<Duration>,
+
+    /// /healthz answers 503 when no tick has completed for this many intervals (at least 10 s).
+    #[arg(long, env = "STALL_INTERVALS", default_value_t = 5)]
+    pub stall_intervals: u32,
+
+    /// Name of this instance in the component-health table (defaults to the host name, i.e. the pod name).
+    #[arg(long, env = "INSTANCE_NAME")]
+    pub instance_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BotArgs {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+
+    /// Quote-currency amount put into each new trade.
+    #[arg(long, env = "STAKE_AMOUNT", default_value = "100")]
+    pub stake_amount: Decimal,
+
+    /// Most trades open at once.
+    #[arg(long, env = "MAX_OPEN_TRADES", default_value_t = 5)]
+    pub max_open_trades: u32,
+
+    /// Largest notional (price x quantity) of one order, in the quote currency.
+    #[arg(long, env = "MAX_NOTIONAL", default_value = "1000")]
+    pub max_notional: Decimal,
+
+    /// New entries stop for the rest of the UTC day once realised losses reach this amount.
+    #[arg(long, env = "DAILY_LOSS_LIMIT", default_value = "500")]
+    pub daily_loss_limit: Decimal,
+
+    /// Fee rate of the paper exchange, as a fraction of notional (0.001 = 0.1 %).
+    #[arg(long, env = "FEE_RATE", default_value = "0.001")]
+    pub fee_rate: Decimal,
+
+    /// Slippage of the paper exchange in basis points (against us on both sides).
+    #[arg(long, env = "SLIPPAGE_BPS", default_value = "5")]
+    pub slippage_bps: Decimal,
+
+    /// Signals older than this are rejected as stale instead of executed.
+    #[arg(long, env = "MAX_SIGNAL_AGE", default_value = "15m", value_parser = parse_duration)]
+    pub max_signal_age: Duration,
+
+    /// Webhook that receives notifications (JSON POST); none: notifications stay in the feed only.
+    #[arg(long, env = "NOTIFY_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// First retry delay of a failed webhook delivery; it doubles per attempt (capped at 10 min).
+    #[arg(long, env = "NOTIFY_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
+    pub webhook_retry_base: Duration,
+
+    /// Delivery attempts before a notification is given up.
+    #[arg(long, env = "NOTIFY_MAX_ATTEMPTS", default_value_t = 10)]
+    pub webhook_max_attempts: u32,
+
+    /// Fault injection for crash-recovery tests: `crash-after-claim` aborts the process after a
+    /// signal has been claimed and before its transaction commits.
+    #[arg(long, env = "TRADING_AGENT_FAULT", hide = true)]
+    pub fault: Option<Fault>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Fault {
+    CrashAfterClaim,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StrategyArgs {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+
+    /// Also write a deterministic synthetic price feed for the demo symbols each tick (no network).
+    #[arg(long, env = "DEMO_FEED", default_value_t = false)]
+    pub demo_feed: bool,
+
+    #[command(flatten)]
+    pub demo: DemoArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Symbols of the synthetic demo feed.
+    #[arg(
+        long,
+        env = "DEMO_SYMBOLS",
+        value_delimiter = ',',
+        default_value = "BTCUSDT,ETHUSDT"
+    )]
+    pub demo_symbols: Vec<String>,
+
+    /// Timeframe of the synthetic demo feed.
+    #[arg(long, env = "DEMO_TIMEFRAME", default_value = "1m")]
+    pub demo_timeframe: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedDemoArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub demo: DemoArgs,
+
+    /// Number of closed candles of history to write per symbol.
+    #[arg(long, default_value_t = 300)]
+    pub history: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// CSV file with a header row: open_time,open,high,low,close,volume
+    #[arg(long)]
+    pub file: std::path::PathBuf,
+
+    /// Instrument symbol (must exist).
+    #[arg(long)]
+    pub symbol: String,
+
+    /// Timeframe of the candles: 1m, 5m, 15m, 30m, 1h, 4h or 1d.
+    #[arg(long)]
+    pub timeframe: String,
+}
+
+/// A setting that cannot work: the process exits with status 2 and this message.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
+}
+
+/// Validated database settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub options: PgConnectOptions,
+    pub max_connections: u32,
+}
+
+impl DatabaseArgs {
+    pub fn validate(&self) -> Result<DatabaseConfig, ConfigError> {
+        let url = self
+            .database_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| invalid("DATABASE_URL is not set (use --database-url or the DATABASE_URL environment variable)"))?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "DATABASE_URL must start with postgres:// or postgresql://",
+            ));
+        }
+        // The parser's message can quote the URL, password included: keep it out of the output.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| invalid("DATABASE_URL is not a valid PostgreSQL URL"))?;
+        if !(1..=1000).contains(&self.db_max_connections) {
+            return Err(invalid("DB_MAX_CONNECTIONS must be between 1 and 1000"));
+        }
+        Ok(DatabaseConfig {
+            options: options.application_name("trading-agent"),
+            max_connections: self.db_max_connections,
+        })
+    }
+}
+
+/// Validated settings of a long-running role's HTTP side and database.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub run_migrations: bool,
+    pub database: DatabaseConfig,
+}
+
+impl ServeArgs {
+    pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
+        Ok(ServeConfig {
+            listen: SocketAddr::new(self.bind_address, self.port),
+            run_migrations: !self.skip_migrations,
+            database: self.database.validate()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub serve: ServeConfig,
+    pub api_token: String,
+    pub shutdown_delay: Duration,
+}
+
+/// Shortest bearer token accepted: shorter ones are guessable.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl ApiArgs {
+    pub fn validate(&self) -> Result<ApiConfig, ConfigError> {
+        let serve = self.serve.validate()?;
+        let token = self
+            .api_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                invalid(
+                    "API_TOKEN is not set (use --api-token or the API_TOKEN environment variable)",
+                )
+            })?;
+        if token.len() < MIN_TOKEN_LEN {
+            return Err(invalid(format!(
+                "API_TOKEN must be at least {MIN_TOKEN_LEN} characters long"
+            )));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid("API_TOKEN must be printable ASCII without spaces"));
+        }
+        if self.shutdown_delay > Duration::from_secs(300) {
+            return Err(invalid("SHUTDOWN_DELAY must be at most 5m"));
+        }
+        Ok(ApiConfig {
+            serve,
+            api_token: token.to_owned(),
+            shutdown_delay: self.shutdown_delay,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub serve: ServeConfig,
+    pub tick_interval: Duration,
+    /// No completed tick for this long: /healthz answers 503.
+    pub stall_after: Duration,
+    pub instance: String,
+}
+
+impl WorkerArgs {
+    fn validate(&self, default_interval: Duration) -> Result<WorkerConfig, ConfigError> {
+        let serve = self.serve.validate()?;
+        let tick_interval = self.tick_interval.unwrap_or(default_interval);
+        if tick_interval < Duration::from_millis(100) || tick_interval > Duration::from_secs(3600) {
+            return Err(invalid("TICK_INTERVAL must be between 100ms and 1h"));
+        }
+        if !(2..=100).contains(&self.stall_intervals) {
+            return Err(invalid("STALL_INTERVALS must be between 2 and 100"));
+        }
+        let stall_after = (tick_interval * self.stall_intervals).max(Duration::from_secs(10));
+        let instance = match &self.instance_name {
+            Some(name) if !name.trim().is_empty() => name.trim().to_owned(),
+            Some(_) => return Err(invalid("INSTANCE_NAME must not be blank")),
+            None => std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| format!("pid-{}", std::process::id())),
+        };
+        Ok(WorkerConfig {
+            serve,
+            tick_interval,
+            stall_after,
+            instance,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub retry_base: Duration,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    pub worker: WorkerConfig,
+    pub limits: RiskLimits,
+    pub webhook: Option<WebhookConfig>,
+    pub fault: Option<Fault>,
+}
+
+impl BotArgs {
+    pub fn validate(&self) -> Result<BotConfig, ConfigError> {
+        let worker = self.worker.validate(Duration::from_secs(2))?;
+        if self.stake_amount <= Decimal::ZERO {
+            return Err(invalid("STAKE_AMOUNT must be greater than 0"));
+        }
+        if self.max_notional <= Decimal::ZERO {
+            return Err(invalid("MAX_NOTIONAL must be greater than 0"));
+        }
+        if self.stake_amount > self.max_notional {
+            return Err(invalid("STAKE_AMOUNT must not exceed MAX_NOTIONAL"));
+        }
+        if !(1..=10_000).contains(&self.max_open_trades) {
+            return Err(invalid("MAX_OPEN_TRADES must be between 1 and 10000"));
+        }
+        if self.daily_loss_limit <= Decimal::ZERO {
+            return Err(invalid("DAILY_LOSS_LIMIT must be greater than 0"));
+        }
+        if self.fee_rate < Decimal::ZERO || self.fee_rate >= Decimal::new(1, 1) {
+            return Err(invalid("FEE_RATE must be at least 0 and below 0.1"));
+        }
+        if self.slippage_bps < Decimal::ZERO || self.slippage_bps > Decimal::from(1000) {
+            return Err(invalid("SLIPPAGE_BPS must be between 0 and 1000"));
+        }
+        if self.max_signal_age < Duration::from_secs(1) {
+            return Err(invalid("MAX_SIGNAL_AGE must be at least 1s"));
+        }
+        let webhook = match self.webhook_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                let parsed = reqwest::Url::parse(url)
+                    .map_err(|e| invalid(format!("NOTIFY_WEBHOOK_URL is not a valid URL: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(invalid(
+                        "NOTIFY_WEBHOOK_URL must be an http:// or https:// URL",
+                    ));
+                }
+                if !(1..=100).contains(&self.webhook_max_attempts) {
+                    return Err(invalid("NOTIFY_MAX_ATTEMPTS must be between 1 and 100"));
+                }
+                Some(WebhookConfig {
+                    url: url.to_owned(),
+                    retry_base: self.webhook_retry_base.max(Duration::from_millis(10)),
+                    max_attempts: self.webhook_max_attempts,
+                })
+            }
+        };
+        Ok(BotConfig {
+            worker,
+            limits: RiskLimits {
+                stake_amount: self.stake_amount,
+                max_open_trades: self.max_open_trades,
+                max_notional: self.max_notional,
+                daily_loss_limit: self.daily_loss_limit,
+                fee_rate: self.fee_rate,
+                slippage_bps: self.slippage_bps,
+                max_signal_age: chrono::Duration::from_std(self.max_signal_age)
+                    .map_err(|_| invalid("MAX_SIGNAL_AGE is too large"))?,
+            },
+            webhook,
+            fault: self.fault,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub symbols: Vec<Symbol>,
+    pub timeframe: Timeframe,
+}
+
+impl DemoArgs {
+    pub fn validate(&self) -> Result<DemoConfig, ConfigError> {
+        let symbols = self
+            .demo_symbols
+            .iter()
+            .map(|s| Symbol::parse(s.trim()).map_err(|e| invalid(format!("DEMO_SYMBOLS: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if symbols.is_empty() {
+            return Err(invalid("DEMO_SYMBOLS must name at least one symbol"));
+        }
+        let timeframe = Timeframe::from_str(&self.demo_timeframe)
+            .map_err(|e| invalid(format!("DEMO_TIMEFRAME: {e}")))?;
+        Ok(DemoConfig { symbols, timeframe })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StrategyConfig {
+    pub worker: WorkerConfig,
+    pub demo_feed: Option<DemoConfig>,
+}
+
+impl StrategyArgs {
+    pub fn validate(&self) -> Result<StrategyConfig, ConfigError> {
+        Ok(StrategyConfig {
+            worker: self.worker.validate(Duration::from_secs(10))?,
+            demo_feed: if self.demo_feed {
+                Some(self.demo.validate()?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (examples: 500ms, 5s, 2m, 1h)"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(value),
+        "" | "s" => Duration::from_secs(value),
+        "m" => Duration::from_secs(value.saturating_mul(60)),
+        "h" => Duration::from_secs(value.saturating_mul(3600)),
+        _ => {
+            return Err(format!("`{text}` has an unknown unit (use ms, s, m or h)"));
+        }
+    };
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).expect("parses")
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn api_requires_database_url_and_a_long_token() {
+        let Command::Api(args) = parse(&["trading-agent", "api"]).command else {
+            panic!("api");
+        };
+        let mut args = ApiArgs {
+            serve: ServeArgs {
+                database: DatabaseArgs {
+                    database_url: None,
+                    ..args.serve.database
+                },
+                ..args.serve
+            },
+            api_token: None,
+            ..args
+        };
+        let err = args.validate().unwrap_err().to_string();
+        assert!(err.contains("DATABASE_URL is not set"), "{err}");
+
+        args.serve.database.database_url = Some("mysql://x".into());
+        let err = args.validate().unwrap_err().to_string();
+        assert!(err.contains("postgres://"), "{err}");
+
+        args.serve.database.database_url = Some("postgres://u:secret@db:5432/x".into());
+        let err = args.validate().unwrap_err().to_string();
+        assert!(err.contains("API_TOKEN is not set"), "{err}");
+
+        args.api_token = Some("short".into());
+        let err = args.validate().unwrap_err().to_string();
+        assert!(err.contains("at least 16"), "{err}");
+
+        args.api_token = Some("0123456789abcdef".into());
+        let config = args.validate().expect("valid");
+        assert_eq!(config.serve.listen.port(), 8000);
+        assert!(config.serve.run_migrations);
+    }
+
+    #[test]
+    fn database_url_password_never_appears_in_errors() {
+        let args = DatabaseArgs {
+            database_url: Some("postgres://u:hunter2@db:notaport/x".into()),
+            db_max_connections: 10,
+        };
+        let err = args.validate().unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn bot_limits_are_checked() {
+        let cli = parse(&[
+            "trading-agent",
+            "bot",
+            "--database-url",
+            "postgres://localhost/x",
+            "--stake-amount",
+            "2000",
+        ]);
+        let Command::Bot(args) = cli.command else {
+            panic!("bot")
+        };
+        let err = args.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("STAKE_AMOUNT must not exceed MAX_NOTIONAL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn worker_defaults() {
+        let cli = parse(&[
+            "trading-agent",
+            "strategy",
+            "--database-url",
+            "postgres://localhost/x",
+            "--tick-interval",
+            "1s",
+        ]);
+        let Command::Strategy(args) = cli.command else {
+            panic!("strategy")
+        };
+        let config = args.validate().unwrap();
+        assert_eq!(config.worker.tick_interval, Duration::from_secs(1));
+        assert_eq!(config.worker.stall_after, Duration::from_secs(10));
+        assert!(config.demo_feed.is_none());
+    }
+
+    #[test]
+    fn bad_webhook_url_is_rejected() {
+        let cli = parse(&[
+            "trading-agent",
+            "bot",
+            "--database-url",
+            "postgres://localhost/x",
+            "--webhook-url",
+            "ftp://example.invalid/hook",
+        ]);
+        let Command::Bot(args) = cli.command else {
+            panic!("bot")
+        };
+        assert!(args.validate().unwrap_err().to_string().contains("http://"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The paper exchange: fills at the candle close, moved against us by the slippage, with a fee on
+//! the notional. Quantities and amounts are rounded to 8 decimal places (quantity down, so a
+//! buy never costs more than its stake).
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::Action;
+
+/// Decimal places of quantities, prices and amounts.
+pub const SCALE: u32 = 8;
+
+/// A simulated execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    pub price: Decimal,
+    pub quantity: Decimal,
+    /// `price * quantity`.
+    pub notional: Decimal,
+    pub fee: Decimal,
+}
+
+/// Fill price after slippage: above the close for a buy, below it for a sell.
+pub fn fill_price(action: Action, close: Decimal, slippage_bps: Decimal) -> Decimal {
+    let slip = slippage_bps / Decimal::from(10_000);
+    let factor = match action {
+        Action::Buy => Decimal::ONE + slip,
+        Action::Sell => Decimal::ONE - slip,
+    };
+    (close * factor)
+        .round_dp_with_strategy(SCALE, RoundingStrategy::MidpointAwayFromZero)
+        .normalize()
+}
+
+/// Buys for `stake` quote units. `None` when the stake buys nothing at this price.
+pub fn buy(
+    close: Decimal,
+    stake: Decimal,
+    fee_rate: Decimal,
+    slippage_bps: Decimal,
+) -> Option<Fill> {
+    let price = fill_price(Action::Buy, close, slippage_bps);
+    if price <= Decimal::ZERO {
+        return None;
+    }
+    let quantity = (stake / price).round_dp_with_strategy(SCALE, RoundingStrategy::ToZero);
+    if quantity <= Decimal::ZERO {
+        return None;
+    }
+    Some(fill(price, quantity, fee_rate))
+}
+
+/// Sells `quantity`.
+pub fn sell(
+    close: Decimal,
+    quantity: Decimal,
+    fee_rate: Decimal,
+    slippage_bps: Decimal,
+) -> Option<Fill> {
+    let price = fill_price(Action::Sell, close, slippage_bps);
+    if price <= Decimal::ZERO || quantity <= Decimal::ZERO {
+        return None;
+    }
+    Some(fill(price, quantity, fee_rate))
+}
+
+fn fill(price: Decimal, quantity: Decimal, fee_rate: Decimal) -> Fill {
+    let notional = (price * quantity).round_dp(SCALE);
+    let fee = (notional * fee_rate).round_dp_with_strategy(SCALE, RoundingStrategy::AwayFromZero);
+    Fill {
+        price,
+        quantity,
+        notional,
+        fee,
+    }
+}
+
+/// Cash spent by a buy.
+pub fn cost(entry: &Fill) -> Decimal {
+    entry.notional + entry.fee
+}
+
+/// Cash received from a sell.
+pub fn proceeds(exit: &Fill) -> Decimal {
+    exit.notional - exit.fee
+}
+
+/// Realised profit of a round trip, net of both fees.
+pub fn profit(entry_notional: Decimal, entry_fee: Decimal, exit: &Fill) -> Decimal {
+    proceeds(exit) - entry_notional - entry_fee
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    #[test]
+    fn buy_by_hand() {
+        // close 200, 5 bps -> 200.1; stake 100 -> qty 0.49975012 (rounded down);
+        // notional 0.49975012 * 200.1 = 99.99999901; fee 0.1% = 0.09999999901 -> 0.1 (up)
+        let f = buy(dec!(200), dec!(100), dec!(0.001), dec!(5)).unwrap();
+        assert_eq!(f.price, dec!(200.1));
+        assert_eq!(f.quantity, dec!(0.49975012));
+        assert_eq!(f.notional, dec!(99.99999901));
+        assert_eq!(f.fee, dec!(0.1));
+        assert!(cost(&f) <= dec!(100.1));
+    }
+
+    #[test]
+    fn sell_and_profit_by_hand() {
+        // Entry: qty 0.5 at 200 (no slippage), notional 100, fee 0.1.
+        let entry = buy(dec!(200), dec!(100), dec!(0.001), dec!(0)).unwrap();
+        assert_eq!(
+            (entry.quantity, entry.notional, entry.fee),
+            (dec!(0.5), dec!(100), dec!(0.1))
+        );
+        // Exit at close 220 with 10 bps: price 219.78, notional 109.89, fee 0.10989.
+        let exit = sell(dec!(220), entry.quantity, dec!(0.001), dec!(10)).unwrap();
+        assert_eq!(exit.price, dec!(219.78));
+        assert_eq!(exit.notional, dec!(109.89));
+        assert_eq!(exit.fee, dec!(0.10989));
+        // 109.89 - 0.10989 - 100 - 0.1 = 9.68011
+        assert_eq!(profit(entry.notional, entry.fee, &exit), dec!(9.68011));
+    }
+
+    #[test]
+    fn nothing_to_fill() {
+        assert_eq!(buy(dec!(0), dec!(100), dec!(0.001), dec!(5)), None);
+        assert_eq!(
+            buy(dec!(1000000000), dec!(0.000001), dec!(0.001), dec!(0)),
+            None
+        );
+        assert_eq!(sell(dec!(10), dec!(0), dec!(0.001), dec!(0)), None);
+    }
+}

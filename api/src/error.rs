@@ -1,0 +1,226 @@
+//! The crate's one error type, mapped once to an HTTP response with a stable JSON shape:
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::config::ConfigError;
+use crate::domain::Invalid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed request: bad JSON syntax, bad query string or path parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed but breaks a rule; the message names the field.
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("method not allowed for this endpoint")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The database is not connected or migrated yet, or unreachable right now.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("webhook delivery failed: {0}")]
+    Webhook(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error body of every non-2xx answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `unauthorized`.
+    #[schema(example = "validation_failed")]
+    pub code: &'static str,
+    /// What is wrong, naming the field when there is one.
+    #[schema(example = "candles[0].low: must not exceed open (100.5 > 100)")]
+    pub message: String,
+}
+
+impl Error {
+    /// Stable code: the JSON `code` and the metric label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Invalid(_) => "validation_failed",
+            Error::Unauthorized => "unauthorized",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::Unavailable(_) => "unavailable",
+            Error::Database(e) => match classify(e) {
+                DbErrorClass::Unavailable => "unavailable",
+                DbErrorClass::Conflict => "conflict",
+                DbErrorClass::Invalid => "validation_failed",
+                DbErrorClass::Other => "internal",
+            },
+            Error::Migrate(_) => "migration_failed",
+            Error::Config(_) => "invalid_configuration",
+            Error::Io(_) => "io",
+            Error::Webhook(_) => "webhook",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self.code() {
+            "bad_request" => StatusCode::BAD_REQUEST,
+            "validation_failed" => StatusCode::UNPROCESSABLE_ENTITY,
+            "unauthorized" => StatusCode::UNAUTHORIZED,
+            "not_found" => StatusCode::NOT_FOUND,
+            "conflict" => StatusCode::CONFLICT,
+            "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
+            "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Error::NotFound(format!("{what} not found"))
+    }
+
+    pub fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Invalid(Invalid::new(field, problem))
+    }
+
+    /// Whether retrying later may help (database down), as opposed to a bug or bad data.
+    pub fn is_transient(&self) -> bool {
+        self.code() == "unavailable"
+    }
+}
+
+enum DbErrorClass {
+    Unavailable,
+    Conflict,
+    Invalid,
+    Other,
+}
+
+/// Database errors caused by input that slipped past validation (a constraint) are the client's;
+/// connection trouble is a 503; everything else is ours.
+fn classify(error: &sqlx::Error) -> DbErrorClass {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => DbErrorClass::Unavailable,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("23505") => DbErrorClass::Conflict,
+            Some(code) if code.starts_with("22") || code == "23503" || code == "23514" => {
+                DbErrorClass::Invalid
+            }
+            // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection exceptions.
+            Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                DbErrorClass::Unavailable
+            }
+            _ => DbErrorClass::Other,
+        },
+        _ => DbErrorClass::Other,
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match (&self, status) {
+            (_, StatusCode::INTERNAL_SERVER_ERROR) => {
+                tracing::error!(error = %self, "request failed");
+                "internal error (logged on the server)".to_owned()
+            }
+            (Error::Database(e), StatusCode::SERVICE_UNAVAILABLE) => {
+                tracing::warn!(error = %e, "database unavailable during request");
+                "database unavailable, retry later".to_owned()
+            }
+            (Error::Database(sqlx::Error::Database(db)), _) => {
+                let constraint = db.constraint().unwrap_or("a database constraint");
+                format!("rejected by {constraint}: {}", db.message())
+            }
+            _ => self.to_string(),
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code: self.code(),
+                    message,
+                },
+            }),
+        )
+            .into_response();
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes() {
+        let cases = [
+            (Error::BadRequest("x".into()), 400, "bad_request"),
+            (Error::invalid("f", "p"), 422, "validation_failed"),
+            (Error::Unauthorized, 401, "unauthorized"),
+            (Error::not_found("strategy 4"), 404, "not_found"),
+            (Error::Conflict("x".into()), 409, "conflict"),
+            (Error::Unavailable("starting".into()), 503, "unavailable"),
+            (
+                Error::Database(sqlx::Error::PoolTimedOut),
+                503,
+                "unavailable",
+            ),
+            (Error::Database(sqlx::Error::RowNotFound), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.code(), code);
+        }
+        assert_eq!(
+            Error::not_found("strategy 4").to_string(),
+            "strategy 4 not found"
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! The `api` role's HTTP surface: REST under `/api/v2`, the OpenAPI document at `/openapi.json`
+//! and Swagger UI at `/docs` (assets compiled into the binary), plus the probes every role serves.
+
+pub mod auth;
+pub mod extract;
+pub mod market;
+pub mod strategies;
+pub mod system;
+pub mod trading;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::metrics::{Metrics, track_http};
+use crate::server::{Probes, probe_router};
+use crate::store::{DEFAULT_LIMIT, MAX_LIMIT};
+
+/// Largest request body (CSV imports are the big ones).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Shared by every handler: cheap to clone (all `Arc`s inside).
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub metrics: Arc<Metrics>,
+    pub token: Arc<str>,
+}
+
+/// The `limit` query parameter: default 100, 1 to 1000.
+pub fn page_limit(limit: Option<i64>) -> Result<i64> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(Error::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT} (got {n})"),
+        )),
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "trading-agent API",
+        description = "Market data, strategies, signals, paper orders and trades, and bot control. \
+            Every endpoint under /api/v2 except /api/v2/version needs `Authorization: Bearer <API_TOKEN>`. \
+            Errors are `{\"error\": {\"code\", \"message\"}}`. Amounts and prices are decimal strings."
+    ),
+    paths(
+        crate::server::healthz,
+        crate::server::readyz,
+        system::version,
+        system::components,
+        system::notifications,
+        market::list_instruments,
+        market::create_instrument,
+        market::get_instrument,
+        market::upsert_candles,
+        market::import_candles,
+        market::query_candles,
+        strategies::create_strategy,
+        strategies::list_strategies,
+        strategies::get_strategy,
+        strategies::update_strategy,
+        strategies::enable_strategy,
+        strategies::disable_strategy,
+        strategies::delete_strategy,
+        trading::list_signals,
+        trading::get_signal,
+        trading::list_orders,
+        trading::get_order,
+        trading::create_order,
+        trading::list_trades,
+        trading::get_trade,
+        trading::balance,
+        trading::profit,
+        trading::bot_status,
+        trading::bot_start,
+        trading::bot_stop,
+        trading::bot_stop_entry,
+        trading::force_enter,
+        trading::force_exit,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "market data", description = "Instruments and candles"),
+        (name = "strategies", description = "Indicator strategies run by the strategy role"),
+        (name = "trading", description = "Signals, paper orders, trades, balance and profit"),
+        (name = "bot", description = "Bot control"),
+        (name = "system", description = "Version, component health, notification feed"),
+        (name = "probes", description = "Kubernetes probes (no authentication)"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The API_TOKEN of the deployment"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The complete `api` role router.
+pub fn router(state: AppState, probes: Probes) -> Router {
+    let protected = Router::new()
+        .route(
+            "/instruments",
+            get(market::list_instruments).post(market::create_instrument),
+        )
+        .route("/instruments/{symbol}", get(market::get_instrument))
+        .route(
+            "/candles",
+            get(market::query_candles).put(market::upsert_candles),
+        )
+        .route("/candles/import", post(market::import_candles))
+        .route(
+            "/strategies",
+            get(strategies::list_strategies).post(strategies::create_strategy),
+        )
+        .route(
+            "/strategies/{id}",
+            get(strategies::get_strategy)
+                .put(strategies::update_strategy)
+                .delete(strategies::delete_strategy),
+        )
+        .route("/strategies/{id}/enable", post(strategies::enable_strategy))
+        .route(
+            "/strategies/{id}/disable",
+            post(strategies::disable_strategy),
+        )
+        .route("/signals", get(trading::list_signals))
+        .route("/signals/{id}", get(trading::get_signal))
+        .route(
+            "/orders",
+            get(trading::list_orders).post(trading::create_order),
+        )
+        .route("/orders/{id}", get(trading::get_order))
+        .route("/trades", get(trading::list_trades))
+        .route("/trades/{id}", get(trading::get_trade))
+        .route("/balance", get(trading::balance))
+        .route("/profit", get(trading::profit))
+        .route("/bot", get(trading::bot_status))
+        .route("/bot/start", post(trading::bot_start))
+        .route("/bot/stop", post(trading::bot_stop))
+        .route("/bot/stop-entry", post(trading::bot_stop_entry))
+        .route("/bot/force-enter", post(trading::force_enter))
+        .route("/bot/force-exit", post(trading::force_exit))
+        .route("/health/components", get(system::components))
+        .route("/notifications", get(system::notifications))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_bearer,
+        ));
+    let v2 = Router::new()
+        .route("/version", get(system::version))
+        .merge(protected);
+
+    let metrics = state.metrics.clone();
+    Router::new()
+        .nest("/api/v2", v2)
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(probe_router(probes))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn_with_state(metrics, track_http))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// The probes-only router of the worker roles.
+pub fn worker_router(probes: Probes) -> Router {
+    let metrics = probes.metrics.clone();
+    Router::new()
+        .merge(probe_router(probes))
+        .fallback(not_found)
+        .route_layer(middleware::from_fn_with_state(metrics, track_http))
+}
+
+async fn not_found() -> Response {
+    Error::NotFound("no such endpoint (see /docs)".into()).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    Error::MethodNotAllowed.into_response()
+}
+
+/// For `Db`-only callers (tests, tools) that need an `AppState`.
+pub fn state(db: Db, metrics: Arc<Metrics>, token: &str) -> AppState {
+    AppState {
+        db,
+        metrics,
+        token: Arc::from(token),
+    }
+}

@@ -1,0 +1,203 @@
+//! `candles`: OHLCV bars, unique per (symbol, timeframe, open_time).
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{PgExecutor, PgPool};
+
+use crate::domain::{Candle, Timeframe};
+use crate::error::Result;
+
+/// Rows per INSERT statement: large enough to amortise the round trip, small enough to keep each
+/// statement's arrays modest.
+const UPSERT_CHUNK: usize = 5000;
+
+/// Inserts or replaces candles (validated by the caller), one statement per chunk. Returns the
+/// number of rows written.
+pub async fn upsert(
+    pool: &PgPool,
+    symbol: &str,
+    timeframe: Timeframe,
+    candles: &[Candle],
+) -> Result<u64> {
+    let mut written = 0;
+    let mut tx = pool.begin().await?;
+    for chunk in candles.chunks(UPSERT_CHUNK) {
+        written += upsert_chunk(&mut *tx, symbol, timeframe, chunk).await?;
+    }
+    tx.commit().await?;
+    Ok(written)
+}
+
+async fn upsert_chunk(
+    db: impl PgExecutor<'_>,
+    symbol: &str,
+    timeframe: Timeframe,
+    candles: &[Candle],
+) -> Result<u64> {
+    let n = candles.len();
+    let mut open_time = Vec::with_capacity(n);
+    let (mut open, mut high, mut low, mut close, mut volume) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for c in candles {
+        open_time.push(c.open_time);
+        open.push(c.open);
+        high.push(c.high);
+        low.push(c.low);
+        close.push(c.close);
+        volume.push(c.volume);
+    }
+    let result = sqlx::query(
+        "INSERT INTO candles (symbol, timeframe, open_time, open, high, low, close, volume)
+         SELECT $1, $2, * FROM unnest($3::timestamptz[], $4::numeric[], $5::numeric[],
+                                     $6::numeric[], $7::numeric[], $8::numeric[])
+         ON CONFLICT (symbol, timeframe, open_time) DO UPDATE
+         SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+             close = EXCLUDED.close, volume = EXCLUDED.volume",
+    )
+    .bind(symbol)
+    .bind(timeframe.as_str())
+    .bind(open_time)
+    .bind(open)
+    .bind(high)
+    .bind(low)
+    .bind(close)
+    .bind(volume)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Candles with `from <= open_time < to`, oldest first. Without `from`, the newest `limit`.
+pub async fn range(
+    db: impl PgExecutor<'_>,
+    symbol: &str,
+    timeframe: Timeframe,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: i64,
+) -> Result<Vec<Candle>> {
+    let rows = if from.is_some() {
+        sqlx::query_as::<_, CandleRow>(
+            "SELECT open_time, open, high, low, close, volume FROM candles
+             WHERE symbol = $1 AND timeframe = $2 AND open_time >= $3
+               AND ($4::timestamptz IS NULL OR open_time < $4)
+             ORDER BY open_time LIMIT $5",
+        )
+        .bind(symbol)
+        .bind(timeframe.as_str())
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .fetch_all(db)
+        .await?
+    } else {
+        let mut rows = sqlx::query_as::<_, CandleRow>(
+            "SELECT open_time, open, high, low, close, volume FROM candles
+             WHERE symbol = $1 AND timeframe = $2
+               AND ($3::timestamptz IS NULL OR open_time < $3)
+             ORDER BY open_time DESC LIMIT $4",
+        )
+        .bind(symbol)
+        .bind(timeframe.as_str())
+        .bind(to)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+        rows.reverse();
+        rows
+    };
+    Ok(rows.into_iter().map(Candle::from).collect())
+}
+
+/// The newest `limit` candles whose open time is at most `last_open_time` (i.e. closed candles when
+/// the caller passes the last closed open time), oldest first: (open_time, close).
+pub async fn closed_window(
+    db: impl PgExecutor<'_>,
+    symbol: &str,
+    timeframe: Timeframe,
+    last_open_time: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(DateTime<Utc>, Decimal)>> {
+    let mut rows: Vec<(DateTime<Utc>, Decimal)> = sqlx::query_as(
+        "SELECT open_time, close FROM candles
+         WHERE symbol = $1 AND timeframe = $2 AND open_time <= $3
+         ORDER BY open_time DESC LIMIT $4",
+    )
+    .bind(symbol)
+    .bind(timeframe.as_str())
+    .bind(last_open_time)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Close of the newest closed candle of `symbol` across timeframes, to price manual orders.
+pub async fn latest_close(
+    db: impl PgExecutor<'_>,
+    symbol: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Decimal>> {
+    // Newest first through the (symbol, open_time) index; the few newest rows always contain the
+    // newest closed candle unless a symbol has more than 16 unclosed ones, which cannot happen
+    // with seven timeframes.
+    let rows: Vec<(DateTime<Utc>, Timeframe, Decimal)> =
+        sqlx::query_as::<_, (DateTime<Utc>, String, Decimal)>(
+            "SELECT open_time, timeframe, close FROM candles
+         WHERE symbol = $1 ORDER BY open_time DESC LIMIT 16",
+        )
+        .bind(symbol)
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .filter_map(|(t, tf, close)| Some((t, tf.parse().ok()?, close)))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .find(|(t, tf, _)| *t + tf.duration() <= now)
+        .map(|(_, _, close)| close))
+}
+
+/// The newest close per symbol (any timeframe, closed or not), to value open trades.
+pub async fn latest_closes(
+    db: impl PgExecutor<'_>,
+    symbols: &[String],
+) -> Result<Vec<(String, Decimal)>> {
+    Ok(sqlx::query_as(
+        "SELECT s.symbol, c.close FROM unnest($1::text[]) AS s(symbol)
+         CROSS JOIN LATERAL (SELECT close FROM candles WHERE candles.symbol = s.symbol
+                             ORDER BY open_time DESC LIMIT 1) c",
+    )
+    .bind(symbols)
+    .fetch_all(db)
+    .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct CandleRow {
+    open_time: DateTime<Utc>,
+    open: Decimal,
+    high: Decimal,
+    low: Decimal,
+    close: Decimal,
+    volume: Decimal,
+}
+
+impl From<CandleRow> for Candle {
+    fn from(r: CandleRow) -> Self {
+        Candle {
+            open_time: r.open_time,
+            open: r.open,
+            high: r.high,
+            low: r.low,
+            close: r.close,
+            volume: r.volume,
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! `orders`, `trades` and `account`: what the paper exchange executed and what it left us with.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor};
+use utoipa::ToSchema;
+
+use crate::domain::Action;
+use crate::domain::paper::Fill;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Order {
+    pub id: i64,
+    /// `signal-<signal id>`: one signal can never produce two orders.
+    pub idempotency_key: String,
+    pub signal_id: i64,
+    pub trade_id: i64,
+    pub symbol: String,
+    #[sqlx(try_from = "String")]
+    pub side: Action,
+    #[schema(value_type = String)]
+    pub quantity: Decimal,
+    #[schema(value_type = String)]
+    pub price: Decimal,
+    #[schema(value_type = String)]
+    pub notional: Decimal,
+    #[schema(value_type = String)]
+    pub fee: Decimal,
+    #[schema(example = "filled")]
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Trade {
+    pub id: i64,
+    pub symbol: String,
+    pub strategy_id: Option<i64>,
+    /// `open` or `closed`.
+    #[schema(example = "open")]
+    pub status: String,
+    #[schema(value_type = String)]
+    pub quantity: Decimal,
+    #[schema(value_type = String)]
+    pub entry_price: Decimal,
+    #[schema(value_type = String)]
+    pub entry_fee: Decimal,
+    pub opened_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>)]
+    pub exit_price: Option<Decimal>,
+    #[schema(value_type = Option<String>)]
+    pub exit_fee: Option<Decimal>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Realised profit net of both fees (closed trades).
+    #[schema(value_type = Option<String>)]
+    pub profit: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Account {
+    pub currency: String,
+    pub starting_balance: Decimal,
+    pub balance: Decimal,
+}
+
+/// Locks the account row for the rest of the transaction: entries by concurrent bots are
+/// serialised on it, so two of them can never both spend the same free balance.
+pub async fn lock_account(tx: &mut PgConnection) -> Result<Account> {
+    Ok(sqlx::query_as(
+        "SELECT currency, starting_balance, balance FROM account WHERE id = 1 FOR UPDATE",
+    )
+    .fetch_one(tx)
+    .await?)
+}
+
+pub async fn account(db: impl PgExecutor<'_>) -> Result<Account> {
+    Ok(
+        sqlx::query_as("SELECT currency, starting_balance, balance FROM account WHERE id = 1")
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+pub async fn set_balance(tx: &mut PgConnection, balance: Decimal) -> Result<()> {
+    sqlx::query("UPDATE account SET balance = $1, updated_at = now() WHERE id = 1")
+        .bind(balance)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn open_trade_for(tx: &mut PgConnection, symbol: &str) -> Result<Option<Trade>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM trades WHERE symbol = $1 AND status = 'open' FOR UPDATE")
+            .bind(symbol)
+            .fetch_optional(tx)
+            .await?,
+    )
+}
+
+pub async fn count_open(db: impl PgExecutor<'_>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM trades WHERE status = 'open'")
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// Realised profit of the trades closed since `since`.
+pub async fn realized_since(db: impl PgExecutor<'_>, since: DateTime<Utc>) -> Result<Decimal> {
+    Ok(sqlx::query_scalar(
+        "SELECT COALESCE(sum(profit), 0) FROM trades WHERE status = 'closed' AND closed_at >= $1",
+    )
+    .bind(since)
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn insert_open_trade(
+    tx: &mut PgConnection,
+    symbol: &str,
+    strategy_id: Option<i64>,
+    fill: &Fill,
+    at: DateTime<Utc>,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO trades (symbol, strategy_id, status, quantity, entry_price, entry_fee, opened_at)
+         VALUES ($1, $2, 'open', $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(symbol)
+    .bind(strategy_id)
+    .bind(fill.quantity)
+    .bind(fill.price)
+    .bind(fill.fee)
+    .bind(at)
+    .fetch_one(tx)
+    .await?)
+}
+
+pub async fn close_trade(
+    tx: &mut PgConnection,
+    trade_id: i64,
+    fill: &Fill,
+    profit: Decimal,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE trades SET status = 'closed', exit_price = $2, exit_fee = $3, profit = $4, closed_at = $5
+         WHERE id = $1",
+    )
+    .bind(trade_id)
+    .bind(fill.price)
+    .bind(fill.fee)
+    .bind(profit)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the order for a signal. `None` when an order with this key exists already.
+pub async fn insert_order(
+    tx: &mut PgConnection,
+    signal_id: i64,
+    trade_id: i64,
+    symbol: &str,
+    side: Action,
+    fill: &Fill,
+) -> Result<Option<Order>> {
+    Ok(sqlx::query_as(
+        "INSERT INTO orders (idempotency_key, signal_id, trade_id, symbol, side, quantity, price, notional, fee)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
+    )
+    .bind(order_key(signal_id))
+    .bind(signal_id)
+    .bind(trade_id)
+    .bind(symbol)
+    .bind(side.as_str())
+    .bind(fill.quantity)
+    .bind(fill.price)
+    .bind(fill.notional)
+    .bind(fill.fee)
+    .fetch_optional(tx)
+    .await?)
+}
+
+/// Whether the signal already produced an order (a retry after a crash that happened after commit).
+pub async fn order_exists_for(tx: &mut PgConnection, signal_id: i64) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE idempotency_key = $1)")
+            .bind(order_key(signal_id))
+            .fetch_one(tx)
+            .await?,
+    )
+}
+
+/// The idempotency key of the order a signal produces.
+pub fn order_key(signal_id: i64) -> String {
+    format!("signal-{signal_id}")
+}
+
+#[derive(Debug, Default)]
+pub struct OrderFilter<'a> {
+    pub symbol: Option<&'a str>,
+    pub signal_id: Option<i64>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+pub async fn list_orders(db: impl PgExecutor<'_>, f: &OrderFilter<'_>) -> Result<Vec<Order>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM orders
+         WHERE ($1::text IS NULL OR symbol = $1)
+           AND ($2::bigint IS NULL OR signal_id = $2)
+           AND ($3::bigint IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(f.symbol)
+    .bind(f.signal_id)
+    .bind(f.before_id)
+    .bind(f.limit)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn get_order(db: impl PgExecutor<'_>, id: i64) -> Result<Order> {
+    sqlx::query_as("SELECT * FROM orders WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("order {id}")))
+}
+
+pub async fn list_trades(
+    db: impl PgExecutor<'_>,
+    status: Option<&str>,
+    symbol: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Trade>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM trades
+         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR symbol = $2)
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(status)
+    .bind(symbol)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn get_trade(db: impl PgExecutor<'_>, id: i64) -> Result<Trade> {
+    sqlx::query_as("SELECT * FROM trades WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("trade {id}")))
+}
+
+/// Totals over closed trades.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClosedTotals {
+    pub closed_trades: i64,
+    pub winning_trades: i64,
+    pub losing_trades: i64,
+    pub realized: Decimal,
+    pub fees: Decimal,
+}
+
+pub async fn closed_totals(db: impl PgExecutor<'_>) -> Result<ClosedTotals> {
+    Ok(sqlx::query_as(
+        "SELECT count(*) AS closed_trades,
+                count(*) FILTER (WHERE profit > 0) AS winning_trades,
+                count(*) FILTER (WHERE profit < 0) AS losing_trades,
+                COALESCE(sum(profit), 0) AS realized,
+                COALESCE(sum(entry_fee + exit_fee), 0) AS fees
+         FROM trades WHERE status = 'closed'",
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// Open positions: (symbol, quantity, entry price, entry fee).
+pub async fn open_positions(
+    db: impl PgExecutor<'_>,
+) -> Result<Vec<(String, Decimal, Decimal, Decimal)>> {
+    Ok(sqlx::query_as(
+        "SELECT symbol, quantity, entry_price, entry_fee FROM trades WHERE status = 'open' ORDER BY symbol",
+    )
+    .fetch_all(db)
+    .await?)
+}
