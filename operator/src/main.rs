@@ -1,3 +1,178 @@
-fn main() {
-    println!("trading-agent-operator: not implemented yet");
+//! `trading-agent-operator`: run the operator, or print its CRD.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use trading_agent_operator::telemetry::{self, LogFormat};
+use trading_agent_operator::{Config, Error, Operator, resource};
+
+/// Kubernetes operator for TradingAgent resources (tradingagents.dev/v1alpha1).
+///
+/// Each TradingAgent becomes api, bot and strategy Deployments (and an api Service) running one
+/// image pinned to its digest, so a stale image is never started under a mutable tag.
+#[derive(Parser, Debug)]
+#[command(
+    name = "trading-agent-operator",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the operator (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Print the TradingAgent CustomResourceDefinition as YAML (what crds/tradingagents.yaml holds).
+    Crd,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Address of the HTTP server for /healthz, /readyz and /metrics.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+
+    /// Run the controller only while holding the leader Lease (disable for a single replica).
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = ArgAction::Set)]
+    leader_election: bool,
+
+    /// Namespace of the leader Lease [default: $POD_NAMESPACE, else the client's namespace].
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+
+    /// Name of the leader Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "trading-agent-operator")]
+    lease_name: String,
+
+    /// Seconds a Lease stays valid without renewal; a standby takes over after this.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+
+    /// Seconds before expiry at which the leader renews its Lease.
+    #[arg(long, default_value_t = 5)]
+    lease_grace_seconds: u64,
+
+    /// Identity in the Lease and in events [default: $POD_NAME, else hostname-pid].
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+
+    /// Watch one namespace only [default: all namespaces].
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+
+    /// Reconciliations allowed to run at once (0 = unbounded).
+    #[arg(long, default_value_t = 8)]
+    concurrency: u16,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Crd) => match resource::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("could not generate the CRD: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Run(args)) => run(args),
+        None => run(cli.run),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!(error = %e, "could not start the Tokio runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_async(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, reason = e.metric_label(), "operator failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_async(args: RunArgs) -> Result<(), Error> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| Error::KubeConfig(e.to_string()))?;
+    let identity = args.identity.unwrap_or_else(default_identity);
+    let lease_namespace = args
+        .lease_namespace
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let config = Config {
+        metrics_addr: args.metrics_addr,
+        leader_election: args.leader_election,
+        lease_name: args.lease_name,
+        lease_duration: std::time::Duration::from_secs(args.lease_duration_seconds),
+        lease_grace: std::time::Duration::from_secs(args.lease_grace_seconds),
+        namespace: args.namespace,
+        concurrency: args.concurrency,
+        ..Config::new(identity, lease_namespace)
+    };
+    info!(
+        ?config,
+        "starting trading-agent-operator {}",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    Operator::bind(config).await?.run(client, shutdown).await
+}
+
+/// Cancel on SIGTERM (the kubelet stopping the pod) or SIGINT; a second signal exits at once.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("could not install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down gracefully"),
+        _ = int.recv() => info!("SIGINT: shutting down gracefully"),
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    error!("second signal: exiting now");
+    std::process::exit(130);
+}
+
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "trading-agent-operator".to_owned());
+    format!("{host}-{}", std::process::id())
 }

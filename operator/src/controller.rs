@@ -1,0 +1,763 @@
+//! The controller: watches TradingAgents and the objects they own, and reconciles each one in
+//! named stages:
+//!
+//! 1. **dereference** — read what the resource points at (the database Secret);
+//! 2. **validate** — turn `spec.image` into a pinned image ([`ImageResolver`]);
+//! 3. **build** — the desired objects, a pure function ([`crate::desired`]);
+//! 4. **apply** — server-side apply with one field manager, unless paused or blocked;
+//! 5. **status** — compute the next status ([`crate::status`]) and write it only if it changed,
+//!    with events for the transitions a user needs to know about.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Future, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tracing::{debug, info, warn};
+
+use crate::backoff::ErrorBackoff;
+use crate::desired::{
+    DesiredObjects, FIELD_MANAGER, MANAGED_BY_SELECTOR, api_service_name, deployment_name,
+    desired_objects,
+};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::resolver::ImageResolver;
+use crate::resource::{Role, TradingAgent, TradingAgentStatus};
+use crate::status::{
+    Blocked, ImageOutcome, Observation, find_condition, next_status, reasons, types,
+};
+
+/// How often a healthy TradingAgent is reconciled even without a change (drift safety net).
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+/// First retry delay after a failed reconciliation.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay after repeated failures.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Caches of the watched objects.
+#[derive(Clone)]
+pub struct Stores {
+    /// TradingAgents.
+    pub agents: Store<TradingAgent>,
+    /// Deployments the operator manages.
+    pub deployments: Store<Deployment>,
+    /// Services the operator manages.
+    pub services: Store<Service>,
+    /// PodDisruptionBudgets the operator manages.
+    pub pod_disruption_budgets: Store<PodDisruptionBudget>,
+}
+
+impl Stores {
+    /// Resolves once every cache has listed its objects.
+    pub async fn wait_until_ready(&self) -> bool {
+        self.agents.wait_until_ready().await.is_ok()
+            && self.deployments.wait_until_ready().await.is_ok()
+            && self.services.wait_until_ready().await.is_ok()
+            && self.pod_disruption_budgets.wait_until_ready().await.is_ok()
+    }
+}
+
+/// What every reconciliation shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Publishes Kubernetes events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Per-object retry delays.
+    pub backoff: ErrorBackoff<ObjectRef<TradingAgent>>,
+    /// Turns `spec.image` into a pinned image.
+    pub resolver: Arc<dyn ImageResolver>,
+    /// Caches of watched objects.
+    pub stores: Stores,
+}
+
+/// Settings of one controller run.
+#[derive(Clone)]
+pub struct Settings {
+    /// Watch one namespace only; `None` watches all.
+    pub namespace: Option<String>,
+    /// Reconciliations allowed to run at once (0 = unbounded).
+    pub concurrency: u16,
+    /// Who publishes events.
+    pub reporter: Reporter,
+    /// The digest resolver.
+    pub resolver: Arc<dyn ImageResolver>,
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Run the controller until `shutdown` resolves (then finish running reconciliations) or the
+/// returned future is dropped (leadership lost: stop at once). `on_synced` is called once every
+/// cache has synced.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Metrics,
+    on_synced: impl FnOnce() + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ns = settings.namespace.as_deref();
+    let managed = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+
+    let (deployments, deployment_writer) = reflector::store();
+    let deployment_events = watcher(scoped::<Deployment>(&client, ns), managed.clone())
+        .default_backoff()
+        .modify(|d| d.managed_fields_mut().clear())
+        .reflect(deployment_writer)
+        .touched_objects();
+    let (services, service_writer) = reflector::store();
+    let service_events = watcher(scoped::<Service>(&client, ns), managed.clone())
+        .default_backoff()
+        .modify(|s| s.managed_fields_mut().clear())
+        .reflect(service_writer)
+        .touched_objects();
+    let (pdbs, pdb_writer) = reflector::store();
+    let pdb_events = watcher(scoped::<PodDisruptionBudget>(&client, ns), managed)
+        .default_backoff()
+        .modify(|p| p.managed_fields_mut().clear())
+        .reflect(pdb_writer)
+        .touched_objects();
+
+    let controller = Controller::new(
+        scoped::<TradingAgent>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(ControllerConfig::default().concurrency(settings.concurrency));
+
+    let stores = Stores {
+        agents: controller.store(),
+        deployments,
+        services,
+        pod_disruption_budgets: pdbs,
+    };
+    let ready_stores = stores.clone();
+    let synced = tokio::spawn(async move {
+        if ready_stores.wait_until_ready().await {
+            info!("caches synced");
+            on_synced();
+        }
+    });
+
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), settings.reporter.clone()),
+        client,
+        metrics,
+        backoff: ErrorBackoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        resolver: settings.resolver.clone(),
+        stores,
+    });
+
+    info!(namespace = ns.unwrap_or("<all>"), "starting controller");
+    controller
+        .owns_stream(deployment_events)
+        .owns_stream(service_events)
+        .owns_stream(pdb_events)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => debug!(%object, "reconciled"),
+                Err(error) => debug!(%error, "reconcile did not complete"),
+            }
+        })
+        .await;
+    synced.abort();
+    info!("controller stopped");
+}
+
+/// Retry a failed reconciliation after this object's next back-off delay.
+pub fn error_policy(agent: Arc<TradingAgent>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(agent.as_ref());
+    let delay = ctx.backoff.next_delay(&key);
+    ctx.metrics.record_failure(error.metric_label());
+    ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
+    warn!(
+        tradingagent = %key,
+        %error,
+        reason = error.metric_label(),
+        retry_in_ms = delay.as_millis() as u64,
+        failures = ctx.backoff.failures(&key),
+        "reconciliation failed"
+    );
+    Action::requeue(delay)
+}
+
+/// Reconcile one TradingAgent.
+pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.start_reconcile();
+    ctx.metrics
+        .managed_resources
+        .set(ctx.stores.agents.len() as i64);
+    if agent.metadata.deletion_timestamp.is_some() {
+        // Owner references hand the children to the garbage collector.
+        return Ok(Action::await_change());
+    }
+    let ns = agent
+        .namespace()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let key = ObjectRef::from_obj(agent.as_ref());
+
+    // 1. dereference
+    let secret_problem = dereference_database_secret(&ctx.client, &ns, &agent).await?;
+    // 2. validate
+    let image = ctx.resolver.resolve(&agent).await;
+    // 3. build
+    let desired = match (&image, &secret_problem) {
+        (ImageOutcome::Pinned(pinned), None) => Some(desired_objects(&agent, pinned)?),
+        _ => None,
+    };
+    // 4. apply
+    let mut events = Vec::new();
+    let (deployments, applied) = match desired {
+        Some(objects) if !agent.spec.paused => {
+            (apply(&ctx, &agent, &ns, objects, &mut events).await?, true)
+        }
+        _ => (
+            cached_deployments(&ctx.stores, &ns, &agent.name_any()),
+            false,
+        ),
+    };
+    // 5. status
+    let now =
+        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
+    let status = next_status(&Observation {
+        agent: &agent,
+        image: &image,
+        applied,
+        blocked: secret_problem.as_ref().map(|(blocked, _)| blocked),
+        deployments: &deployments,
+        now,
+    });
+    events.extend(status_events(agent.status.as_ref(), &status));
+    write_status(&ctx, &agent, &ns, status).await?;
+    publish(&ctx, &agent, events).await;
+
+    if let Some((_, error)) = secret_problem {
+        // Reported; retry with back-off until the Secret appears.
+        return Err(error);
+    }
+    ctx.backoff.reset(&key);
+    ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
+    Ok(Action::requeue(RESYNC_INTERVAL))
+}
+
+/// Stage 1: the database Secret must exist and hold the key; otherwise the resource is blocked.
+async fn dereference_database_secret(
+    client: &Client,
+    ns: &str,
+    agent: &TradingAgent,
+) -> Result<Option<(Blocked, Error)>> {
+    let reference = &agent.spec.database.secret_ref;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let problem = match secrets.get_opt(&reference.name).await? {
+        None => Some((
+            Blocked {
+                reason: reasons::SECRET_NOT_FOUND,
+                message: format!(
+                    "Secret {:?} named by spec.database.secretRef.name does not exist in namespace {ns:?}; create it with the database URL under key {:?}",
+                    reference.name, reference.key
+                ),
+            },
+            Error::SecretNotFound {
+                namespace: ns.to_owned(),
+                name: reference.name.clone(),
+            },
+        )),
+        Some(secret) => {
+            let has_key = secret
+                .data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(&reference.key))
+                || secret
+                    .string_data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(&reference.key));
+            (!has_key).then(|| {
+                (
+                    Blocked {
+                        reason: reasons::SECRET_KEY_MISSING,
+                        message: format!(
+                            "Secret {:?} has no key {:?} (spec.database.secretRef.key)",
+                            reference.name, reference.key
+                        ),
+                    },
+                    Error::SecretKeyMissing {
+                        namespace: ns.to_owned(),
+                        name: reference.name.clone(),
+                        key: reference.key.clone(),
+                    },
+                )
+            })
+        }
+    };
+    Ok(problem)
+}
+
+/// The Deployments as cached, when nothing is applied (paused or blocked).
+fn cached_deployments(stores: &Stores, ns: &str, name: &str) -> Vec<(Role, Option<Deployment>)> {
+    Role::ALL
+        .into_iter()
+        .map(|role| {
+            let key = ObjectRef::new(&deployment_name(name, role)).within(ns);
+            (
+                role,
+                stores.deployments.get(&key).map(|d| d.as_ref().clone()),
+            )
+        })
+        .collect()
+}
+
+/// A Kubernetes event to publish about a TradingAgent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSpec {
+    /// Warning or Normal.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// What happened, for `kubectl describe`.
+    pub note: String,
+    /// The action taken.
+    pub action: &'static str,
+}
+
+impl EventSpec {
+    fn normal(reason: &str, note: impl Into<String>, action: &'static str) -> Self {
+        Self {
+            warning: false,
+            reason: reason.to_owned(),
+            note: note.into(),
+            action,
+        }
+    }
+
+    fn warning(reason: &str, note: impl Into<String>, action: &'static str) -> Self {
+        Self {
+            warning: true,
+            ..Self::normal(reason, note, action)
+        }
+    }
+}
+
+/// Stage 4: server-side apply every desired object; remove a PodDisruptionBudget that is no
+/// longer wanted. Returns the Deployments as the API server returned them.
+async fn apply(
+    ctx: &Context,
+    agent: &TradingAgent,
+    ns: &str,
+    objects: DesiredObjects,
+    events: &mut Vec<EventSpec>,
+) -> Result<Vec<(Role, Option<Deployment>)>> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let deployments_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let mut applied = Vec::new();
+    for (role, deployment) in objects.deployments {
+        let name = deployment.name_any();
+        let before = ctx
+            .stores
+            .deployments
+            .get(&ObjectRef::new(&name).within(ns));
+        let after = deployments_api
+            .patch(&name, &params, &Patch::Apply(&deployment))
+            .await?;
+        if let Some(event) = change_event(
+            "Deployment",
+            &name,
+            before.as_deref().map(|b| &b.metadata),
+            &after.metadata,
+        ) {
+            events.push(event);
+        }
+        applied.push((role, Some(after)));
+    }
+
+    let service_name = objects.service.name_any();
+    let services_api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let before = ctx
+        .stores
+        .services
+        .get(&ObjectRef::new(&service_name).within(ns));
+    let after = services_api
+        .patch(&service_name, &params, &Patch::Apply(&objects.service))
+        .await?;
+    if before.is_none()
+        && let Some(event) = change_event("Service", &service_name, None, &after.metadata)
+    {
+        events.push(event);
+    }
+
+    let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), ns);
+    let pdb_name = api_service_name(&agent.name_any());
+    match objects.pod_disruption_budget {
+        Some(pdb) => {
+            let before = ctx
+                .stores
+                .pod_disruption_budgets
+                .get(&ObjectRef::new(&pdb_name).within(ns));
+            let after = pdb_api
+                .patch(&pdb_name, &params, &Patch::Apply(&pdb))
+                .await?;
+            if before.is_none()
+                && let Some(event) =
+                    change_event("PodDisruptionBudget", &pdb_name, None, &after.metadata)
+            {
+                events.push(event);
+            }
+        }
+        None => {
+            let cached = ctx
+                .stores
+                .pod_disruption_budgets
+                .get(&ObjectRef::new(&pdb_name).within(ns));
+            let owned = cached.is_some_and(|pdb| {
+                pdb.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == agent.metadata.uid.as_ref())
+            });
+            if owned {
+                match pdb_api.delete(&pdb_name, &DeleteParams::default()).await {
+                    Ok(_) => events.push(EventSpec::normal(
+                        "Deleted",
+                        format!("PodDisruptionBudget {pdb_name}: the api has one replica or fewer"),
+                        "Delete",
+                    )),
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// A Created or Updated event when applying changed the object's spec (its generation moved).
+fn change_event(
+    kind: &str,
+    name: &str,
+    before: Option<&kube::api::ObjectMeta>,
+    after: &kube::api::ObjectMeta,
+) -> Option<EventSpec> {
+    match before {
+        None if after.generation.unwrap_or(1) <= 1 => Some(EventSpec::normal(
+            "Created",
+            format!("{kind} {name}"),
+            "Apply",
+        )),
+        None => None,
+        Some(before) if after.generation > before.generation => Some(EventSpec::normal(
+            "Updated",
+            format!("{kind} {name}"),
+            "Apply",
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Events for the status transitions a user needs to know about.
+pub fn status_events(old: Option<&TradingAgentStatus>, new: &TradingAgentStatus) -> Vec<EventSpec> {
+    let empty = Vec::new();
+    let old_conditions = old.map_or(&empty, |s| &s.conditions);
+    let changed = |type_: &str| -> Option<&Condition> {
+        let now = find_condition(&new.conditions, type_)?;
+        let before = find_condition(old_conditions, type_);
+        let same = before.is_some_and(|b| b.status == now.status && b.reason == now.reason);
+        (!same).then_some(now)
+    };
+    let mut events = Vec::new();
+
+    if let Some(c) = changed(types::IMAGE_RESOLVED)
+        && c.status == "False"
+    {
+        events.push(EventSpec::warning(
+            &c.reason,
+            c.message.clone(),
+            "ResolveImage",
+        ));
+    }
+    if let Some(c) = changed(types::READY) {
+        if c.status == "True" {
+            events.push(EventSpec::normal("Ready", c.message.clone(), "Reconcile"));
+        } else if c.reason == reasons::SECRET_NOT_FOUND || c.reason == reasons::SECRET_KEY_MISSING {
+            events.push(EventSpec::warning(
+                &c.reason,
+                c.message.clone(),
+                "ReadSecret",
+            ));
+        }
+    }
+    if let Some(c) = changed(types::DEGRADED)
+        && c.status == "True"
+    {
+        events.push(EventSpec::warning(&c.reason, c.message.clone(), "Rollout"));
+    }
+    if let Some(c) = changed(types::PROGRESSING) {
+        let was_paused = find_condition(old_conditions, types::PROGRESSING)
+            .is_some_and(|b| b.reason == reasons::PAUSED);
+        if c.reason == reasons::PAUSED {
+            events.push(EventSpec::normal("Paused", c.message.clone(), "Pause"));
+        } else if was_paused {
+            events.push(EventSpec::normal(
+                "Resumed",
+                "spec.paused is false: changes are applied again",
+                "Resume",
+            ));
+        }
+    }
+    let old_digest = old
+        .and_then(|s| s.image.as_ref())
+        .and_then(|i| i.digest.as_ref());
+    let new_image = new.image.as_ref();
+    if let Some(digest) = new_image.and_then(|i| i.digest.as_ref())
+        && Some(digest) != old_digest
+    {
+        events.push(EventSpec::normal(
+            "DigestPinned",
+            format!(
+                "workloads pinned to {digest} ({})",
+                new_image.map_or("", |i| i.reference.as_str())
+            ),
+            "PinImage",
+        ));
+    }
+    events
+}
+
+/// Stage 5: write the status only when it differs from what the API server has.
+async fn write_status(
+    ctx: &Context,
+    agent: &TradingAgent,
+    ns: &str,
+    status: TradingAgentStatus,
+) -> Result<()> {
+    if agent.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<TradingAgent> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({
+        "apiVersion": TradingAgent::api_version(&()),
+        "kind": TradingAgent::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &agent.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics.status_updates.inc();
+    Ok(())
+}
+
+async fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec>) {
+    let reference = agent.object_ref(&());
+    for event in events {
+        let result = ctx
+            .recorder
+            .publish(
+                &Event {
+                    type_: if event.warning {
+                        EventType::Warning
+                    } else {
+                        EventType::Normal
+                    },
+                    reason: event.reason.clone(),
+                    note: Some(truncate(&event.note, 1000)),
+                    action: event.action.to_owned(),
+                    secondary: None,
+                },
+                &reference,
+            )
+            .await;
+        if let Err(error) = result {
+            // Events are best effort; the status carries the same information.
+            warn!(%error, reason = %event.reason, "could not publish event");
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::ImageStatus;
+    use crate::status::condition;
+    use kube::api::ObjectMeta;
+
+    fn t() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
+    }
+
+    fn status(conditions: Vec<Condition>, digest: Option<&str>) -> TradingAgentStatus {
+        TradingAgentStatus {
+            conditions,
+            image: Some(ImageStatus {
+                reference: "r".into(),
+                digest: digest.map(str::to_owned),
+                ..ImageStatus::default()
+            }),
+            ..TradingAgentStatus::default()
+        }
+    }
+
+    #[test]
+    fn becoming_ready_is_a_normal_event_once() {
+        let old = status(
+            vec![condition(
+                "Ready",
+                false,
+                "ComponentsNotReady",
+                "",
+                None,
+                t(),
+            )],
+            Some("d"),
+        );
+        let new = status(
+            vec![condition(
+                "Ready",
+                true,
+                "AllComponentsReady",
+                "ok",
+                None,
+                t(),
+            )],
+            Some("d"),
+        );
+        let events = status_events(Some(&old), &new);
+        assert_eq!(events, vec![EventSpec::normal("Ready", "ok", "Reconcile")]);
+        assert!(status_events(Some(&new), &new).is_empty());
+    }
+
+    #[test]
+    fn missing_secret_and_tag_only_image_are_warnings() {
+        let new = status(
+            vec![
+                condition(
+                    "ImageResolved",
+                    false,
+                    "DigestRequired",
+                    "no digest",
+                    None,
+                    t(),
+                ),
+                condition("Ready", false, "SecretNotFound", "no secret", None, t()),
+            ],
+            None,
+        );
+        let events = status_events(None, &new);
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.warning));
+        assert_eq!(events[0].reason, "DigestRequired");
+        assert_eq!(events[1].reason, "SecretNotFound");
+        assert!(
+            status_events(Some(&new), &new).is_empty(),
+            "no event storm on retries"
+        );
+    }
+
+    #[test]
+    fn degraded_pause_resume_and_new_digest() {
+        let old = status(
+            vec![condition("Progressing", true, "RollingOut", "", None, t())],
+            Some("d1"),
+        );
+        let new = status(
+            vec![
+                condition("Progressing", false, "Paused", "paused", None, t()),
+                condition(
+                    "Degraded",
+                    true,
+                    "ProgressDeadlineExceeded",
+                    "api",
+                    None,
+                    t(),
+                ),
+            ],
+            Some("d2"),
+        );
+        let reasons: Vec<_> = status_events(Some(&old), &new)
+            .into_iter()
+            .map(|e| e.reason)
+            .collect();
+        assert_eq!(
+            reasons,
+            ["ProgressDeadlineExceeded", "Paused", "DigestPinned"]
+        );
+        let resumed = status(
+            vec![condition("Progressing", true, "RollingOut", "", None, t())],
+            Some("d2"),
+        );
+        let reasons: Vec<_> = status_events(Some(&new), &resumed)
+            .into_iter()
+            .map(|e| e.reason)
+            .collect();
+        assert_eq!(reasons, ["Resumed"]);
+    }
+
+    #[test]
+    fn change_events_follow_the_generation() {
+        let meta = |generation| ObjectMeta {
+            generation: Some(generation),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(
+            change_event("Deployment", "a", None, &meta(1))
+                .unwrap()
+                .reason,
+            "Created"
+        );
+        assert_eq!(
+            change_event("Deployment", "a", Some(&meta(1)), &meta(1)),
+            None
+        );
+        assert_eq!(
+            change_event("Deployment", "a", Some(&meta(2)), &meta(3))
+                .unwrap()
+                .reason,
+            "Updated"
+        );
+        // The cache lagging behind an object we created earlier is not a new creation.
+        assert_eq!(change_event("Deployment", "a", None, &meta(4)), None);
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+}

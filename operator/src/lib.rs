@@ -1,0 +1,29 @@
+//! The TradingAgent operator: turns one `TradingAgent` resource into api, bot and strategy
+//! Deployments (plus the api Service and PodDisruptionBudget) pinned to an image digest.
+//!
+//! Pure cores, thin edges:
+//! - [`resource`] — the custom resource types; the CRD is generated from them.
+//! - [`image`] — image references and digests (distribution grammar).
+//! - [`desired`] — the build stage: the objects a TradingAgent should own.
+//! - [`status`] — the next status from what was observed; conditions.
+//! - [`backoff`] — per-object retry delays.
+//! - [`resolver`] — the seam where digests are resolved.
+//! - [`controller`] — the reconcile stages against the API server.
+//! - [`operator`], [`server`], [`metrics`], [`telemetry`] — the process around it.
+
+pub mod backoff;
+pub mod controller;
+pub mod desired;
+pub mod error;
+pub mod image;
+pub mod metrics;
+pub mod operator;
+pub mod resolver;
+pub mod resource;
+pub mod server;
+pub mod status;
+pub mod telemetry;
+
+pub use error::{Error, Result};
+pub use operator::{Config, Operator};
+pub use resource::{Role, TradingAgent, TradingAgentSpec, TradingAgentStatus};

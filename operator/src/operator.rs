@@ -1,0 +1,264 @@
+//! Wiring: the HTTP server, leader election and the controller, until shutdown.
+//!
+//! Only the holder of the Lease runs the controller, so two replicas never both write. Losing the
+//! Lease stops the controller at once (in-flight reconciliations are dropped, not finished) and
+//! the process goes back to standing by; shutdown lets running reconciliations finish and then
+//! releases the Lease so a standby can take over without waiting for it to expire.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Future, FutureExt};
+use kube::Client;
+use kube::runtime::events::Reporter;
+use kube_lease_manager::LeaseManagerBuilder;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::controller::{self, Settings};
+use crate::desired::FIELD_MANAGER;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::resolver::{DigestInSpec, ImageResolver};
+use crate::server::{self, AppState, Health};
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    pub metrics_addr: SocketAddr,
+    /// Run the controller only while holding the Lease.
+    pub leader_election: bool,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// How long a Lease stays valid without renewal.
+    pub lease_duration: Duration,
+    /// How long before expiry the holder renews.
+    pub lease_grace: Duration,
+    /// This process's identity in the Lease and in events.
+    pub identity: String,
+    /// Watch one namespace only; `None` watches the whole cluster.
+    pub namespace: Option<String>,
+    /// Reconciliations allowed to run at once.
+    pub concurrency: u16,
+}
+
+impl Config {
+    /// Defaults for a process called `identity` with its Lease in `lease_namespace`.
+    pub fn new(identity: impl Into<String>, lease_namespace: impl Into<String>) -> Self {
+        Self {
+            metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            leader_election: true,
+            lease_namespace: lease_namespace.into(),
+            lease_name: FIELD_MANAGER.to_owned(),
+            lease_duration: Duration::from_secs(15),
+            lease_grace: Duration::from_secs(5),
+            identity: identity.into(),
+            namespace: None,
+            concurrency: 8,
+        }
+    }
+}
+
+/// A bound, not yet running operator.
+pub struct Operator {
+    config: Config,
+    listener: TcpListener,
+    resolver: Arc<dyn ImageResolver>,
+    metrics: Metrics,
+    registry: Registry,
+}
+
+impl Operator {
+    /// Bind the HTTP listener (port 0 picks a free port).
+    pub async fn bind(config: Config) -> Result<Self> {
+        let listener = TcpListener::bind(config.metrics_addr).await?;
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        Ok(Self {
+            config,
+            listener,
+            resolver: Arc::new(DigestInSpec),
+            metrics,
+            registry,
+        })
+    }
+
+    /// Where the HTTP server listens.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Use another digest resolver.
+    pub fn with_resolver(mut self, resolver: Arc<dyn ImageResolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// The metrics (for tests and embedding).
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// Run until `shutdown` is cancelled.
+    pub async fn run(self, client: Client, shutdown: CancellationToken) -> Result<()> {
+        let Operator {
+            config,
+            listener,
+            resolver,
+            metrics,
+            registry,
+        } = self;
+        let health = Arc::new(Health::new(config.leader_election));
+        let app = server::router(AppState {
+            health: health.clone(),
+            registry: Arc::new(registry),
+        });
+        info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
+        let server_shutdown = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+                .await
+        });
+
+        let settings = Settings {
+            namespace: config.namespace.clone(),
+            concurrency: config.concurrency,
+            reporter: Reporter {
+                controller: FIELD_MANAGER.to_owned(),
+                instance: Some(config.identity.clone()),
+            },
+            resolver,
+        };
+        let result = if config.leader_election {
+            lead_then_control(
+                &config,
+                client,
+                settings,
+                metrics,
+                health.clone(),
+                &shutdown,
+            )
+            .await
+        } else {
+            metrics.leader.set(1);
+            health.set_leading(true);
+            let synced = health.clone();
+            controller::run(
+                client,
+                settings,
+                metrics,
+                move || synced.set_synced(),
+                signal(&shutdown),
+            )
+            .await;
+            Ok(())
+        };
+        health.set_shutting_down();
+        shutdown.cancel();
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "HTTP server failed"),
+            Err(e) => warn!(error = %e, "HTTP server task failed"),
+        }
+        info!("operator stopped");
+        result
+    }
+}
+
+/// A shutdown future the controller accepts (`Send + Sync`), resolving when `token` is cancelled.
+fn signal(token: &CancellationToken) -> impl Future<Output = ()> + Send + Sync + 'static {
+    let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    let token = token.clone();
+    tokio::spawn(async move {
+        token.cancelled().await;
+        let _ = tx.send(());
+    });
+    rx.map(|_| ())
+}
+
+async fn lead_then_control(
+    config: &Config,
+    client: Client,
+    settings: Settings,
+    metrics: Metrics,
+    health: Arc<Health>,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+        .with_namespace(&config.lease_namespace)
+        .with_identity(&config.identity)
+        .with_duration(config.lease_duration.as_secs().max(2))
+        .with_grace(config.lease_grace.as_secs().max(1))
+        .build()
+        .await?;
+    let (mut leading, lease_task) = manager.watch().await;
+    info!(
+        lease = %format!("{}/{}", config.lease_namespace, config.lease_name),
+        identity = %config.identity,
+        "standing by for the leader Lease"
+    );
+
+    let outcome = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            became = leading.wait_for(|leader| *leader) => {
+                if became.is_err() {
+                    break Err(Error::Leadership("the Lease manager stopped".to_owned()));
+                }
+            }
+        }
+        info!(identity = %config.identity, "acquired the leader Lease; starting the controller");
+        metrics.leader.set(1);
+        health.set_leading(true);
+        let stop = CancellationToken::new();
+        let synced = health.clone();
+        let controller = controller::run(
+            client.clone(),
+            settings.clone(),
+            metrics.clone(),
+            move || synced.set_synced(),
+            signal(&stop),
+        );
+        tokio::pin!(controller);
+        let lost = tokio::select! {
+            _ = &mut controller => false,
+            _ = shutdown.cancelled() => {
+                stop.cancel();
+                (&mut controller).await;
+                false
+            }
+            lost = leading.wait_for(|leader| !*leader) => {
+                lost.is_ok()
+            }
+        };
+        // Dropping the controller here aborts whatever it was still doing.
+        metrics.leader.set(0);
+        health.set_leading(false);
+        if lost {
+            warn!(identity = %config.identity, "lost the leader Lease; controller stopped, standing by");
+            continue;
+        }
+        if shutdown.is_cancelled() {
+            break Ok(());
+        }
+        error!("controller stopped unexpectedly");
+        break Ok(());
+    };
+
+    // Closing the channel makes the Lease manager release the Lease and stop.
+    drop(leading);
+    match lease_task.await {
+        Ok(Ok(_)) => info!("released the leader Lease"),
+        Ok(Err(e)) => warn!(error = %e, "could not release the leader Lease"),
+        Err(e) => warn!(error = %e, "Lease manager task failed"),
+    }
+    outcome
+}

@@ -1,0 +1,857 @@
+//! The `TradingAgent` custom resource (`tradingagents.dev/v1alpha1`).
+//!
+//! The Rust types are the single source of truth: the CRD YAML in `crds/` is generated from them
+//! (`trading-agent-operator crd`), doc comments become the schema's descriptions (what
+//! `kubectl explain` prints), serde defaults become schema defaults, and CEL rules
+//! (`x-kubernetes-validations`) catch what OpenAPI alone cannot say, so that a bad resource is
+//! refused by the API server with a message that names the field.
+
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{EnvVarSource, ResourceRequirements};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, ValidationRule,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the resource.
+pub const GROUP: &str = "tradingagents.dev";
+/// Served and stored version.
+pub const VERSION: &str = "v1alpha1";
+
+/// Longest `metadata.name` a TradingAgent may have: its children are named `<name>-strategy`
+/// and labelled `app.kubernetes.io/instance=<name>` (label values are at most 63 characters), and
+/// the api Service `<name>-api` must be a DNS-1035 label.
+pub const MAX_NAME_LENGTH: usize = 54;
+
+// ---- CEL rules -------------------------------------------------------------------------------
+// The patterns are RE2 syntax (what CEL's `matches` uses) that the Rust `regex` crate reads the
+// same way, so the unit tests check them without an API server.
+
+/// A CEL rule `self.matches('<pattern>')`, with the pattern's backslashes escaped for the CEL
+/// string literal.
+pub fn cel_matches(pattern: &str) -> String {
+    format!("self.matches('{}')", pattern.replace('\\', "\\\\"))
+}
+
+/// The distribution reference grammar (`[domain[:port]/]path[:tag][@sha256:hex]`), restricted to
+/// sha256 digests because those are the only ones the operator pins to.
+pub const IMAGE_REFERENCE_PATTERN: &str = concat!(
+    "^(?:",
+    // domain: DNS name, IPv4 or bracketed IPv6, optional port
+    "(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:[.][a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*",
+    r"|\[[a-fA-F0-9:]+\])(?::[0-9]+)?/",
+    ")?",
+    // path components, lower case, separated by `.`, `_`, `__` or dashes
+    "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*",
+    // tag
+    "(?::[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?",
+    // digest
+    "(?:@sha256:[a-f0-9]{64})?$",
+);
+
+/// A Go-style duration made of whole numbers and the units `ms`, `s`, `m` and `h` (`5m`, `1h30m`).
+pub const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h))+$";
+
+/// A DNS-1123 subdomain (Secret names).
+pub const DNS_SUBDOMAIN_PATTERN: &str =
+    "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// A Secret data key.
+pub const SECRET_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
+
+/// An environment variable name the workloads' shells and runtimes can all read.
+pub const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+/// A DNS-1035 label: what the api Service name `<name>-api` must be.
+pub const DNS_LABEL_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+
+/// Environment variables the operator sets itself and a user may not override.
+pub const RESERVED_ENV_NAMES: [&str; 2] = ["DATABASE_URL", "PORT"];
+
+// ---- spec ------------------------------------------------------------------------------------
+
+/// Desired state of a TradingAgent: one workload image run as three roles (api, bot, strategy)
+/// against one PostgreSQL database.
+// The printer columns repeat `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "tradingagents.dev",
+    version = "v1alpha1",
+    kind = "TradingAgent",
+    plural = "tradingagents",
+    shortname = "ta",
+    category = "trading",
+    namespaced,
+    status = "TradingAgentStatus",
+    derive = "PartialEq",
+    doc = "A trading system (api, bot and strategy Deployments on PostgreSQL) whose workloads are pinned to an immutable image digest.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether every component is rolled out and ready"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        description = "Why the resource is (not) ready"
+    ),
+    printcolumn(
+        name = "Digest",
+        type_ = "string",
+        json_path = ".status.image.shortDigest",
+        description = "The image digest the workloads are pinned to (short form)"
+    ),
+    printcolumn(
+        name = "Image",
+        type_ = "string",
+        json_path = ".spec.image",
+        priority = 1,
+        description = "The image reference as written in the spec"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TradingAgentSpec {
+    /// Image that all three roles run, as a tag (`registry.example.com/acme/trading-agent:stable`)
+    /// or a digest (`…/trading-agent@sha256:<64 hex>`). Workloads are always pinned to a digest;
+    /// a tag is resolved at the registry and never deployed by its mutable name.
+    #[schemars(length(min = 1, max = 512))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": cel_matches(IMAGE_REFERENCE_PATTERN),
+        "message": "must be an image reference such as registry.example.com/team/app:tag or …/app@sha256:<64 hex digits> (lower-case repository path, optional tag, sha256 digest)",
+    }]))]
+    pub image: String,
+
+    /// Secrets holding registry credentials (`kubernetes.io/dockerconfigjson` or
+    /// `kubernetes.io/dockercfg`), used by the kubelet to pull the image and by the operator to
+    /// resolve its digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub image_pull_secrets: Vec<LocalSecretReference>,
+
+    /// How the image's digest is followed and what happens when a new digest fails to roll out.
+    #[serde(default)]
+    pub image_update: ImageUpdate,
+
+    /// The PostgreSQL database all roles use.
+    pub database: Database,
+
+    /// The HTTP API role.
+    #[serde(default = "ComponentSpec::api_default")]
+    pub api: ComponentSpec,
+
+    /// The bot role: turns signals into paper orders and trades.
+    #[serde(default = "ComponentSpec::worker_default")]
+    pub bot: ComponentSpec,
+
+    /// The strategy role: computes indicators and writes signals.
+    #[serde(default = "ComponentSpec::worker_default")]
+    pub strategy: ComponentSpec,
+
+    /// Seconds a Deployment may take to make progress before its rollout counts as failed
+    /// (`ProgressDeadlineExceeded`); a failed rollout of a new digest is rolled back when
+    /// `imageUpdate.rollback` is `Auto`.
+    #[serde(default = "default_progress_deadline_seconds")]
+    #[schemars(range(min = 5, max = 3600))]
+    pub progress_deadline_seconds: i32,
+
+    /// When true the operator reports status but changes nothing.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn default_progress_deadline_seconds() -> i32 {
+    120
+}
+
+/// A reference to a Secret in the TradingAgent's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct LocalSecretReference {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": cel_matches(DNS_SUBDOMAIN_PATTERN),
+        "message": "must be a Secret name (lower-case DNS-1123 subdomain)",
+    }]))]
+    pub name: String,
+}
+
+/// Image update policy.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageUpdate {
+    /// `Track` follows the tag: every new digest pushed under it is rolled out. `Pin` resolves the
+    /// tag once and never moves. A digest in `spec.image` is always used as given.
+    #[serde(default)]
+    pub mode: UpdateMode,
+
+    /// How often the registry is asked for the tag's digest, as a duration (`30s`, `5m`, `1h`).
+    /// `0s` turns polling off: only registry webhooks and the manual trigger find new digests.
+    #[serde(default = "default_interval")]
+    #[schemars(length(min = 2, max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": cel_matches(DURATION_PATTERN),
+            "message": "must be a duration of whole numbers with units ms, s, m or h, such as 30s, 5m or 1h30m",
+        },
+        {
+            "rule": format!("!{} || duration(self) == duration('0s') || duration(self) >= duration('1s')", cel_matches(DURATION_PATTERN)),
+            "message": "must be 0s (polling off) or at least 1s",
+        },
+    ]))]
+    pub interval: String,
+
+    /// `Auto` returns to the last healthy digest when a rollout fails; `Never` leaves the failed
+    /// rollout in place.
+    #[serde(default)]
+    pub rollback: RollbackPolicy,
+}
+
+fn default_interval() -> String {
+    "5m".to_owned()
+}
+
+impl Default for ImageUpdate {
+    fn default() -> Self {
+        Self {
+            mode: UpdateMode::default(),
+            interval: default_interval(),
+            rollback: RollbackPolicy::default(),
+        }
+    }
+}
+
+impl ImageUpdate {
+    /// The polling interval; `None` when polling is off (`0s`).
+    pub fn poll_interval(
+        &self,
+    ) -> Result<Option<std::time::Duration>, kube::core::duration::ParseError> {
+        let parsed: kube::core::Duration = self.interval.parse()?;
+        let duration = std::time::Duration::from(parsed);
+        Ok((!duration.is_zero()).then_some(duration))
+    }
+}
+
+/// Whether the operator follows the tag's digest or resolves it only once.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum UpdateMode {
+    /// Follow the tag: roll out every new digest pushed under it.
+    #[default]
+    Track,
+    /// Resolve the tag once and never move.
+    Pin,
+}
+
+/// What to do when a new digest fails to roll out.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RollbackPolicy {
+    /// Pin the last healthy digest again and reject the failed one.
+    #[default]
+    Auto,
+    /// Leave the failed rollout as it is.
+    Never,
+}
+
+/// The database connection.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Database {
+    /// The Secret key holding the `DATABASE_URL` (a PostgreSQL connection URL). It reaches the pods
+    /// only through a `secretKeyRef`, never inline.
+    pub secret_ref: SecretKeyReference,
+}
+
+/// A key of a Secret in the TradingAgent's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyReference {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": cel_matches(DNS_SUBDOMAIN_PATTERN),
+        "message": "must be a Secret name (lower-case DNS-1123 subdomain)",
+    }]))]
+    pub name: String,
+
+    /// Key within the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": cel_matches(SECRET_KEY_PATTERN),
+        "message": "must be a Secret key (letters, digits, '-', '_' and '.')",
+    }]))]
+    pub key: String,
+}
+
+/// One role's Deployment.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSpec {
+    /// Number of pods.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 50))]
+    pub replicas: i32,
+
+    /// Port the role serves HTTP on (`/healthz`, `/readyz`, `/metrics`, and for the api its REST
+    /// API); passed to the pod as `PORT`. Defaults to 8000 for the api and 8080 for bot and strategy.
+    #[serde(default = "default_worker_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// Compute resources of the role's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Extra environment variables of the role's container. `DATABASE_URL` and `PORT` are set by
+    /// the operator and may not appear here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub env: Vec<EnvVar>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+fn default_worker_port() -> i32 {
+    8080
+}
+
+/// Default HTTP port of the api role.
+pub const DEFAULT_API_PORT: i32 = 8000;
+
+impl ComponentSpec {
+    /// Defaults of the api role.
+    pub fn api_default() -> Self {
+        Self {
+            port: DEFAULT_API_PORT,
+            ..Self::worker_default()
+        }
+    }
+
+    /// Defaults of the bot and strategy roles.
+    pub fn worker_default() -> Self {
+        Self {
+            replicas: default_replicas(),
+            port: default_worker_port(),
+            resources: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// An environment variable of a role's container.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!(has(self.value) && has(self.valueFrom))",
+    "message": "value and valueFrom are mutually exclusive",
+}]))]
+pub struct EnvVar {
+    /// Name of the variable.
+    #[schemars(length(min = 1, max = 128))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": cel_matches(ENV_NAME_PATTERN),
+            "message": "must be an environment variable name: letters, digits and '_', not starting with a digit",
+        },
+        {
+            "rule": "self != 'DATABASE_URL' && self != 'PORT'",
+            "message": "DATABASE_URL and PORT are set by the operator (use spec.database.secretRef and the component's port)",
+        },
+    ]))]
+    pub name: String,
+
+    /// Literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32768))]
+    pub value: Option<String>,
+
+    /// Value taken from a Secret, ConfigMap or field of the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+// ---- status ----------------------------------------------------------------------------------
+
+/// Observed state of a TradingAgent.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TradingAgentStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready`, `ImageResolved`, `Progressing` and `Degraded`, in the standard condition shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The image the workloads are pinned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageStatus>,
+
+    /// What each role's Deployment reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<ComponentsStatus>,
+
+    /// The last rollouts of new digests, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RolloutRecord>,
+}
+
+/// The image the workloads are pinned to.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStatus {
+    /// `spec.image` as written.
+    pub reference: String,
+
+    /// The digest (`sha256:…`) the workloads are pinned to now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+
+    /// Short form of `digest` (`sha256:` and its first 12 hex digits), for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_digest: Option<String>,
+
+    /// When `digest` was last resolved from `reference`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
+
+    /// The last digest whose rollout succeeded; the rollback target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_healthy_digest: Option<String>,
+
+    /// Digests whose rollout failed; never retried until the tag moves again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_digests: Vec<String>,
+}
+
+/// Status of the three roles.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ComponentsStatus {
+    /// The api Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ComponentStatus>,
+    /// The bot Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<ComponentStatus>,
+    /// The strategy Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<ComponentStatus>,
+}
+
+/// What one role's Deployment reports.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// Desired pods.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Pods passing their readiness probe.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Pods running the current pod template.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// The digest of the Deployment's pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// One rollout of a digest.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct RolloutRecord {
+    /// The digest rolled out.
+    pub digest: String,
+    /// When the rollout started.
+    pub started: Time,
+    /// When it ended; absent while in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Time>,
+    /// How it ended; absent while in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<RolloutOutcome>,
+}
+
+/// How a rollout ended.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RolloutOutcome {
+    /// Every role became ready on the new digest.
+    Succeeded,
+    /// The rollout failed and the previous digest was pinned again.
+    RolledBack,
+}
+
+// ---- roles -----------------------------------------------------------------------------------
+
+/// The three roles of the workload binary; each becomes one Deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// The HTTP API (has a Service).
+    Api,
+    /// The paper-trading bot.
+    Bot,
+    /// The strategy runner.
+    Strategy,
+}
+
+impl Role {
+    /// Every role, in the order they are applied.
+    pub const ALL: [Role; 3] = [Role::Api, Role::Bot, Role::Strategy];
+
+    /// The role's name: the container argument, the component label and the name suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Bot => "bot",
+            Role::Strategy => "strategy",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TradingAgentSpec {
+    /// The spec of one role.
+    pub fn component(&self, role: Role) -> &ComponentSpec {
+        match role {
+            Role::Api => &self.api,
+            Role::Bot => &self.bot,
+            Role::Strategy => &self.strategy,
+        }
+    }
+}
+
+impl ComponentsStatus {
+    /// The status of one role.
+    pub fn get(&self, role: Role) -> Option<&ComponentStatus> {
+        match role {
+            Role::Api => self.api.as_ref(),
+            Role::Bot => self.bot.as_ref(),
+            Role::Strategy => self.strategy.as_ref(),
+        }
+    }
+
+    /// Set the status of one role.
+    pub fn set(&mut self, role: Role, status: ComponentStatus) {
+        let slot = match role {
+            Role::Api => &mut self.api,
+            Role::Bot => &mut self.bot,
+            Role::Strategy => &mut self.strategy,
+        };
+        *slot = Some(status);
+    }
+}
+
+// ---- the CRD ---------------------------------------------------------------------------------
+
+/// The CustomResourceDefinition, with the rules that need `metadata` (which the derived schema
+/// does not cover).
+pub fn crd() -> CustomResourceDefinition {
+    let mut crd = TradingAgent::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            schema
+                .x_kubernetes_validations
+                .get_or_insert_with(Vec::new)
+                .push(ValidationRule {
+                    rule: format!(
+                        "size(self.metadata.name) <= {MAX_NAME_LENGTH} && self.metadata.name.matches('{DNS_LABEL_PATTERN}')"
+                    ),
+                    message: Some(format!(
+                        "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) of at most {MAX_NAME_LENGTH} characters: it names the '<name>-strategy' Deployment and the '<name>-api' Service"
+                    )),
+                    field_path: Some(".metadata.name".to_owned()),
+                    reason: Some("FieldValueInvalid".to_owned()),
+                    ..ValidationRule::default()
+                });
+        }
+    }
+    crd
+}
+
+/// Shorten the very long description Kubernetes gives `Quantity` (it would appear once per
+/// resource name, several times over): `kubectl explain` stays readable and the CRD small.
+fn shorten_quantity_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(d)) = map.get_mut("description")
+                && d.starts_with("Quantity is a fixed-point representation of a number.")
+            {
+                *d = "A quantity such as 250m, 1, 512Mi or 2Gi.".to_owned();
+            }
+            map.values_mut().for_each(shorten_quantity_descriptions);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(shorten_quantity_descriptions),
+        _ => {}
+    }
+}
+
+/// The CRD as YAML, exactly what `trading-agent-operator crd` prints and `crds/` holds.
+pub fn crd_yaml() -> Result<String, crate::Error> {
+    let mut value = serde_json::to_value(crd())?;
+    shorten_quantity_descriptions(&mut value);
+    let yaml = serde_yaml_ng::to_string(&value)?;
+    Ok(format!(
+        "# Generated by `trading-agent-operator crd` from operator/src/resource.rs. Do not edit.\n{yaml}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::Regex;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn crds_directory_matches_the_rust_types() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/tradingagents.yaml");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        let generated = crd_yaml().unwrap();
+        assert!(
+            committed == generated,
+            "{} is out of date: regenerate it with `cargo run -p trading-agent-operator -- crd > crds/tradingagents.yaml`",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn crd_names_scope_and_subresources() {
+        let crd = crd();
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("tradingagents.tradingagents.dev")
+        );
+        assert_eq!(crd.spec.group, "tradingagents.dev");
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["ta".to_owned()]));
+        assert_eq!(crd.spec.names.categories, Some(vec!["trading".to_owned()]));
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1alpha1");
+        assert!(version.subresources.as_ref().unwrap().status.is_some());
+        let columns: Vec<_> = version
+            .additional_printer_columns
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(columns, ["Ready", "Reason", "Digest", "Image", "Age"]);
+    }
+
+    fn schema() -> serde_json::Value {
+        let crd = serde_json::to_value(crd()).unwrap();
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+    }
+
+    #[test]
+    fn conditions_are_a_list_map_keyed_by_type() {
+        let conditions = &schema()["properties"]["status"]["properties"]["conditions"];
+        assert_eq!(conditions["x-kubernetes-list-type"], "map");
+        assert_eq!(
+            conditions["x-kubernetes-list-map-keys"],
+            serde_json::json!(["type"])
+        );
+    }
+
+    #[test]
+    fn schema_carries_defaults_ranges_enums_and_descriptions() {
+        let spec = &schema()["properties"]["spec"];
+        assert_eq!(spec["required"], serde_json::json!(["database", "image"]));
+        let update = &spec["properties"]["imageUpdate"];
+        assert_eq!(update["default"]["mode"], "Track");
+        assert_eq!(update["default"]["interval"], "5m");
+        assert_eq!(
+            update["properties"]["mode"]["enum"],
+            serde_json::json!(["Track", "Pin"])
+        );
+        assert_eq!(
+            update["properties"]["rollback"]["enum"],
+            serde_json::json!(["Auto", "Never"])
+        );
+        let api = &spec["properties"]["api"];
+        assert_eq!(api["default"]["port"], 8000);
+        assert_eq!(api["properties"]["replicas"]["minimum"], 0.0);
+        assert_eq!(api["properties"]["replicas"]["maximum"], 50.0);
+        assert_eq!(api["properties"]["port"]["maximum"], 65535.0);
+        assert_eq!(spec["properties"]["bot"]["default"]["port"], 8080);
+        assert!(
+            spec["properties"]["image"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("digest")
+        );
+    }
+
+    #[test]
+    fn enum_values_are_not_yaml_1_1_booleans() {
+        let yaml_booleans = ["y", "yes", "n", "no", "true", "false", "on", "off"];
+        let text = serde_json::to_string(&schema()).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        fn enums(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::Array(values)) = m.get("enum") {
+                        out.extend(values.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+                    }
+                    m.values().for_each(|v| enums(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| enums(v, out)),
+                _ => {}
+            }
+        }
+        let mut values = Vec::new();
+        enums(&value, &mut values);
+        assert!(!values.is_empty());
+        for v in values {
+            assert!(!yaml_booleans.contains(&v.to_lowercase().as_str()), "{v}");
+        }
+    }
+
+    #[test]
+    fn every_spec_field_has_a_description() {
+        fn check(path: &str, v: &serde_json::Value) {
+            if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
+                for (name, prop) in props {
+                    let here = format!("{path}.{name}");
+                    assert!(
+                        prop.get("description").is_some(),
+                        "{here} has no description"
+                    );
+                    check(&here, prop);
+                    if let Some(items) = prop.get("items") {
+                        check(&here, items);
+                    }
+                }
+            }
+        }
+        check("", &schema());
+    }
+
+    fn matches(pattern: &str, input: &str) -> bool {
+        Regex::new(pattern).unwrap().is_match(input)
+    }
+
+    #[test]
+    fn image_pattern_accepts_what_the_parser_accepts() {
+        for ok in [
+            "nginx".to_owned(),
+            "nginx:1.27".to_owned(),
+            "acme/app:v1".to_owned(),
+            "localhost:5000/app".to_owned(),
+            "127.0.0.1:5000/team/app:stable".to_owned(),
+            "[::1]:5000/app:1".to_owned(),
+            "registry.example.com/a/b/c/trading-agent:stable".to_owned(),
+            format!("registry.example.com/acme/trading-agent:stable@{DIGEST}"),
+            format!("ghcr.io/acme/app@{DIGEST}"),
+            "a.b/c_d/e__f/g-h/i---j".to_owned(),
+        ] {
+            assert!(matches(IMAGE_REFERENCE_PATTERN, &ok), "{ok}");
+            crate::image::ImageReference::parse(&ok).unwrap();
+        }
+    }
+
+    #[test]
+    fn image_pattern_refuses_what_the_parser_refuses() {
+        for bad in [
+            "".to_owned(),
+            "Nginx".to_owned(),
+            "acme//app".to_owned(),
+            "acme/-app".to_owned(),
+            "app:".to_owned(),
+            "app:.bad".to_owned(),
+            "has space/app".to_owned(),
+            "app@sha256:abc".to_owned(),
+            format!("app@sha512:{}", "a".repeat(128)),
+            format!("app@{}", DIGEST.to_uppercase()),
+            "https://registry.example.com/app".to_owned(),
+        ] {
+            assert!(!matches(IMAGE_REFERENCE_PATTERN, &bad), "{bad}");
+            assert!(crate::image::ImageReference::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cel_string_literals_escape_backslashes() {
+        assert_eq!(cel_matches(r"^a\[b$"), r"self.matches('^a\\[b$')");
+        assert_eq!(cel_matches("^x$"), "self.matches('^x$')");
+    }
+
+    #[test]
+    fn duration_pattern() {
+        for ok in ["0s", "5m", "1h30m", "500ms", "90s"] {
+            assert!(matches(DURATION_PATTERN, ok), "{ok}");
+            let update = ImageUpdate {
+                interval: ok.into(),
+                ..ImageUpdate::default()
+            };
+            update.poll_interval().unwrap();
+        }
+        for bad in ["", "5", "5 m", "-5m", "1.5h", "5d", "m"] {
+            assert!(!matches(DURATION_PATTERN, bad), "{bad}");
+        }
+        let off = ImageUpdate {
+            interval: "0s".into(),
+            ..ImageUpdate::default()
+        };
+        assert_eq!(off.poll_interval().unwrap(), None);
+        assert_eq!(
+            ImageUpdate::default().poll_interval().unwrap(),
+            Some(std::time::Duration::from_secs(300))
+        );
+    }
+
+    #[test]
+    fn name_and_key_patterns() {
+        assert!(matches(DNS_SUBDOMAIN_PATTERN, "desk-db"));
+        assert!(matches(DNS_SUBDOMAIN_PATTERN, "desk.db-1"));
+        assert!(!matches(DNS_SUBDOMAIN_PATTERN, "Desk"));
+        assert!(!matches(DNS_SUBDOMAIN_PATTERN, "-desk"));
+        assert!(matches(SECRET_KEY_PATTERN, "database.url"));
+        assert!(!matches(SECRET_KEY_PATTERN, "a/b"));
+        assert!(matches(ENV_NAME_PATTERN, "RUST_LOG"));
+        assert!(!matches(ENV_NAME_PATTERN, "1BAD"));
+        assert!(!matches(ENV_NAME_PATTERN, "BAD-NAME"));
+        assert!(matches(DNS_LABEL_PATTERN, "alpha"));
+        assert!(!matches(DNS_LABEL_PATTERN, "1alpha"));
+        assert!(!matches(DNS_LABEL_PATTERN, "alpha.beta"));
+    }
+
+    #[test]
+    fn component_accessors() {
+        let mut status = ComponentsStatus::default();
+        status.set(
+            Role::Bot,
+            ComponentStatus {
+                replicas: 2,
+                ..ComponentStatus::default()
+            },
+        );
+        assert_eq!(status.get(Role::Bot).unwrap().replicas, 2);
+        assert!(status.get(Role::Api).is_none());
+        assert_eq!(Role::Strategy.to_string(), "strategy");
+    }
+}
