@@ -8,6 +8,7 @@
 //! - [`status`] — the next status from what was observed; conditions.
 //! - [`backoff`] — per-object retry delays.
 //! - [`resolver`] — the seam where digests are resolved.
+//! - [`registry`] — digest resolution at the registry: client, auth, pull secrets, shared cache.
 //! - [`controller`] — the reconcile stages against the API server.
 //! - [`operator`], [`server`], [`metrics`], [`telemetry`] — the process around it.
 
@@ -18,6 +19,7 @@ pub mod error;
 pub mod image;
 pub mod metrics;
 pub mod operator;
+pub mod registry;
 pub mod resolver;
 pub mod resource;
 pub mod server;

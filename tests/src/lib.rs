@@ -6,7 +6,9 @@
 pub mod cluster;
 pub mod postgres;
 pub mod process;
+pub mod proxy;
 pub mod registry;
+pub mod token_issuer;
 
 /// What can go wrong while setting up a test fixture.
 #[derive(Debug, thiserror::Error)]

@@ -34,6 +34,9 @@ pub struct RegistryOptions {
     /// Raw YAML for the registry's `auth:` section (e.g. `token:` for the Bearer flow); wins over
     /// `basic_auth`. Indented by the caller as a top-level mapping's children.
     pub auth_yaml: Option<String>,
+    /// Serve the storage of another registry (e.g. push through an open registry, resolve
+    /// through one that requires tokens).
+    pub storage_dir: Option<PathBuf>,
 }
 
 /// A running `docker-registry` on 127.0.0.1. Stopped and removed when dropped.
@@ -53,7 +56,11 @@ impl TempRegistry {
         })?;
         let dir = tempfile::Builder::new().prefix("ta-registry-").tempdir()?;
         let port = free_loopback_port()?;
-        let config = render_config(&options, &dir.path().join("storage"), port, dir.path())?;
+        let storage = options
+            .storage_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("storage"));
+        let config = render_config(&options, &storage, port, dir.path())?;
         std::fs::write(dir.path().join("config.yml"), config)?;
         let mut registry = Self {
             dir,
@@ -105,6 +112,11 @@ impl TempRegistry {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where this registry keeps its blobs and manifests (unless it serves another's).
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("storage")
     }
 
     /// The registry's log (access log included): tests count manifest requests from it.

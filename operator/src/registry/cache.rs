@@ -1,0 +1,192 @@
+//! One shared cache of tag → digest lookups, with request coalescing: however many TradingAgents
+//! use an image, the registry sees one request per freshness window, and concurrent lookups of the
+//! same key wait for the one request in flight instead of sending their own.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::client::RegistryError;
+use super::credentials::Credentials;
+use crate::image::Digest;
+
+/// What a lookup depends on. Credentials are part of the key: a digest resolved with one pull
+/// secret is never handed to a TradingAgent without it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
+    pub credentials: Option<Credentials>,
+}
+
+#[derive(Clone)]
+struct Lookup {
+    result: Result<Digest, RegistryError>,
+    started_at: Instant,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Lookup>>>;
+
+#[derive(Default)]
+pub struct DigestCache {
+    slots: Mutex<HashMap<CacheKey, Slot>>,
+}
+
+impl DigestCache {
+    /// The result of a lookup of `key` that *started* at or after `not_before`, running `resolve`
+    /// only if there is none. Errors are cached like digests, so a registry that is down is not
+    /// hammered by every waiting TradingAgent.
+    ///
+    /// Polling passes `now - interval`; a registry notification passes the time it arrived, so the
+    /// answer is never older than the push it announces.
+    pub async fn get_or_resolve<F, Fut>(
+        &self,
+        key: CacheKey,
+        not_before: Option<Instant>,
+        resolve: F,
+    ) -> Result<Digest, RegistryError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Digest, RegistryError>>,
+    {
+        let slot = self
+            .slots
+            .lock()
+            .expect("digest cache lock")
+            .entry(key)
+            .or_default()
+            .clone();
+        // Holding the slot's lock across the request is what coalesces concurrent lookups.
+        let mut lookup = slot.lock().await;
+        if let Some(previous) = lookup.as_ref()
+            && not_before.is_none_or(|t| previous.started_at >= t)
+        {
+            return previous.result.clone();
+        }
+        let started_at = Instant::now();
+        let result = resolve().await;
+        *lookup = Some(Lookup {
+            result: result.clone(),
+            started_at,
+        });
+        result
+    }
+
+    /// The last digest resolved for `key`, whatever its age (for status and metrics).
+    pub fn peek(&self, key: &CacheKey) -> Option<Result<Digest, RegistryError>> {
+        let slot = self
+            .slots
+            .lock()
+            .expect("digest cache lock")
+            .get(key)?
+            .clone();
+        let lookup = slot.try_lock().ok()?;
+        lookup.as_ref().map(|l| l.result.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn key(tag: &str) -> CacheKey {
+        CacheKey {
+            registry: "r".into(),
+            repository: "acme/app".into(),
+            tag: tag.into(),
+            credentials: None,
+        }
+    }
+
+    fn digest(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_of_one_key_cost_one_request() {
+        let cache = Arc::new(DigestCache::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let not_before = Some(Instant::now());
+        let lookups = (0..50).map(|_| {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_resolve(key("stable"), not_before, || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(digest(1))
+                    })
+                    .await
+            })
+        });
+        for lookup in futures::future::join_all(lookups).await {
+            assert_eq!(lookup.unwrap(), Ok(digest(1)));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lookup_older_than_not_before_is_repeated_and_keys_are_separate() {
+        let cache = DigestCache::default();
+        assert_eq!(
+            cache
+                .get_or_resolve(key("a"), None, || async { Ok(digest(1)) })
+                .await,
+            Ok(digest(1))
+        );
+        // Fresh enough: the cached answer, no call.
+        assert_eq!(
+            cache
+                .get_or_resolve(key("a"), None, || async { unreachable!() })
+                .await,
+            Ok(digest(1))
+        );
+        // A notification arrived after that lookup started: ask again.
+        let now = Some(Instant::now());
+        assert_eq!(
+            cache
+                .get_or_resolve(key("a"), now, || async { Ok(digest(2)) })
+                .await,
+            Ok(digest(2))
+        );
+        assert_eq!(cache.peek(&key("a")), Some(Ok(digest(2))));
+        assert_eq!(cache.peek(&key("b")), None);
+        let with_credentials = CacheKey {
+            credentials: Some(Credentials {
+                username: "u".into(),
+                password: "p".into(),
+            }),
+            ..key("a")
+        };
+        assert_eq!(
+            cache
+                .get_or_resolve(with_credentials, None, || async { Ok(digest(3)) })
+                .await,
+            Ok(digest(3))
+        );
+    }
+
+    #[tokio::test]
+    async fn errors_are_shared_too() {
+        let cache = DigestCache::default();
+        let down = RegistryError::Unreachable {
+            host: "r".into(),
+            detail: "connection refused".into(),
+        };
+        let first = cache
+            .get_or_resolve(key("a"), None, || async { Err(down.clone()) })
+            .await;
+        assert_eq!(first, Err(down.clone()));
+        assert_eq!(
+            cache
+                .get_or_resolve(key("a"), None, || async { unreachable!() })
+                .await,
+            Err(down)
+        );
+    }
+}

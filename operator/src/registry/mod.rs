@@ -1,0 +1,76 @@
+//! Digest resolution at the registry: the OCI distribution client ([`client`]), credentials from
+//! `imagePullSecrets` ([`credentials`]), auth challenges ([`challenge`]) and the shared, coalescing
+//! cache ([`cache`]) that keeps registry traffic proportional to distinct images, not to agents.
+
+pub mod cache;
+pub mod challenge;
+pub mod client;
+pub mod credentials;
+
+use std::time::{Duration, Instant};
+
+pub use cache::{CacheKey, DigestCache};
+pub use client::{RegistryClient, RegistryClientConfig, RegistryError};
+pub use credentials::{Credentials, CredentialsError, DockerConfig};
+
+use crate::image::{Digest, ImageReference};
+
+/// How fresh a resolution must be.
+#[derive(Debug, Clone, Copy)]
+pub enum Freshness {
+    /// Any lookup that started within this long ago will do (polling: the agent's interval).
+    MaxAge(Duration),
+    /// Only a lookup that started at or after this instant (a registry notification's arrival, a
+    /// manual trigger).
+    StartedAfter(Instant),
+}
+
+impl Freshness {
+    fn not_before(self) -> Option<Instant> {
+        match self {
+            Self::MaxAge(age) => Instant::now().checked_sub(age),
+            Self::StartedAfter(at) => Some(at),
+        }
+    }
+}
+
+/// Resolves image tags to digests through one [`RegistryClient`] and one [`DigestCache`].
+pub struct DigestResolver {
+    client: RegistryClient,
+    cache: DigestCache,
+}
+
+impl DigestResolver {
+    pub fn new(client: RegistryClient) -> Self {
+        Self {
+            client,
+            cache: DigestCache::default(),
+        }
+    }
+
+    /// The digest `tag` of `image` points at, at most as stale as `freshness` allows.
+    pub async fn resolve(
+        &self,
+        image: &ImageReference,
+        tag: &str,
+        credentials: Option<&Credentials>,
+        freshness: Freshness,
+    ) -> Result<Digest, RegistryError> {
+        let key = CacheKey {
+            registry: image.registry().to_owned(),
+            repository: image.repository().to_owned(),
+            tag: tag.to_owned(),
+            credentials: credentials.cloned(),
+        };
+        self.cache
+            .get_or_resolve(key, freshness.not_before(), || {
+                self.client.resolve_tag(image, tag, credentials)
+            })
+            .await
+    }
+
+    /// HTTP requests sent to registries so far (for metrics and tests).
+    pub fn request_count(&self) -> u64 {
+        self.client.request_count()
+    }
+}
