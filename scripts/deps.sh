@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs, idempotently, the Debian packages the project's commands need: PostgreSQL and the CNCF
-# Distribution registry for the tests, openssl and curl for the cluster harness, GNU time for build
+# Distribution registry for the tests, openssl and curl for the cluster harness, umoci and skopeo to
+# build and push images without a daemon, GNU time for build
 # figures. Packages already present are left alone; apt is touched only when something is missing.
 set -euo pipefail
 
-packages=(postgresql docker-registry openssl curl time ca-certificates)
+packages=(postgresql docker-registry openssl curl time ca-certificates umoci skopeo binutils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
