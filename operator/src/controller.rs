@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
@@ -60,12 +60,28 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Resolves once every cache has listed its objects.
+    /// Resolves once every cache has listed its objects (false if a cache's writer is gone).
     pub async fn wait_until_ready(&self) -> bool {
-        self.agents.wait_until_ready().await.is_ok()
-            && self.deployments.wait_until_ready().await.is_ok()
-            && self.services.wait_until_ready().await.is_ok()
-            && self.pod_disruption_budgets.wait_until_ready().await.is_ok()
+        ready(&self.agents).await
+            && ready(&self.deployments).await
+            && ready(&self.services).await
+            && ready(&self.pod_disruption_budgets).await
+    }
+}
+
+/// Wait for a store to be ready. kube-runtime's readiness signal wakes only the most recent
+/// waiter, and the controller waits on the TradingAgent store itself, so poll with a short
+/// timeout instead of waiting once: each poll re-registers, and a ready store answers at once.
+async fn ready<K>(store: &Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+            Ok(result) => return result.is_ok(),
+            Err(_elapsed) => continue,
+        }
     }
 }
 
@@ -73,8 +89,8 @@ impl Stores {
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// Publishes Kubernetes events.
-    pub recorder: Recorder,
+    /// Who publishes Kubernetes events.
+    pub reporter: Reporter,
     /// Metrics.
     pub metrics: Metrics,
     /// Per-object retry delays.
@@ -165,7 +181,7 @@ pub async fn run(
     });
 
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), settings.reporter.clone()),
+        reporter: settings.reporter.clone(),
         client,
         metrics,
         backoff: ErrorBackoff::new(BACKOFF_BASE, BACKOFF_MAX),
@@ -334,7 +350,7 @@ fn cached_deployments(stores: &Stores, ns: &str, name: &str) -> Vec<(Role, Optio
 }
 
 /// A Kubernetes event to publish about a TradingAgent.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EventSpec {
     /// Warning or Normal.
     pub warning: bool,
@@ -344,6 +360,8 @@ pub struct EventSpec {
     pub note: String,
     /// The action taken.
     pub action: &'static str,
+    /// The child object the event is about, if any.
+    pub related: Option<ObjectReference>,
 }
 
 impl EventSpec {
@@ -353,7 +371,13 @@ impl EventSpec {
             reason: reason.to_owned(),
             note: note.into(),
             action,
+            related: None,
         }
+    }
+
+    fn about(mut self, related: ObjectReference) -> Self {
+        self.related = Some(related);
+        self
     }
 
     fn warning(reason: &str, note: impl Into<String>, action: &'static str) -> Self {
@@ -385,12 +409,7 @@ async fn apply(
         let after = deployments_api
             .patch(&name, &params, &Patch::Apply(&deployment))
             .await?;
-        if let Some(event) = change_event(
-            "Deployment",
-            &name,
-            before.as_deref().map(|b| &b.metadata),
-            &after.metadata,
-        ) {
+        if let Some(event) = change_event(before.as_deref(), &after) {
             events.push(event);
         }
         applied.push((role, Some(after)));
@@ -406,7 +425,7 @@ async fn apply(
         .patch(&service_name, &params, &Patch::Apply(&objects.service))
         .await?;
     if before.is_none()
-        && let Some(event) = change_event("Service", &service_name, None, &after.metadata)
+        && let Some(event) = change_event(None, &after)
     {
         events.push(event);
     }
@@ -423,8 +442,7 @@ async fn apply(
                 .patch(&pdb_name, &params, &Patch::Apply(&pdb))
                 .await?;
             if before.is_none()
-                && let Some(event) =
-                    change_event("PodDisruptionBudget", &pdb_name, None, &after.metadata)
+                && let Some(event) = change_event(None, &after)
             {
                 events.push(event);
             }
@@ -456,13 +474,13 @@ async fn apply(
 }
 
 /// A Created or Updated event when applying changed the object's spec (its generation moved).
-fn change_event(
-    kind: &str,
-    name: &str,
-    before: Option<&kube::api::ObjectMeta>,
-    after: &kube::api::ObjectMeta,
-) -> Option<EventSpec> {
-    match before {
+fn change_event<K: Resource<DynamicType = ()>>(before: Option<&K>, after: &K) -> Option<EventSpec> {
+    let kind = K::kind(&());
+    let name = after.meta().name.clone().unwrap_or_default();
+    let before = before.map(|b| b.meta());
+    let after_ref = after.object_ref(&());
+    let after = after.meta();
+    let event = match before {
         None if after.generation.unwrap_or(1) <= 1 => Some(EventSpec::normal(
             "Created",
             format!("{kind} {name}"),
@@ -475,7 +493,8 @@ fn change_event(
             "Apply",
         )),
         Some(_) => None,
-    }
+    };
+    event.map(|e| e.about(after_ref))
 }
 
 /// Events for the status transitions a user needs to know about.
@@ -574,10 +593,16 @@ async fn write_status(
 }
 
 async fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec>) {
+    if events.is_empty() {
+        return;
+    }
     let reference = agent.object_ref(&());
+    // A fresh recorder: kube's recorder folds events of the same reason into a series that keeps
+    // the first note, and these notes (digests, messages) matter. Events are only emitted on
+    // transitions, so there is nothing to fold.
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     for event in events {
-        let result = ctx
-            .recorder
+        let result = recorder
             .publish(
                 &Event {
                     type_: if event.warning {
@@ -588,7 +613,7 @@ async fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec>) {
                     reason: event.reason.clone(),
                     note: Some(truncate(&event.note, 1000)),
                     action: event.action.to_owned(),
-                    secondary: None,
+                    secondary: event.related.clone(),
                 },
                 &reference,
             )
@@ -731,28 +756,30 @@ mod tests {
 
     #[test]
     fn change_events_follow_the_generation() {
-        let meta = |generation| ObjectMeta {
-            generation: Some(generation),
-            ..ObjectMeta::default()
+        let deployment = |generation| Deployment {
+            metadata: ObjectMeta {
+                name: Some("alpha-api".into()),
+                namespace: Some("desk".into()),
+                generation: Some(generation),
+                ..ObjectMeta::default()
+            },
+            ..Deployment::default()
         };
+        let created = change_event(None, &deployment(1)).unwrap();
+        assert_eq!(created.reason, "Created");
+        assert_eq!(created.note, "Deployment alpha-api");
+        let related = created.related.unwrap();
+        assert_eq!(related.kind.as_deref(), Some("Deployment"));
+        assert_eq!(related.name.as_deref(), Some("alpha-api"));
+        assert_eq!(change_event(Some(&deployment(1)), &deployment(1)), None);
         assert_eq!(
-            change_event("Deployment", "a", None, &meta(1))
-                .unwrap()
-                .reason,
-            "Created"
-        );
-        assert_eq!(
-            change_event("Deployment", "a", Some(&meta(1)), &meta(1)),
-            None
-        );
-        assert_eq!(
-            change_event("Deployment", "a", Some(&meta(2)), &meta(3))
+            change_event(Some(&deployment(2)), &deployment(3))
                 .unwrap()
                 .reason,
             "Updated"
         );
         // The cache lagging behind an object we created earlier is not a new creation.
-        assert_eq!(change_event("Deployment", "a", None, &meta(4)), None);
+        assert_eq!(change_event(None, &deployment(4)), None);
     }
 
     #[test]

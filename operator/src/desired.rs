@@ -200,7 +200,7 @@ pub fn desired_deployment(
             failure_threshold: Some(2),
             ..Probe::default()
         }),
-        resources: component.resources.clone(),
+        resources: component.resources.cloned(),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -344,7 +344,7 @@ mod tests {
     use super::*;
     use crate::image::{Digest, ImageReference};
     use crate::resource::{
-        ComponentSpec, Database, EnvVar as SpecEnvVar, LocalSecretReference, SecretKeyReference,
+        ApiSpec, Database, EnvVar as SpecEnvVar, LocalSecretReference, SecretKeyReference,
         TradingAgentSpec,
     };
     use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -395,7 +395,7 @@ mod tests {
     #[test]
     fn spec_defaults_are_applied_when_deserializing() {
         let a = agent();
-        assert_eq!(a.spec.api, ComponentSpec::api_default());
+        assert_eq!(a.spec.api, ApiSpec::default());
         assert_eq!(a.spec.api.port, 8000);
         assert_eq!(a.spec.bot.port, 8080);
         assert_eq!(a.spec.strategy.replicas, 1);

@@ -149,16 +149,16 @@ pub struct TradingAgentSpec {
     pub database: Database,
 
     /// The HTTP API role.
-    #[serde(default = "ComponentSpec::api_default")]
-    pub api: ComponentSpec,
+    #[serde(default)]
+    pub api: ApiSpec,
 
     /// The bot role: turns signals into paper orders and trades.
-    #[serde(default = "ComponentSpec::worker_default")]
-    pub bot: ComponentSpec,
+    #[serde(default)]
+    pub bot: WorkerSpec,
 
     /// The strategy role: computes indicators and writes signals.
-    #[serde(default = "ComponentSpec::worker_default")]
-    pub strategy: ComponentSpec,
+    #[serde(default)]
+    pub strategy: WorkerSpec,
 
     /// Seconds a Deployment may take to make progress before its rollout counts as failed
     /// (`ProgressDeadlineExceeded`); a failed rollout of a new digest is rolled back when
@@ -293,26 +293,53 @@ pub struct SecretKeyReference {
     pub key: String,
 }
 
-/// One role's Deployment.
+/// The api role's Deployment (and Service).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ComponentSpec {
+pub struct ApiSpec {
+    /// Number of pods. With more than one, a PodDisruptionBudget keeps all but one through node
+    /// drains.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 50))]
+    pub replicas: i32,
+
+    /// Port the api serves its REST API, `/healthz`, `/readyz` and `/metrics` on, and the port of
+    /// its Service; passed to the pod as `PORT`.
+    #[serde(default = "default_api_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// Compute resources of the api container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Extra environment variables of the api container. `DATABASE_URL` and `PORT` are set by the
+    /// operator and may not appear here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub env: Vec<EnvVar>,
+}
+
+/// A worker role's Deployment (bot or strategy).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSpec {
     /// Number of pods.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 50))]
     pub replicas: i32,
 
-    /// Port the role serves HTTP on (`/healthz`, `/readyz`, `/metrics`, and for the api its REST
-    /// API); passed to the pod as `PORT`. Defaults to 8000 for the api and 8080 for bot and strategy.
+    /// Port the worker serves `/healthz`, `/readyz` and `/metrics` on; passed to the pod as `PORT`.
     #[serde(default = "default_worker_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
 
-    /// Compute resources of the role's container.
+    /// Compute resources of the worker container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
-    /// Extra environment variables of the role's container. `DATABASE_URL` and `PORT` are set by
+    /// Extra environment variables of the worker container. `DATABASE_URL` and `PORT` are set by
     /// the operator and may not appear here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
@@ -324,31 +351,52 @@ fn default_replicas() -> i32 {
     1
 }
 
-fn default_worker_port() -> i32 {
-    8080
-}
-
 /// Default HTTP port of the api role.
 pub const DEFAULT_API_PORT: i32 = 8000;
+/// Default HTTP port of the bot and strategy roles.
+pub const DEFAULT_WORKER_PORT: i32 = 8080;
 
-impl ComponentSpec {
-    /// Defaults of the api role.
-    pub fn api_default() -> Self {
-        Self {
-            port: DEFAULT_API_PORT,
-            ..Self::worker_default()
-        }
-    }
+fn default_api_port() -> i32 {
+    DEFAULT_API_PORT
+}
 
-    /// Defaults of the bot and strategy roles.
-    pub fn worker_default() -> Self {
+fn default_worker_port() -> i32 {
+    DEFAULT_WORKER_PORT
+}
+
+impl Default for ApiSpec {
+    fn default() -> Self {
         Self {
             replicas: default_replicas(),
-            port: default_worker_port(),
+            port: DEFAULT_API_PORT,
             resources: None,
             env: Vec::new(),
         }
     }
+}
+
+impl Default for WorkerSpec {
+    fn default() -> Self {
+        Self {
+            replicas: default_replicas(),
+            port: DEFAULT_WORKER_PORT,
+            resources: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// The settings every role has, borrowed from the role's spec.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Component<'a> {
+    /// Number of pods.
+    pub replicas: i32,
+    /// HTTP port.
+    pub port: i32,
+    /// Compute resources.
+    pub resources: Option<&'a ResourceRequirements>,
+    /// Extra environment variables.
+    pub env: &'a [EnvVar],
 }
 
 /// An environment variable of a role's container.
@@ -530,11 +578,27 @@ impl fmt::Display for Role {
 
 impl TradingAgentSpec {
     /// The spec of one role.
-    pub fn component(&self, role: Role) -> &ComponentSpec {
+    pub fn component(&self, role: Role) -> Component<'_> {
         match role {
-            Role::Api => &self.api,
-            Role::Bot => &self.bot,
-            Role::Strategy => &self.strategy,
+            Role::Api => Component {
+                replicas: self.api.replicas,
+                port: self.api.port,
+                resources: self.api.resources.as_ref(),
+                env: &self.api.env,
+            },
+            Role::Bot | Role::Strategy => {
+                let worker = if role == Role::Bot {
+                    &self.bot
+                } else {
+                    &self.strategy
+                };
+                Component {
+                    replicas: worker.replicas,
+                    port: worker.port,
+                    resources: worker.resources.as_ref(),
+                    env: &worker.env,
+                }
+            }
         }
     }
 }
@@ -582,7 +646,6 @@ pub fn crd() -> CustomResourceDefinition {
                     message: Some(format!(
                         "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) of at most {MAX_NAME_LENGTH} characters: it names the '<name>-strategy' Deployment and the '<name>-api' Service"
                     )),
-                    field_path: Some(".metadata.name".to_owned()),
                     reason: Some("FieldValueInvalid".to_owned()),
                     ..ValidationRule::default()
                 });
