@@ -184,6 +184,12 @@ fn signal(token: &CancellationToken) -> impl Future<Output = ()> + Send + Sync +
     rx.map(|_| ())
 }
 
+/// Wait until this process is (`true`) or is no longer (`false`) the leader; false if the Lease
+/// manager stopped. (The borrowed value is released here, keeping the callers' futures `Send`.)
+async fn wait_leading(leading: &mut tokio::sync::watch::Receiver<bool>, want: bool) -> bool {
+    leading.wait_for(|leader| *leader == want).await.is_ok()
+}
+
 async fn lead_then_control(
     config: &Config,
     client: Client,
@@ -209,8 +215,8 @@ async fn lead_then_control(
     let outcome = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
-            became = leading.wait_for(|leader| *leader) => {
-                if became.is_err() {
+            became = wait_leading(&mut leading, true) => {
+                if !became {
                     break Err(Error::Leadership("the Lease manager stopped".to_owned()));
                 }
             }
@@ -235,9 +241,7 @@ async fn lead_then_control(
                 (&mut controller).await;
                 false
             }
-            lost = leading.wait_for(|leader| !*leader) => {
-                lost.is_ok()
-            }
+            lost = wait_leading(&mut leading, false) => lost,
         };
         // Dropping the controller here aborts whatever it was still doing.
         metrics.leader.set(0);
@@ -261,4 +265,28 @@ async fn lead_then_control(
         Err(e) => warn!(error = %e, "Lease manager task failed"),
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Embedders and tests spawn the operator on a multi-threaded runtime.
+    #[allow(dead_code)]
+    fn run_is_send(operator: Operator, client: Client) {
+        let future = operator.run(client, CancellationToken::new());
+        assert_send(&future);
+    }
+
+    #[test]
+    fn config_defaults() {
+        let config = Config::new("me", "ops");
+        assert!(config.leader_election);
+        assert_eq!(config.lease_name, "trading-agent-operator");
+        assert_eq!(config.lease_namespace, "ops");
+        assert_eq!(config.metrics_addr.port(), 8080);
+        assert!(config.lease_grace < config.lease_duration);
+    }
 }
