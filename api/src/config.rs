@@ -389,8 +389,11 @@ impl BotArgs {
         if self.stake_amount <= Decimal::ZERO {
             return Err(invalid("STAKE_AMOUNT must be greater than 0"));
         }
-        if self.max_notional <= Decimal::ZERO {
-            return Err(invalid("MAX_NOTIONAL must be greater than 0"));
+        if self.max_notional <= Decimal::ZERO || self.max_notional > max_amount() {
+            return Err(invalid(format!(
+                "MAX_NOTIONAL must be greater than 0 and at most {}",
+                max_amount()
+            )));
         }
         if self.stake_amount > self.max_notional {
             return Err(invalid("STAKE_AMOUNT must not exceed MAX_NOTIONAL"));
@@ -398,8 +401,11 @@ impl BotArgs {
         if !(1..=10_000).contains(&self.max_open_trades) {
             return Err(invalid("MAX_OPEN_TRADES must be between 1 and 10000"));
         }
-        if self.daily_loss_limit <= Decimal::ZERO {
-            return Err(invalid("DAILY_LOSS_LIMIT must be greater than 0"));
+        if self.daily_loss_limit <= Decimal::ZERO || self.daily_loss_limit > max_amount() {
+            return Err(invalid(format!(
+                "DAILY_LOSS_LIMIT must be greater than 0 and at most {}",
+                max_amount()
+            )));
         }
         if self.fee_rate < Decimal::ZERO || self.fee_rate >= Decimal::new(1, 1) {
             return Err(invalid("FEE_RATE must be at least 0 and below 0.1"));
@@ -487,6 +493,12 @@ impl StrategyArgs {
             },
         })
     }
+}
+
+/// Largest amount a limit or a manual stake may name (10^12 quote units): far below where decimal
+/// arithmetic on it could overflow.
+pub fn max_amount() -> Decimal {
+    Decimal::from(1_000_000_000_000_i64)
 }
 
 /// Parses `250ms`, `5s`, `2m`, `1h` (a bare number means seconds).

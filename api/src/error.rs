@@ -139,8 +139,11 @@ fn classify(error: &sqlx::Error) -> DbErrorClass {
             Some(code) if code.starts_with("22") || code == "23503" || code == "23514" => {
                 DbErrorClass::Invalid
             }
-            // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection exceptions.
-            Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+            // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection exceptions,
+            // 40001/40P01 serialization failure or deadlock (retrying helps).
+            Some(code)
+                if code.starts_with("08") || code.starts_with("57P") || code.starts_with("40") =>
+            {
                 DbErrorClass::Unavailable
             }
             _ => DbErrorClass::Other,

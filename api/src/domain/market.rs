@@ -199,6 +199,18 @@ impl Candle {
                 ));
             }
         }
+        if self.high > max_price() {
+            return Err(Invalid::new(
+                "high",
+                format!("must be at most {} ({})", max_price(), self.high),
+            ));
+        }
+        if self.volume > max_volume() {
+            return Err(Invalid::new(
+                "volume",
+                format!("must be at most {} ({})", max_volume(), self.volume),
+            ));
+        }
         if self.high.is_zero() {
             return Err(Invalid::new("high", "must be greater than 0"));
         }
@@ -227,6 +239,17 @@ impl Candle {
         }
         Ok(())
     }
+}
+
+/// Largest price accepted (10^15): far above any real quote, far enough below `Decimal::MAX` that
+/// fills, fees and balances computed from it cannot overflow.
+pub fn max_price() -> Decimal {
+    Decimal::from(1_000_000_000_000_000_i64)
+}
+
+/// Largest volume accepted (10^20).
+pub fn max_volume() -> Decimal {
+    Decimal::from(100_000_000_000_000_000_000_i128)
 }
 
 /// Validates a batch: each candle, and no open time twice.
@@ -435,6 +458,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.field, "open_time");
         assert!(err.problem.contains("not aligned to the 15m timeframe"));
+        let err = candle("100", "1000000000000001", "99", "101")
+            .validate(Timeframe::M5)
+            .unwrap_err();
+        assert_eq!(err.field, "high");
         let mut zero_volume = candle("100", "102", "99", "101");
         zero_volume.volume = Decimal::ZERO;
         assert_eq!(zero_volume.validate(Timeframe::M5), Ok(()));

@@ -20,33 +20,39 @@ pub struct Fill {
 }
 
 /// Fill price after slippage: above the close for a buy, below it for a sell.
-pub fn fill_price(action: Action, close: Decimal, slippage_bps: Decimal) -> Decimal {
-    let slip = slippage_bps / Decimal::from(10_000);
+pub fn fill_price(action: Action, close: Decimal, slippage_bps: Decimal) -> Option<Decimal> {
+    let slip = slippage_bps.checked_div(Decimal::from(10_000))?;
     let factor = match action {
-        Action::Buy => Decimal::ONE + slip,
-        Action::Sell => Decimal::ONE - slip,
+        Action::Buy => Decimal::ONE.checked_add(slip)?,
+        Action::Sell => Decimal::ONE.checked_sub(slip)?,
     };
-    (close * factor)
-        .round_dp_with_strategy(SCALE, RoundingStrategy::MidpointAwayFromZero)
-        .normalize()
+    Some(
+        close
+            .checked_mul(factor)?
+            .round_dp_with_strategy(SCALE, RoundingStrategy::MidpointAwayFromZero)
+            .normalize(),
+    )
 }
 
-/// Buys for `stake` quote units. `None` when the stake buys nothing at this price.
+/// Buys for `stake` quote units. `None` when the stake buys nothing at this price (or the numbers
+/// are out of range: all arithmetic is checked, a fill can never panic).
 pub fn buy(
     close: Decimal,
     stake: Decimal,
     fee_rate: Decimal,
     slippage_bps: Decimal,
 ) -> Option<Fill> {
-    let price = fill_price(Action::Buy, close, slippage_bps);
+    let price = fill_price(Action::Buy, close, slippage_bps)?;
     if price <= Decimal::ZERO {
         return None;
     }
-    let quantity = (stake / price).round_dp_with_strategy(SCALE, RoundingStrategy::ToZero);
+    let quantity = stake
+        .checked_div(price)?
+        .round_dp_with_strategy(SCALE, RoundingStrategy::ToZero);
     if quantity <= Decimal::ZERO {
         return None;
     }
-    Some(fill(price, quantity, fee_rate))
+    fill(price, quantity, fee_rate)
 }
 
 /// Sells `quantity`.
@@ -56,22 +62,26 @@ pub fn sell(
     fee_rate: Decimal,
     slippage_bps: Decimal,
 ) -> Option<Fill> {
-    let price = fill_price(Action::Sell, close, slippage_bps);
+    let price = fill_price(Action::Sell, close, slippage_bps)?;
     if price <= Decimal::ZERO || quantity <= Decimal::ZERO {
         return None;
     }
-    Some(fill(price, quantity, fee_rate))
+    fill(price, quantity, fee_rate)
 }
 
-fn fill(price: Decimal, quantity: Decimal, fee_rate: Decimal) -> Fill {
-    let notional = (price * quantity).round_dp(SCALE);
-    let fee = (notional * fee_rate).round_dp_with_strategy(SCALE, RoundingStrategy::AwayFromZero);
-    Fill {
+fn fill(price: Decimal, quantity: Decimal, fee_rate: Decimal) -> Option<Fill> {
+    let notional = price.checked_mul(quantity)?.round_dp(SCALE);
+    let fee = notional
+        .checked_mul(fee_rate)?
+        .round_dp_with_strategy(SCALE, RoundingStrategy::AwayFromZero);
+    // Both must stay addable to a balance.
+    notional.checked_add(fee)?;
+    Some(Fill {
         price,
         quantity,
         notional,
         fee,
-    }
+    })
 }
 
 /// Cash spent by a buy.
@@ -100,6 +110,10 @@ mod tests {
         // notional 0.49975012 * 200.1 = 99.99999901; fee 0.1% = 0.09999999901 -> 0.1 (up)
         let f = buy(dec!(200), dec!(100), dec!(0.001), dec!(5)).unwrap();
         assert_eq!(f.price, dec!(200.1));
+        assert_eq!(
+            fill_price(Action::Sell, dec!(200), dec!(5)),
+            Some(dec!(199.9))
+        );
         assert_eq!(f.quantity, dec!(0.49975012));
         assert_eq!(f.notional, dec!(99.99999901));
         assert_eq!(f.fee, dec!(0.1));
@@ -131,5 +145,8 @@ mod tests {
             None
         );
         assert_eq!(sell(dec!(10), dec!(0), dec!(0.001), dec!(0)), None);
+        // Out-of-range numbers give no fill instead of a panic.
+        assert_eq!(buy(Decimal::MAX, dec!(100), dec!(0.001), dec!(5)), None);
+        assert_eq!(sell(Decimal::MAX, dec!(2), dec!(0.001), dec!(0)), None);
     }
 }

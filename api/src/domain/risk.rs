@@ -177,7 +177,9 @@ pub fn check(
                     limit: limits.max_notional,
                 });
             }
-            let needed = stake + stake * limits.fee_rate;
+            // stake <= max_notional (checked above, and bounded by the configuration), so this
+            // cannot overflow; saturate anyway rather than panic.
+            let needed = stake.saturating_add(stake.saturating_mul(limits.fee_rate));
             if needed > snapshot.free_balance {
                 return Err(Rejection::InsufficientBalance {
                     needed,

@@ -248,6 +248,15 @@ async fn queue_manual(
                 format!("must be greater than 0 (got {stake})"),
             ));
         }
+        (Action::Buy, Some(stake)) if stake > crate::config::max_amount() => {
+            return Err(Error::invalid(
+                "stake",
+                format!(
+                    "must be at most {} (got {stake})",
+                    crate::config::max_amount()
+                ),
+            ));
+        }
         (Action::Sell, Some(_)) => {
             return Err(Error::invalid("stake", "only applies to buy orders"));
         }

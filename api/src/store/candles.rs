@@ -19,6 +19,17 @@ pub async fn upsert(
     timeframe: Timeframe,
     candles: &[Candle],
 ) -> Result<u64> {
+    // Rows are written (and locked) in open-time order, so concurrent upserts of overlapping
+    // batches wait for each other instead of deadlocking.
+    let sorted;
+    let candles = if candles.is_sorted_by_key(|c| c.open_time) {
+        candles
+    } else {
+        let mut copy = candles.to_vec();
+        copy.sort_by_key(|c| c.open_time);
+        sorted = copy;
+        &sorted
+    };
     let mut written = 0;
     let mut tx = pool.begin().await?;
     for chunk in candles.chunks(UPSERT_CHUNK) {

@@ -150,7 +150,20 @@ impl Bot {
                 )
                 .await?;
                 let order_id = self.write_order(tx, signal, trade_id, &fill).await?;
-                store::trading::set_balance(tx, account.balance - paper::cost(&fill)).await?;
+                let balance = account.balance.checked_sub(paper::cost(&fill));
+                let Some(balance) = balance.filter(|b| !b.is_sign_negative()) else {
+                    return self
+                        .reject(
+                            tx,
+                            signal,
+                            Rejection::InsufficientBalance {
+                                needed: paper::cost(&fill),
+                                free: account.balance,
+                            },
+                        )
+                        .await;
+                };
+                store::trading::set_balance(tx, balance).await?;
                 self.event(tx, "trade_opened", signal, &fill, trade_id, None)
                     .await?;
                 store::signals::finish(tx, signal.id, "executed", None).await?;
@@ -160,11 +173,18 @@ impl Bot {
                 let Some(fill) = paper::sell(price, trade.quantity, fee_rate, slippage) else {
                     return self.reject(tx, signal, Rejection::NoPrice).await;
                 };
-                let entry_notional = (trade.quantity * trade.entry_price).round_dp(paper::SCALE);
+                let entry_notional = trade
+                    .quantity
+                    .saturating_mul(trade.entry_price)
+                    .round_dp(paper::SCALE);
                 let profit = paper::profit(entry_notional, trade.entry_fee, &fill);
                 store::trading::close_trade(tx, trade.id, &fill, profit, now).await?;
                 let order_id = self.write_order(tx, signal, trade.id, &fill).await?;
-                store::trading::set_balance(tx, account.balance + paper::proceeds(&fill)).await?;
+                store::trading::set_balance(
+                    tx,
+                    account.balance.saturating_add(paper::proceeds(&fill)),
+                )
+                .await?;
                 self.event(tx, "trade_closed", signal, &fill, trade.id, Some(profit))
                     .await?;
                 store::signals::finish(tx, signal.id, "executed", None).await?;
