@@ -1,0 +1,275 @@
+//! Bad TradingAgents are refused by the API server itself (OpenAPI schema and CEL rules of the
+//! generated CRD), with a message that names the field. Server-side dry runs: nothing is stored,
+//! no operator is needed.
+
+#[path = "operator_support.rs"]
+mod support;
+
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use support::*;
+use trading_agent_operator::TradingAgent;
+use trading_agent_tests::cluster::TestNamespace;
+
+/// (what is wrong, the manifest, text the API server's message must contain)
+fn cases() -> Vec<(&'static str, Value, &'static str)> {
+    let long_name = "a".repeat(55);
+    let mut no_image = agent("no-image", json!({}));
+    no_image["spec"].as_object_mut().unwrap().remove("image");
+    let mut no_database = agent("no-database", json!({}));
+    no_database["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("database");
+    let mut no_secret_ref = agent("no-secret-ref", json!({}));
+    no_secret_ref["spec"]["database"] = json!({});
+    let mut bad_name = agent("bad.name", json!({}));
+    bad_name["metadata"]["name"] = json!("alpha.beta");
+    let mut too_long = agent("too-long", json!({}));
+    too_long["metadata"]["name"] = json!(long_name);
+    vec![
+        (
+            "empty image",
+            agent("a", json!({"image": ""})),
+            "spec.image",
+        ),
+        ("missing image", no_image, "spec.image: Required value"),
+        (
+            "upper-case repository",
+            agent("a", json!({"image": "registry.example.com/ACME/app:1"})),
+            "spec.image",
+        ),
+        (
+            "space in the reference",
+            agent(
+                "a",
+                json!({"image": "registry.example.com/acme/app:bad tag"}),
+            ),
+            "spec.image",
+        ),
+        (
+            "truncated digest",
+            agent(
+                "a",
+                json!({"image": "registry.example.com/acme/app@sha256:abc"}),
+            ),
+            "spec.image",
+        ),
+        (
+            "URL instead of a reference",
+            agent(
+                "a",
+                json!({"image": "https://registry.example.com/acme/app:1"}),
+            ),
+            "spec.image",
+        ),
+        (
+            "api replicas above 50",
+            agent("a", json!({"api": {"replicas": 51}})),
+            "spec.api.replicas",
+        ),
+        (
+            "negative bot replicas",
+            agent("a", json!({"bot": {"replicas": -1}})),
+            "spec.bot.replicas",
+        ),
+        (
+            "replicas as text",
+            agent("a", json!({"strategy": {"replicas": "two"}})),
+            "spec.strategy.replicas",
+        ),
+        (
+            "port 0",
+            agent("a", json!({"api": {"port": 0}})),
+            "spec.api.port",
+        ),
+        (
+            "port above 65535",
+            agent("a", json!({"bot": {"port": 70000}})),
+            "spec.bot.port",
+        ),
+        (
+            "interval in days",
+            agent("a", json!({"imageUpdate": {"interval": "5d"}})),
+            "spec.imageUpdate.interval",
+        ),
+        (
+            "interval below one second",
+            agent("a", json!({"imageUpdate": {"interval": "500ms"}})),
+            "spec.imageUpdate.interval",
+        ),
+        (
+            "interval without unit",
+            agent("a", json!({"imageUpdate": {"interval": "300"}})),
+            "spec.imageUpdate.interval",
+        ),
+        (
+            "unknown update mode",
+            agent("a", json!({"imageUpdate": {"mode": "Off"}})),
+            "spec.imageUpdate.mode: Unsupported value",
+        ),
+        (
+            "YAML 1.1 boolean as rollback",
+            agent("a", json!({"imageUpdate": {"rollback": false}})),
+            "spec.imageUpdate.rollback",
+        ),
+        (
+            "missing database",
+            no_database,
+            "spec.database: Required value",
+        ),
+        (
+            "missing secretRef",
+            no_secret_ref,
+            "spec.database.secretRef: Required value",
+        ),
+        (
+            "empty Secret name",
+            agent(
+                "a",
+                json!({"database": {"secretRef": {"name": "", "key": "url"}}}),
+            ),
+            "spec.database.secretRef.name",
+        ),
+        (
+            "Secret name not DNS-1123",
+            agent(
+                "a",
+                json!({"database": {"secretRef": {"name": "Desk_DB", "key": "url"}}}),
+            ),
+            "spec.database.secretRef.name",
+        ),
+        (
+            "Secret key with a slash",
+            agent(
+                "a",
+                json!({"database": {"secretRef": {"name": "db", "key": "a/b"}}}),
+            ),
+            "spec.database.secretRef.key",
+        ),
+        (
+            "env name starting with a digit",
+            agent(
+                "a",
+                json!({"bot": {"env": [{"name": "1BAD", "value": "x"}]}}),
+            ),
+            "spec.bot.env[0].name",
+        ),
+        (
+            "DATABASE_URL inline",
+            agent(
+                "a",
+                json!({"api": {"env": [{"name": "DATABASE_URL", "value": "postgres://x"}]}}),
+            ),
+            "spec.api.env[0].name",
+        ),
+        (
+            "duplicate env names",
+            agent(
+                "a",
+                json!({"api": {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}}),
+            ),
+            "spec.api.env[1]",
+        ),
+        (
+            "value and valueFrom together",
+            agent(
+                "a",
+                json!({"strategy": {"env": [{"name": "POD", "value": "x",
+                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}}),
+            ),
+            "spec.strategy.env[0]",
+        ),
+        (
+            "pull secret name not DNS-1123",
+            agent("a", json!({"imagePullSecrets": [{"name": "RegCred"}]})),
+            "spec.imagePullSecrets[0].name",
+        ),
+        (
+            "progress deadline too short",
+            agent("a", json!({"progressDeadlineSeconds": 1})),
+            "spec.progressDeadlineSeconds",
+        ),
+        ("name with a dot", bad_name, "metadata.name"),
+        ("name too long for the children", too_long, "metadata.name"),
+    ]
+}
+
+#[tokio::test]
+async fn bad_resources_are_refused_with_the_field_named() {
+    let client = client().await;
+    install_crd(&client).await;
+    let namespace = TestNamespace::create(&client, "op-valid")
+        .await
+        .expect("namespace");
+    let api: Api<TradingAgent> = Api::namespaced(client.clone(), &namespace.name);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+
+    // A good one passes, so the refusals below are about the one thing each case breaks.
+    let good: TradingAgent = serde_json::from_value(agent(
+        "good",
+        json!({
+            "imagePullSecrets": [{"name": "regcred"}],
+            "imageUpdate": {"mode": "Pin", "interval": "1h30m", "rollback": "Never"},
+            "api": {"replicas": 2, "port": 9000, "env": [{"name": "RUST_LOG", "value": "info"}]},
+            "bot": {"env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
+        }),
+    ))
+    .unwrap();
+    api.create(&dry_run, &good)
+        .await
+        .expect("a valid TradingAgent is accepted");
+
+    let cases = cases();
+    assert!(cases.len() >= 15);
+    let mut failures = Vec::new();
+    for (what, manifest, expected) in &cases {
+        // Posted as raw JSON: several cases are not representable in the Rust types.
+        let request = kube::core::Request::new(format!(
+            "/apis/tradingagents.dev/v1alpha1/namespaces/{}/tradingagents",
+            namespace.name
+        ))
+        .create(&dry_run, serde_json::to_vec(manifest).unwrap())
+        .unwrap();
+        match client.request::<Value>(request).await {
+            Ok(_) => failures.push(format!("{what}: accepted")),
+            Err(kube::Error::Api(status)) => {
+                let message = status.message.clone();
+                println!("{what:32} -> {} {message}", status.code);
+                if status.code != 422 || !message.contains(expected) {
+                    failures.push(format!(
+                        "{what}: HTTP {} {message:?} does not name {expected:?}",
+                        status.code
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!("{what}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    namespace
+        .delete(std::time::Duration::from_secs(60))
+        .await
+        .expect("namespace deleted");
+}
+
+#[tokio::test]
+async fn kubectl_explain_documents_the_fields_and_defaults() {
+    let client = client().await;
+    install_crd(&client).await;
+    let (ok, out) = run_kubectl(&["explain", "ta.spec.imageUpdate"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("Track") && out.contains("Pin"), "{out}");
+    assert!(out.contains("interval"), "{out}");
+    let (ok, out) = run_kubectl(&["explain", "tradingagents.spec.database.secretRef"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("DATABASE_URL"), "{out}");
+    let (ok, out) = run_kubectl(&["api-resources", "--categories=trading", "-o", "name"]).await;
+    assert!(
+        ok && out.contains("tradingagents.tradingagents.dev"),
+        "{out}"
+    );
+}
