@@ -6,12 +6,14 @@ pub mod cache;
 pub mod challenge;
 pub mod client;
 pub mod credentials;
+pub mod notification;
 
 use std::time::{Duration, Instant};
 
 pub use cache::{CacheKey, DigestCache};
 pub use client::{RegistryClient, RegistryClientConfig, RegistryError};
 pub use credentials::{Credentials, CredentialsError, DockerConfig};
+pub use notification::{NotificationError, PushedTag, pushed_tags};
 
 use crate::image::{Digest, ImageReference};
 
