@@ -28,6 +28,6 @@ pub mod telemetry;
 
 pub use error::{Error, Result};
 pub use operator::{Config, Operator};
+pub use resource::{Role, TradingAgent, TradingAgentSpec, TradingAgentStatus};
 /// Cancels a running [`Operator`] (re-exported so embedders and tests need no extra dependency).
 pub use tokio_util::sync::CancellationToken;
-pub use resource::{Role, TradingAgent, TradingAgentSpec, TradingAgentStatus};
