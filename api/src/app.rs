@@ -22,7 +22,7 @@ use crate::workers::bot::Bot;
 use crate::workers::notifier::Notifier;
 use crate::workers::strategy::StrategyRunner;
 use crate::workers::{LoopContext, Worker, run_loop};
-use crate::{demo, http, store};
+use crate::{demo, http, store, workers};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -195,31 +195,38 @@ async fn serve_bot(config: BotConfig) -> Result<()> {
     let webhook = config.webhook.clone();
     let limits = config.limits.clone();
     let fault = config.fault;
-    serve_worker(Role::Bot, config.worker, move |metrics| {
-        let notifier = webhook
-            .map(|w| Notifier::new(w, metrics.clone()))
-            .transpose()?;
-        Ok(Bot {
-            limits,
-            metrics,
-            notifier,
-            fault,
-        })
-    })
+    serve_worker(
+        Role::Bot,
+        config.worker,
+        Some(workers::SIGNALS_CHANNEL),
+        move |metrics| {
+            let notifier = webhook
+                .map(|w| Notifier::new(w, metrics.clone()))
+                .transpose()?;
+            Ok(Bot {
+                limits,
+                metrics,
+                notifier,
+                fault,
+            })
+        },
+    )
     .await
 }
 
 async fn serve_strategy(config: StrategyConfig) -> Result<()> {
     let demo_feed = config.demo_feed.clone();
-    serve_worker(Role::Strategy, config.worker, move |metrics| {
+    serve_worker(Role::Strategy, config.worker, None, move |metrics| {
         Ok(StrategyRunner { metrics, demo_feed })
     })
     .await
 }
 
+/// `wake_on`: a notification channel that triggers a tick at once (the bot: new signals).
 async fn serve_worker<W: Worker>(
     role: Role,
     config: WorkerConfig,
+    wake_on: Option<&'static str>,
     make: impl FnOnce(Arc<Metrics>) -> Result<W>,
 ) -> Result<()> {
     let Common {
@@ -248,6 +255,16 @@ async fn serve_worker<W: Worker>(
             })
             .into_future(),
     );
+    let wake = wake_on.map(|channel| {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(workers::forward_notifications(
+            db.clone(),
+            channel,
+            notify.clone(),
+            stop.subscribe(),
+        ));
+        notify
+    });
     let context = LoopContext {
         role,
         db: db.clone(),
@@ -255,6 +272,7 @@ async fn serve_worker<W: Worker>(
         liveness,
         config,
         started_at: Utc::now(),
+        wake,
     };
     let worker_loop = tokio::spawn(run_loop(context, worker, stop.subscribe()));
     tracing::info!(role = role.as_str(), "worker loop started");

@@ -463,3 +463,38 @@ async fn webhook_delivery_retries_with_backoff_then_gives_up() {
     assert_eq!(attempts, 2);
     assert!(error.contains("502"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_signal_wakes_the_bot_at_once() {
+    let db = database("wake").await;
+    let pool = &db.pool;
+    let port = free_port();
+    let env = [
+        ("DATABASE_URL", db.url.clone()),
+        ("PORT", port.to_string()),
+        ("BIND_ADDRESS", "127.0.0.1".to_owned()),
+        // Polling alone would take a minute.
+        ("TICK_INTERVAL", "60s".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut bot = Process::spawn(&["bot"], &env);
+    eventually(Duration::from_secs(30), "the bot to LISTEN", || async {
+        count(pool, "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%trading_agent_signals%'").await == 1
+    })
+    .await;
+    let written = std::time::Instant::now();
+    buy_signals(pool, 1).await;
+    eventually(Duration::from_secs(10), "execution", || async {
+        count(pool, "SELECT count(*) FROM orders").await == 1
+    })
+    .await;
+    assert!(
+        written.elapsed() < Duration::from_secs(10),
+        "woken by NOTIFY, not by the 60 s poll"
+    );
+    bot.sigterm();
+    let status = bot
+        .wait_timeout(Duration::from_secs(10))
+        .expect("bot stops on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", bot.output());
+}

@@ -434,6 +434,7 @@ async fn a_stalled_worker_loop_fails_healthz() {
         liveness,
         config,
         started_at: Utc::now(),
+        wake: None,
     };
     tokio::spawn(run_loop(context, StuckWorker, stop_rx));
     let client = reqwest::Client::new();

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::config::WorkerConfig;
@@ -40,6 +41,8 @@ pub struct LoopContext {
     pub liveness: Arc<Liveness>,
     pub config: WorkerConfig,
     pub started_at: DateTime<Utc>,
+    /// Runs a tick at once when notified (new work announced by PostgreSQL), besides the interval.
+    pub wake: Option<Arc<Notify>>,
 }
 
 /// Ticks every `tick_interval` until shutdown; the tick in progress when shutdown comes finishes.
@@ -59,6 +62,7 @@ pub async fn run_loop<W: Worker>(
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
             _ = interval.tick() => {}
+            _ = woken(&ctx.wake) => interval.reset(),
         }
         let started = Instant::now();
         let outcome = match ctx.db.pool() {
@@ -91,4 +95,55 @@ pub async fn run_loop<W: Worker>(
         ctx.liveness.beat();
     }
     tracing::info!(role, "worker loop stopped");
+}
+
+async fn woken(wake: &Option<Arc<Notify>>) {
+    match wake {
+        Some(notify) => notify.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The channel the `signals` insert trigger notifies.
+pub const SIGNALS_CHANNEL: &str = "trading_agent_signals";
+
+/// Forwards PostgreSQL notifications on `channel` to `wake` until shutdown. Waits for the database
+/// start-up, and re-listens after connection trouble; polling covers any gap.
+pub async fn forward_notifications(
+    db: Db,
+    channel: &'static str,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let listen = async {
+            let pool = loop {
+                match db.pool() {
+                    Ok(pool) => break pool.clone(),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                }
+            };
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(channel).await?;
+            tracing::debug!(channel, "listening for notifications");
+            loop {
+                listener.recv().await?;
+                wake.notify_one();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            result = listen => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, channel, "notification listener interrupted; polling meanwhile");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
 }
