@@ -448,3 +448,55 @@ async fn a_stalled_worker_loop_fails_healthz() {
     assert!(body["last_tick_seconds_ago"].as_f64().unwrap() > 0.4);
     let _ = stop.send(true);
 }
+
+/// Arguments, environment, expected message.
+type ConfigCase = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+#[test]
+fn bad_configuration_exits_with_status_2_and_names_the_setting() {
+    let cases: [ConfigCase; 5] = [
+        (&["api"], &[("API_TOKEN", TOKEN)], "DATABASE_URL is not set"),
+        (
+            &["api"],
+            &[
+                ("DATABASE_URL", "postgres://x@127.0.0.1/db"),
+                ("API_TOKEN", "short"),
+            ],
+            "API_TOKEN must be at least 16 characters",
+        ),
+        (
+            &["bot"],
+            &[("DATABASE_URL", "mysql://x/db")],
+            "DATABASE_URL must start with postgres://",
+        ),
+        (
+            &["bot"],
+            &[
+                ("DATABASE_URL", "postgres://x@127.0.0.1/db"),
+                ("FEE_RATE", "0.5"),
+            ],
+            "FEE_RATE must be at least 0 and below 0.1",
+        ),
+        (
+            &["strategy", "--tick-interval", "soon"],
+            &[("DATABASE_URL", "postgres://x@127.0.0.1/db")],
+            "not a duration",
+        ),
+    ];
+    for (args, env, message) in cases {
+        let mut process = Process::spawn(args, env);
+        let status = process
+            .wait_timeout(Duration::from_secs(10))
+            .expect("exits at once");
+        assert_eq!(status.code(), Some(2), "{args:?}: {}", process.output());
+        assert!(
+            process.output().contains(message),
+            "{args:?}: {}",
+            process.output()
+        );
+    }
+}
