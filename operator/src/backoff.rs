@@ -42,6 +42,12 @@ impl<K: Eq + Hash + Clone> ErrorBackoff<K> {
         failures.remove(key);
     }
 
+    /// Forget every key `keep` rejects (objects that were deleted while backing off).
+    pub fn retain(&self, mut keep: impl FnMut(&K) -> bool) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.retain(|key, _| keep(key));
+    }
+
     /// Consecutive failures of `key`.
     pub fn failures(&self, key: &K) -> u32 {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -100,6 +106,16 @@ mod tests {
         b.reset(&"a");
         b.reset(&"b");
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn forgets_objects_that_are_gone() {
+        let b = ErrorBackoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        b.next_delay(&"kept");
+        b.next_delay(&"deleted");
+        b.retain(|k| *k == "kept");
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.failures(&"kept"), 1);
     }
 
     #[test]

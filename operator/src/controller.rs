@@ -230,6 +230,9 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     ctx.metrics
         .managed_resources
         .set(ctx.stores.agents.len() as i64);
+    // Objects deleted while backing off are never reconciled again: forget them.
+    ctx.backoff
+        .retain(|key| ctx.stores.agents.get(key).is_some());
     if agent.metadata.deletion_timestamp.is_some() {
         // Owner references hand the children to the garbage collector.
         return Ok(Action::await_change());
