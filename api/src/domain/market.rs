@@ -169,15 +169,15 @@ impl FromStr for Timeframe {
 pub struct Candle {
     /// Start of the candle; must be aligned to the timeframe (e.g. a whole minute for 1m).
     pub open_time: DateTime<Utc>,
-    #[schema(value_type = String, example = "101.25")]
+    #[schema(value_type = String, example = "101.25", pattern = "^[0-9]+(\\.[0-9]+)?$")]
     pub open: Decimal,
-    #[schema(value_type = String, example = "102.00")]
+    #[schema(value_type = String, example = "102.00", pattern = "^[0-9]+(\\.[0-9]+)?$")]
     pub high: Decimal,
-    #[schema(value_type = String, example = "100.50")]
+    #[schema(value_type = String, example = "100.50", pattern = "^[0-9]+(\\.[0-9]+)?$")]
     pub low: Decimal,
-    #[schema(value_type = String, example = "101.75")]
+    #[schema(value_type = String, example = "101.75", pattern = "^[0-9]+(\\.[0-9]+)?$")]
     pub close: Decimal,
-    #[schema(value_type = String, example = "12.5")]
+    #[schema(value_type = String, example = "12.5", pattern = "^[0-9]+(\\.[0-9]+)?$")]
     pub volume: Decimal,
 }
 

@@ -20,11 +20,11 @@ pub const MAX_BATCH: usize = 10_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInstrument {
-    #[schema(value_type = String, example = "BTCUSDT")]
+    #[schema(value_type = String, example = "BTCUSDT", pattern = "^[A-Z0-9][A-Z0-9._-]{0,31}$")]
     pub symbol: Symbol,
-    #[schema(example = "BTC")]
+    #[schema(example = "BTC", pattern = "^[A-Z0-9]{1,16}$")]
     pub base_asset: String,
-    #[schema(example = "USDT")]
+    #[schema(example = "USDT", pattern = "^[A-Z0-9]{1,16}$")]
     pub quote_asset: String,
 }
 
@@ -53,9 +53,9 @@ pub async fn list_instruments(State(state): State<AppState>) -> Result<Json<Vec<
 }
 
 #[utoipa::path(post, path = "/api/v2/instruments", tag = "market data", request_body = NewInstrument,
-    responses((status = 201, body = Instrument), (status = 401, body = ErrorBody),
+    responses((status = 201, body = Instrument), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 409, description = "Symbol exists", body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_instrument(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<NewInstrument>,
@@ -89,9 +89,10 @@ pub async fn get_instrument(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CandleBatch {
-    #[schema(value_type = String, example = "BTCUSDT")]
+    #[schema(value_type = String, example = "BTCUSDT", pattern = "^[A-Z0-9][A-Z0-9._-]{0,31}$")]
     pub symbol: Symbol,
     pub timeframe: Timeframe,
+    #[schema(min_items = 1, max_items = 10000)]
     pub candles: Vec<Candle>,
 }
 
@@ -117,7 +118,7 @@ async fn require_known_symbol(state: &AppState, symbol: &Symbol) -> Result<()> {
 /// whole batch.
 #[utoipa::path(put, path = "/api/v2/candles", tag = "market data", request_body = CandleBatch,
     responses((status = 200, body = Upserted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 413, body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn upsert_candles(
     State(state): State<AppState>,
     ApiJson(batch): ApiJson<CandleBatch>,
@@ -153,7 +154,7 @@ pub async fn upsert_candles(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ImportQuery {
-    #[param(value_type = String, example = "BTCUSDT")]
+    #[param(value_type = String, example = "BTCUSDT", pattern = "^[A-Z0-9][A-Z0-9._-]{0,31}$")]
     pub symbol: Symbol,
     #[param(inline)]
     pub timeframe: Timeframe,
@@ -196,6 +197,7 @@ pub struct CandleQuery {
     /// Exclusive end (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// 1-1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

@@ -22,7 +22,7 @@ pub const MAX_SYMBOLS: usize = 50;
 #[serde(deny_unknown_fields)]
 pub struct StrategyInput {
     /// Unique, 1-64 characters: letters, digits, space, `_`, `-`, `.`, `:`.
-    #[schema(example = "btc-sma-10-30")]
+    #[schema(example = "btc-sma-10-30", pattern = "^[A-Za-z0-9 _.:-]{1,64}$")]
     pub name: String,
     pub kind: StrategyKind,
     /// `sma_cross`/`ema_cross`: `{"fast": 10, "slow": 30}` (1 <= fast < slow <= 500);
@@ -30,7 +30,7 @@ pub struct StrategyInput {
     #[schema(value_type = Object, example = json!({"fast": 10, "slow": 30}))]
     pub params: serde_json::Value,
     /// Instrument symbols (must exist), 1-50, no repeats.
-    #[schema(example = json!(["BTCUSDT"]))]
+    #[schema(example = json!(["BTCUSDT"]), min_items = 1, max_items = 50)]
     pub symbols: Vec<String>,
     pub timeframe: Timeframe,
     #[serde(default = "default_enabled")]
@@ -103,7 +103,7 @@ async fn spec_from(state: &AppState, input: StrategyInput) -> Result<StrategySpe
 
 #[utoipa::path(post, path = "/api/v2/strategies", tag = "strategies", request_body = StrategyInput,
     responses((status = 201, body = Strategy), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 409, description = "Name taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, description = "Name taken", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_strategy(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<StrategyInput>,
@@ -146,7 +146,7 @@ pub async fn get_strategy(
 #[utoipa::path(put, path = "/api/v2/strategies/{id}", tag = "strategies", params(("id" = i64, Path)),
     request_body = StrategyInput,
     responses((status = 200, body = Strategy), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_strategy(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,

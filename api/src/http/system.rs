@@ -44,6 +44,7 @@ pub struct FeedQuery {
     /// Events after this id, oldest first (poll with the last id seen). Without it: the newest.
     pub after_id: Option<i64>,
     /// 1-1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

@@ -51,6 +51,7 @@ pub struct SignalQuery {
     /// Page backwards: only signals with a smaller id.
     pub before_id: Option<i64>,
     /// 1-1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -89,7 +90,7 @@ pub async fn get_signal(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
-    #[schema(example = "BTCUSDT")]
+    #[schema(example = "BTCUSDT", pattern = "^[A-Z0-9][A-Z0-9._-]{0,31}$")]
     pub symbol: String,
     pub side: Action,
     /// Quote amount to spend (buy only), > 0.
@@ -97,7 +98,7 @@ pub struct OrderRequest {
     pub stake: Option<Decimal>,
     /// Idempotency key chosen by the client (1-64 characters: letters, digits, `_-.:`): sending the
     /// same request again returns the first one instead of ordering twice.
-    #[schema(example = "my-order-0001")]
+    #[schema(example = "my-order-0001", pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub client_order_id: Option<String>,
 }
 
@@ -108,6 +109,7 @@ pub struct OrderQuery {
     pub signal_id: Option<i64>,
     pub before_id: Option<i64>,
     /// 1-1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -148,7 +150,7 @@ pub async fn get_order(
               (status = 200, description = "Same client_order_id seen before", body = Signal),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 409, description = "Bot stopped, no trade to exit, or client_order_id reused", body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_order(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<OrderRequest>,
@@ -159,25 +161,27 @@ pub async fn create_order(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForceEnter {
-    #[schema(example = "BTCUSDT")]
+    #[schema(example = "BTCUSDT", pattern = "^[A-Z0-9][A-Z0-9._-]{0,31}$")]
     pub symbol: String,
     #[schema(value_type = Option<String>, example = "100")]
     pub stake: Option<Decimal>,
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub client_order_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForceExit {
-    #[schema(example = "BTCUSDT")]
+    #[schema(example = "BTCUSDT", pattern = "^[A-Z0-9][A-Z0-9._-]{0,31}$")]
     pub symbol: String,
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub client_order_id: Option<String>,
 }
 
 /// Opens a trade now (through the bot's risk checks), like POST /orders with side `buy`.
 #[utoipa::path(post, path = "/api/v2/bot/force-enter", tag = "bot", request_body = ForceEnter,
     responses((status = 202, body = Signal), (status = 200, body = Signal), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn force_enter(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ForceEnter>,
@@ -194,7 +198,7 @@ pub async fn force_enter(
 /// Closes the symbol's open trade now, like POST /orders with side `sell`.
 #[utoipa::path(post, path = "/api/v2/bot/force-exit", tag = "bot", request_body = ForceExit,
     responses((status = 202, body = Signal), (status = 200, body = Signal), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn force_exit(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ForceExit>,
@@ -332,6 +336,7 @@ pub struct TradeQuery {
     pub status: Option<TradeStatus>,
     pub symbol: Option<String>,
     /// 1-1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
