@@ -14,13 +14,16 @@ export KUBECONFIG := $(TRADING_AGENT_CACHE)/cluster/kubeconfig
 HARNESS := tests/harness
 CARGO := cargo
 
-.PHONY: help deps tools cluster-up cluster-down cluster-status fmt lint unit test demo crd bench clean-cache
+.PHONY: help deps pydeps tools cluster-up cluster-down cluster-status fmt lint test demo demo-down crd bench clean-cache
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 deps: ## install the Debian packages the project needs (idempotent)
 	@scripts/deps.sh
+
+pydeps: ## install the Python test tools (schemathesis) into a venv in the cache (idempotent)
+	@scripts/pydeps.sh >/dev/null
 
 tools: deps ## build (once) and cache kube-apiserver, etcd, kwok, helm, ... by version
 	@$(HARNESS)/build-tools.sh >/dev/null
@@ -45,15 +48,18 @@ lint: ## rustfmt check, clippy with -D warnings, helm lint --strict
 	  for c in charts/*/; do "$$($(HARNESS)/build-tools.sh --print)/helm" lint --strict "$$c"; done; \
 	fi
 
-crd: ## regenerate crds/tradingagents.yaml from the Rust types
+crd: ## regenerate crds/tradingagents.yaml (and the chart's copy) from the Rust types
 	$(CARGO) run --quiet -p trading-agent-operator -- crd > crds/tradingagents.yaml
+	cp crds/tradingagents.yaml charts/trading-agent-operator/crds/tradingagents.yaml
 
-test: tools lint ## everything: lint, unit, integration and end-to-end tests against the local stack
+test: tools pydeps lint ## everything: lint, unit, integration and end-to-end tests against the local stack
 	@$(HARNESS)/with-cluster.sh $(CARGO) test --workspace --no-fail-fast
 
-demo: tools ## bring up the local stack and show it at work
-	@$(HARNESS)/cluster.sh up >/dev/null
+demo: tools ## the golden path on a local stack: build, push, operator, TradingAgent, new push, workloads
 	@scripts/demo.sh
+
+demo-down: ## stop what make demo started (operator, workloads, registry, PostgreSQL, cluster)
+	@scripts/demo-down.sh
 
 bench: tools ## run the benchmarks and rewrite tests/bench/RESULTS.md
 	@echo "benchmarks: not written yet (see the benchmarks issue)"; exit 1
