@@ -2,7 +2,9 @@
 //! named stages:
 //!
 //! 1. **dereference** — read what the resource points at (the database Secret);
-//! 2. **validate** — turn `spec.image` into a pinned image ([`ImageResolver`]);
+//! 2. **validate** — turn `spec.image` into a pinned image ([`ImageResolver`]), then decide
+//!    what to pin given how the last rollout went ([`crate::rollout`]: rollback, rejected
+//!    digests);
 //! 3. **build** — the desired objects, a pure function ([`crate::desired`]);
 //! 4. **apply** — server-side apply with one field manager, unless paused or blocked;
 //! 5. **status** — compute the next status ([`crate::status`]) and write it only if it changed,
@@ -34,13 +36,17 @@ use crate::desired::{
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::resolver::ImageResolver;
-use crate::resource::{Role, TradingAgent, TradingAgentStatus};
+use crate::resource::{Role, TradingAgent, TradingAgentSpec, TradingAgentStatus, UpdateMode};
+use crate::rollout;
 use crate::status::{
     Blocked, ImageOutcome, Observation, find_condition, next_status, reasons, types,
 };
+use crate::webhook::Triggers;
 
 /// How often a healthy TradingAgent is reconciled even without a change (drift safety net).
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+/// Longest wait before asking a registry again after a failed resolution.
+pub const REGISTRY_RETRY_MAX: Duration = Duration::from_secs(30);
 /// First retry delay after a failed reconciliation.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest retry delay after repeated failures.
@@ -112,6 +118,8 @@ pub struct Settings {
     pub reporter: Reporter,
     /// The digest resolver.
     pub resolver: Arc<dyn ImageResolver>,
+    /// Where registry notifications reach the controller.
+    pub triggers: Arc<Triggers>,
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -172,6 +180,9 @@ pub async fn run(
         services,
         pod_disruption_budgets: pdbs,
     };
+    // Registry notifications queue reconciles of the TradingAgents that follow the pushed tag.
+    let (notified, notifications) = futures::channel::mpsc::unbounded();
+    settings.triggers.attach(stores.agents.clone(), notified);
     let ready_stores = stores.clone();
     let synced = tokio::spawn(async move {
         if ready_stores.wait_until_ready().await {
@@ -194,6 +205,7 @@ pub async fn run(
         .owns_stream(deployment_events)
         .owns_stream(service_events)
         .owns_stream(pdb_events)
+        .reconcile_on(notifications)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -204,6 +216,7 @@ pub async fn run(
         })
         .await;
     synced.abort();
+    settings.triggers.detach();
     info!("controller stopped");
 }
 
@@ -245,10 +258,13 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     // 1. dereference
     let secret_problem = dereference_database_secret(&ctx.client, &ns, &agent).await?;
     // 2. validate
-    let image = ctx.resolver.resolve(&agent).await;
+    let resolved = ctx.resolver.resolve(&agent).await;
+    let current = cached_deployments(&ctx.stores, &ns, &agent.name_any());
+    let decision = rollout::decide(&agent, resolved, &current);
+    let image = decision.image;
     // 3. build
-    let desired = match (&image, &secret_problem) {
-        (ImageOutcome::Pinned(pinned), None) => Some(desired_objects(&agent, pinned)?),
+    let desired = match (image.pinned(), &secret_problem) {
+        (Some(pinned), None) => Some(desired_objects(&agent, pinned)?),
         _ => None,
     };
     // 4. apply
@@ -257,11 +273,18 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         Some(objects) if !agent.spec.paused => {
             (apply(&ctx, &agent, &ns, objects, &mut events).await?, true)
         }
-        _ => (
-            cached_deployments(&ctx.stores, &ns, &agent.name_any()),
-            false,
-        ),
+        _ => (current, false),
     };
+    let rollback = decision.rollback.as_ref().filter(|_| applied);
+    if let Some(rollback) = rollback {
+        ctx.metrics.rollbacks.inc();
+        warn!(
+            tradingagent = %key,
+            rejected = %rollback.rejected,
+            restored = %rollback.restored,
+            "rollout failed: rolled back to the last healthy digest"
+        );
+    }
     // 5. status
     let now =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
@@ -271,6 +294,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         applied,
         blocked: secret_problem.as_ref().map(|(blocked, _)| blocked),
         deployments: &deployments,
+        rollback,
         now,
     });
     events.extend(status_events(agent.status.as_ref(), &status));
@@ -283,7 +307,22 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     }
     ctx.backoff.reset(&key);
     ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
-    Ok(Action::requeue(RESYNC_INTERVAL))
+    Ok(Action::requeue(requeue_after(&agent.spec, &image)))
+}
+
+/// When to reconcile again without a change: after the polling interval for a tracked tag (so a
+/// new digest is found within one interval), otherwise after [`RESYNC_INTERVAL`]; sooner (at most
+/// [`REGISTRY_RETRY_MAX`]) while resolution fails, so recovery is automatic.
+pub fn requeue_after(spec: &TradingAgentSpec, image: &ImageOutcome) -> Duration {
+    let follows_tag = !spec.image.contains('@') && spec.image_update.mode == UpdateMode::Track;
+    let poll = follows_tag
+        .then(|| spec.image_update.poll_interval().ok().flatten())
+        .flatten();
+    let base = poll.unwrap_or(RESYNC_INTERVAL);
+    match image {
+        ImageOutcome::Pinned(_) => base,
+        ImageOutcome::Kept { .. } | ImageOutcome::Unresolved(_) => base.min(REGISTRY_RETRY_MAX),
+    }
 }
 
 /// Stage 1: the database Secret must exist and hold the key; otherwise the resource is blocked.
@@ -535,7 +574,12 @@ pub fn status_events(old: Option<&TradingAgentStatus>, new: &TradingAgentStatus)
     if let Some(c) = changed(types::DEGRADED)
         && c.status == "True"
     {
-        events.push(EventSpec::warning(&c.reason, c.message.clone(), "Rollout"));
+        let action = if c.reason == reasons::ROLLED_BACK {
+            "Rollback"
+        } else {
+            "Rollout"
+        };
+        events.push(EventSpec::warning(&c.reason, c.message.clone(), action));
     }
     if let Some(c) = changed(types::PROGRESSING) {
         let was_paused = find_condition(old_conditions, types::PROGRESSING)
@@ -783,6 +827,96 @@ mod tests {
         );
         // The cache lagging behind an object we created earlier is not a new creation.
         assert_eq!(change_event(None, &deployment(4)), None);
+    }
+
+    fn spec(image: &str, update: serde_json::Value) -> TradingAgentSpec {
+        serde_json::from_value(serde_json::json!({
+            "image": image,
+            "imageUpdate": update,
+            "database": {"secretRef": {"name": "db", "key": "url"}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn requeue_follows_the_polling_interval_of_a_tracked_tag() {
+        use crate::image::{Digest, ImageReference};
+        let tag = "registry.example.com/acme/app:stable";
+        let pinned = ImageOutcome::Pinned(
+            ImageReference::parse(tag)
+                .unwrap()
+                .pinned_to(Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap()),
+        );
+        let failed = ImageOutcome::Unresolved(Blocked {
+            reason: "RegistryUnreachable",
+            message: "down".into(),
+        });
+        let after = |update, image: &ImageOutcome| requeue_after(&spec(tag, update), image);
+        assert_eq!(
+            after(serde_json::json!({"interval": "2s"}), &pinned),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            after(serde_json::json!({"interval": "1h30m"}), &pinned),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            after(serde_json::json!({"interval": "500ms"}), &pinned),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            after(serde_json::json!({}), &pinned),
+            Duration::from_secs(300)
+        );
+        // Polling off, Pin mode, or a digest in spec: only the resync.
+        assert_eq!(
+            after(serde_json::json!({"interval": "0s"}), &pinned),
+            RESYNC_INTERVAL
+        );
+        assert_eq!(
+            after(
+                serde_json::json!({"interval": "2s", "mode": "Pin"}),
+                &pinned
+            ),
+            RESYNC_INTERVAL
+        );
+        let by_digest = spec(
+            &format!("{tag}@sha256:{}", "1".repeat(64)),
+            serde_json::json!({"interval": "2s"}),
+        );
+        assert_eq!(requeue_after(&by_digest, &pinned), RESYNC_INTERVAL);
+        // Failing: retry soon, but never faster than the interval.
+        assert_eq!(
+            after(serde_json::json!({"interval": "0s"}), &failed),
+            REGISTRY_RETRY_MAX
+        );
+        assert_eq!(
+            after(serde_json::json!({"interval": "2s"}), &failed),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn a_rollback_is_a_warning_event() {
+        let old = status(
+            vec![condition("Degraded", false, "AsExpected", "", None, t())],
+            Some("d2"),
+        );
+        let new = status(
+            vec![condition(
+                "Degraded",
+                true,
+                "RolledBack",
+                "d2 failed; back on d1",
+                None,
+                t(),
+            )],
+            Some("d1"),
+        );
+        let events = status_events(Some(&old), &new);
+        assert_eq!(events[0].reason, "RolledBack");
+        assert!(events[0].warning);
+        assert_eq!(events[0].action, "Rollback");
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub enum Error {
     #[error("Kubernetes client configuration: {0}")]
     KubeConfig(String),
 
+    /// The registry HTTP client could not be built.
+    #[error("registry client: {0}")]
+    RegistryClient(String),
+
     /// The operator's own HTTP server failed.
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
@@ -70,6 +74,7 @@ impl Error {
             Error::Serialization(_) | Error::Yaml(_) => "serialization",
             Error::LeaderElection(_) | Error::Leadership(_) => "leader_election",
             Error::KubeConfig(_) => "kube_config",
+            Error::RegistryClient(_) => "registry_client",
             Error::Io(_) => "io",
         }
     }

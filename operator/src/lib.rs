@@ -7,9 +7,11 @@
 //! - [`desired`] — the build stage: the objects a TradingAgent should own.
 //! - [`status`] — the next status from what was observed; conditions.
 //! - [`backoff`] — per-object retry delays.
-//! - [`resolver`] — the seam where digests are resolved.
+//! - [`resolver`] — the seam where digests are resolved; [`rollout`] — what to pin given how
+//!   the last rollout went (rollback, rejected digests).
 //! - [`registry`] — digest resolution at the registry: client, auth, pull secrets, shared cache.
 //! - [`controller`] — the reconcile stages against the API server.
+//! - [`webhook`] — registry push notifications that trigger reconciles at once.
 //! - [`operator`], [`server`], [`metrics`], [`telemetry`] — the process around it.
 
 pub mod backoff;
@@ -22,12 +24,14 @@ pub mod operator;
 pub mod registry;
 pub mod resolver;
 pub mod resource;
+pub mod rollout;
 pub mod server;
 pub mod status;
 pub mod telemetry;
+pub mod webhook;
 
 pub use error::{Error, Result};
-pub use operator::{Config, Operator};
+pub use operator::{Config, Operator, WebhookToken};
 pub use resource::{Role, TradingAgent, TradingAgentSpec, TradingAgentStatus};
 /// Cancels a running [`Operator`] (re-exported so embedders and tests need no extra dependency).
 pub use tokio_util::sync::CancellationToken;

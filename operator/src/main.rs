@@ -7,8 +7,9 @@ use clap::{ArgAction, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use trading_agent_operator::registry::RegistryClientConfig;
 use trading_agent_operator::telemetry::{self, LogFormat};
-use trading_agent_operator::{Config, Error, Operator, resource};
+use trading_agent_operator::{Config, Error, Operator, WebhookToken, resource};
 
 /// Kubernetes operator for TradingAgent resources (tradingagents.dev/v1alpha1).
 ///
@@ -31,7 +32,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator (the default when no subcommand is given).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the TradingAgent CustomResourceDefinition as YAML (what crds/tradingagents.yaml holds).
     Crd,
 }
@@ -77,6 +78,27 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
+
+    /// Address of the registry webhook (POST /registry/notifications, plain HTTP).
+    #[arg(long, env = "WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    webhook_addr: SocketAddr,
+
+    /// Bearer token the registry webhook requires; without one the webhook is not served.
+    #[arg(long, env = "WEBHOOK_TOKEN", hide_env_values = true)]
+    webhook_token: Option<String>,
+
+    /// A registry (HOST[:PORT]) spoken to over plain HTTP, for local development; repeatable.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST[:PORT]",
+        env = "INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    insecure_registries: Vec<String>,
+
+    /// Timeout of one registry request, in seconds.
+    #[arg(long, env = "REGISTRY_TIMEOUT", default_value_t = 10)]
+    registry_timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -92,7 +114,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Run(args)) => run(args),
+        Some(Command::Run(args)) => run(*args),
         None => run(cli.run),
     }
 }
@@ -131,6 +153,20 @@ async fn run_async(args: RunArgs) -> Result<(), Error> {
         lease_grace: std::time::Duration::from_secs(args.lease_grace_seconds),
         namespace: args.namespace,
         concurrency: args.concurrency,
+        registry: Some(RegistryClientConfig {
+            insecure_hosts: args
+                .insecure_registries
+                .iter()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            request_timeout: std::time::Duration::from_secs(args.registry_timeout.max(1)),
+        }),
+        webhook_addr: Some(args.webhook_addr),
+        webhook_token: args
+            .webhook_token
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| WebhookToken(t.trim().to_owned())),
         ..Config::new(identity, lease_namespace)
     };
     info!(

@@ -16,6 +16,21 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+/// Label set of the resolution counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `resolved`, `kept` (failed, the pinned digest stays), `unresolved`, `given` (digest in
+    /// spec) or `pin_mode`.
+    pub outcome: String,
+}
+
+/// Label set of the webhook counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `triggered`, `ignored`, `unauthorized`, `too_large`, `bad_request` or `not_leader`.
+    pub result: String,
+}
+
 /// Metrics of the controller and the leader election.
 #[derive(Clone)]
 pub struct Metrics {
@@ -35,6 +50,14 @@ pub struct Metrics {
     pub status_updates: Counter,
     /// 1 while this process holds the leader Lease (or runs without leader election).
     pub leader: Gauge,
+    /// HTTP requests sent to registries (manifests and tokens).
+    pub registry_requests: Counter,
+    /// Image resolutions, by outcome.
+    pub resolutions: Family<OutcomeLabels, Counter>,
+    /// Registry notifications received on the webhook, by result.
+    pub webhook_notifications: Family<WebhookLabels, Counter>,
+    /// Rollbacks to the last healthy digest.
+    pub rollbacks: Counter,
 }
 
 impl Default for Metrics {
@@ -48,6 +71,10 @@ impl Default for Metrics {
             managed_resources: Gauge::default(),
             status_updates: Counter::default(),
             leader: Gauge::default(),
+            registry_requests: Counter::default(),
+            resolutions: Family::default(),
+            webhook_notifications: Family::default(),
+            rollbacks: Counter::default(),
         }
     }
 }
@@ -96,6 +123,51 @@ impl Metrics {
             "1 while this process is the leader and runs the controller",
             self.leader.clone(),
         );
+        r.register(
+            "registry_requests",
+            "HTTP requests sent to registries (manifest and token requests)",
+            self.registry_requests.clone(),
+        );
+        r.register(
+            "image_resolutions",
+            "Resolutions of spec.image, by outcome",
+            self.resolutions.clone(),
+        );
+        r.register(
+            "webhook_notifications",
+            "Registry notifications received on the webhook, by result",
+            self.webhook_notifications.clone(),
+        );
+        r.register(
+            "rollbacks",
+            "Rollbacks of a failed digest to the last healthy one",
+            self.rollbacks.clone(),
+        );
+    }
+
+    /// The registry client has sent `total` requests so far (counters only go up).
+    pub fn observe_registry_requests(&self, total: u64) {
+        self.registry_requests
+            .inner()
+            .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Count a resolution.
+    pub fn record_resolution(&self, outcome: &str) {
+        self.resolutions
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count a webhook notification.
+    pub fn record_webhook(&self, result: &str) {
+        self.webhook_notifications
+            .get_or_create(&WebhookLabels {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// Count a failure.
@@ -172,6 +244,25 @@ mod tests {
         );
         assert!(text.contains("trading_agent_operator_reconcile_duration_seconds_count 1"));
         assert!(text.contains("trading_agent_operator_reconciles_in_flight 0"));
+        metrics.observe_registry_requests(7);
+        metrics.observe_registry_requests(5);
+        metrics.record_resolution("kept");
+        metrics.record_webhook("unauthorized");
+        let text = encode(&registry).unwrap();
+        assert!(
+            text.contains("trading_agent_operator_registry_requests_total 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trading_agent_operator_image_resolutions_total{outcome=\"kept\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "trading_agent_operator_webhook_notifications_total{result=\"unauthorized\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -1,4 +1,5 @@
-//! Wiring: the HTTP server, leader election and the controller, until shutdown.
+//! Wiring: the HTTP servers (health and metrics; the registry webhook), the digest resolver,
+//! leader election and the controller, until shutdown.
 //!
 //! Only the holder of the Lease runs the controller, so two replicas never both write. Losing the
 //! Lease stops the controller at once (in-flight reconciliations are dropped, not finished) and
@@ -22,8 +23,20 @@ use crate::controller::{self, Settings};
 use crate::desired::FIELD_MANAGER;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::resolver::{DigestInSpec, ImageResolver};
+use crate::registry::{DigestResolver, RegistryClient, RegistryClientConfig};
+use crate::resolver::{DigestInSpec, ImageResolver, RegistryResolver};
 use crate::server::{self, AppState, Health};
+use crate::webhook::{self, Triggers, WebhookState};
+
+/// The webhook's bearer token; `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookToken(pub String);
+
+impl std::fmt::Debug for WebhookToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookToken(<redacted>)")
+    }
+}
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -46,6 +59,13 @@ pub struct Config {
     pub namespace: Option<String>,
     /// Reconciliations allowed to run at once.
     pub concurrency: u16,
+    /// Resolve tags at registries with these settings; `None` pins only digests written in
+    /// `spec.image` ([`DigestInSpec`]).
+    pub registry: Option<RegistryClientConfig>,
+    /// Where the registry webhook listens (served only with a token).
+    pub webhook_addr: Option<SocketAddr>,
+    /// The bearer token the webhook requires.
+    pub webhook_token: Option<WebhookToken>,
 }
 
 impl Config {
@@ -61,6 +81,9 @@ impl Config {
             identity: identity.into(),
             namespace: None,
             concurrency: 8,
+            registry: None,
+            webhook_addr: None,
+            webhook_token: None,
         }
     }
 }
@@ -69,22 +92,36 @@ impl Config {
 pub struct Operator {
     config: Config,
     listener: TcpListener,
-    resolver: Arc<dyn ImageResolver>,
+    webhook: Option<(TcpListener, WebhookToken)>,
+    resolver: Option<Arc<dyn ImageResolver>>,
+    triggers: Arc<Triggers>,
     metrics: Metrics,
     registry: Registry,
 }
 
 impl Operator {
-    /// Bind the HTTP listener (port 0 picks a free port).
+    /// Bind the HTTP listeners (port 0 picks a free port).
     pub async fn bind(config: Config) -> Result<Self> {
         let listener = TcpListener::bind(config.metrics_addr).await?;
+        let webhook = match (config.webhook_addr, &config.webhook_token) {
+            (Some(addr), Some(token)) if !token.0.is_empty() => {
+                Some((TcpListener::bind(addr).await?, token.clone()))
+            }
+            (Some(addr), _) => {
+                warn!(%addr, "registry webhook disabled: no token configured (--webhook-token / WEBHOOK_TOKEN)");
+                None
+            }
+            (None, _) => None,
+        };
         let metrics = Metrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         Ok(Self {
             config,
             listener,
-            resolver: Arc::new(DigestInSpec),
+            webhook,
+            resolver: None,
+            triggers: Arc::new(Triggers::default()),
             metrics,
             registry,
         })
@@ -95,9 +132,21 @@ impl Operator {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Use another digest resolver.
+    /// Where the registry webhook listens, if it is served.
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// The registry pushes the webhook recorded (for tests and embedding).
+    pub fn triggers(&self) -> Arc<Triggers> {
+        self.triggers.clone()
+    }
+
+    /// Use another digest resolver (instead of the one `Config::registry` selects).
     pub fn with_resolver(mut self, resolver: Arc<dyn ImageResolver>) -> Self {
-        self.resolver = resolver;
+        self.resolver = Some(resolver);
         self
     }
 
@@ -111,10 +160,42 @@ impl Operator {
         let Operator {
             config,
             listener,
+            webhook,
             resolver,
+            triggers,
             metrics,
             registry,
         } = self;
+        let resolver: Arc<dyn ImageResolver> = match (resolver, &config.registry) {
+            (Some(resolver), _) => resolver,
+            (None, Some(registry_config)) => {
+                let registry_client = RegistryClient::new(registry_config.clone())
+                    .map_err(|e| Error::RegistryClient(e.to_string()))?;
+                Arc::new(RegistryResolver::new(
+                    client.clone(),
+                    DigestResolver::new(registry_client),
+                    triggers.clone(),
+                    metrics.clone(),
+                ))
+            }
+            (None, None) => Arc::new(DigestInSpec),
+        };
+        let webhook_server = webhook.map(|(listener, token)| {
+            let app = webhook::router(WebhookState {
+                token: Arc::from(token.0.as_str()),
+                triggers: triggers.clone(),
+                metrics: metrics.clone(),
+            });
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, path = webhook::PATH, "serving the registry webhook");
+            }
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            })
+        });
         let health = Arc::new(Health::new(config.leader_election));
         let app = server::router(AppState {
             health: health.clone(),
@@ -136,6 +217,7 @@ impl Operator {
                 instance: Some(config.identity.clone()),
             },
             resolver,
+            triggers,
         };
         let result = if config.leader_election {
             lead_then_control(
@@ -167,6 +249,13 @@ impl Operator {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(error = %e, "HTTP server failed"),
             Err(e) => warn!(error = %e, "HTTP server task failed"),
+        }
+        if let Some(webhook_server) = webhook_server {
+            match webhook_server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "webhook server failed"),
+                Err(e) => warn!(error = %e, "webhook server task failed"),
+            }
         }
         info!("operator stopped");
         result
@@ -288,5 +377,13 @@ mod tests {
         assert_eq!(config.lease_namespace, "ops");
         assert_eq!(config.metrics_addr.port(), 8080);
         assert!(config.lease_grace < config.lease_duration);
+        assert!(config.registry.is_none() && config.webhook_addr.is_none());
+    }
+
+    #[test]
+    fn the_webhook_token_is_never_printed() {
+        let mut config = Config::new("me", "ops");
+        config.webhook_token = Some(WebhookToken("hunter2".into()));
+        assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

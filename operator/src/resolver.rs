@@ -1,14 +1,33 @@
 //! The seam between the controller and digest resolution.
 //!
-//! The controller asks an [`ImageResolver`] to turn `spec.image` into a [`PinnedImage`]. Until the
-//! registry-backed resolver exists, [`DigestInSpec`] pins only images that already carry a
-//! digest and refuses tags: a mutable tag is never deployed.
+//! The controller asks an [`ImageResolver`] to turn `spec.image` into a pinned image.
+//! [`RegistryResolver`] resolves tags at the registry (the operator's default);
+//! [`DigestInSpec`] pins only images that already carry a digest and refuses tags. Either way a
+//! mutable tag is never deployed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
 
-use crate::image::ImageReference;
-use crate::resource::TradingAgent;
+use crate::image::{ImageReference, PinnedImage};
+use crate::metrics::Metrics;
+use crate::registry::{Credentials, DigestResolver, DockerConfig, Freshness};
+use crate::resource::{TradingAgent, UpdateMode};
+use crate::rollout::current_pin;
 use crate::status::{Blocked, ImageOutcome, reasons};
+use crate::webhook::Triggers;
+
+/// The annotation that asks for a fresh resolution: set it to any new value
+/// (`kubectl annotate ta alpha tradingagents.dev/resolve-now="$(date +%s)" --overwrite`).
+pub const RESOLVE_NOW_ANNOTATION: &str = "tradingagents.dev/resolve-now";
+
+/// How old a cached answer may be when polling is off (`interval: 0s`): the resync period.
+pub const UNPOLLED_MAX_AGE: Duration = crate::controller::RESYNC_INTERVAL;
 
 /// Turns a TradingAgent's `spec.image` into a pinned image (or says why it cannot).
 pub trait ImageResolver: Send + Sync + 'static {
@@ -23,6 +42,178 @@ pub struct DigestInSpec;
 impl ImageResolver for DigestInSpec {
     fn resolve<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
         Box::pin(std::future::ready(pin_if_digest(&agent.spec.image)))
+    }
+}
+
+/// Resolves tags at the registry through one shared [`DigestResolver`] (one cache, coalesced
+/// lookups), with credentials from the agent's `imagePullSecrets`.
+pub struct RegistryResolver {
+    client: Client,
+    digests: DigestResolver,
+    triggers: Arc<Triggers>,
+    metrics: Metrics,
+    /// The last `resolve-now` annotation value seen, per object UID.
+    manual: Mutex<HashMap<String, String>>,
+}
+
+impl RegistryResolver {
+    /// A resolver reading pull secrets with `client`, asking registries through `digests`, and
+    /// honouring the pushes recorded in `triggers`.
+    pub fn new(
+        client: Client,
+        digests: DigestResolver,
+        triggers: Arc<Triggers>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            client,
+            digests,
+            triggers,
+            metrics,
+            manual: Mutex::default(),
+        }
+    }
+
+    /// Whether `agent` carries a `resolve-now` value not seen before (remembered from now on).
+    fn manual_trigger(&self, agent: &TradingAgent) -> bool {
+        let Some(value) = agent.annotations().get(RESOLVE_NOW_ANNOTATION) else {
+            return false;
+        };
+        let key = agent.uid().unwrap_or_else(|| agent.name_any());
+        let mut seen = self.manual.lock().expect("manual trigger lock");
+        if seen.get(&key) == Some(value) {
+            return false;
+        }
+        seen.insert(key, value.clone());
+        true
+    }
+
+    /// Credentials for `reference`'s registry from the agent's pull secrets (the first secret that
+    /// names the registry wins, as for the kubelet).
+    async fn credentials(
+        &self,
+        agent: &TradingAgent,
+        reference: &ImageReference,
+    ) -> Result<Option<Credentials>, Blocked> {
+        if agent.spec.image_pull_secrets.is_empty() {
+            return Ok(None);
+        }
+        let ns = agent.namespace().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        let mut config = DockerConfig::default();
+        for name in agent.spec.image_pull_secrets.iter().map(|s| &s.name) {
+            let secret = match secrets.get_opt(name).await {
+                Ok(Some(secret)) => secret,
+                Ok(None) => {
+                    return Err(Blocked {
+                        reason: reasons::PULL_SECRET_NOT_FOUND,
+                        message: format!(
+                            "Secret {name:?} named in spec.imagePullSecrets does not exist in namespace {ns:?}"
+                        ),
+                    });
+                }
+                Err(e) => {
+                    return Err(Blocked {
+                        reason: reasons::PULL_SECRET_UNREADABLE,
+                        message: format!(
+                            "Secret {name:?} named in spec.imagePullSecrets could not be read: {e}"
+                        ),
+                    });
+                }
+            };
+            let data: BTreeMap<String, Vec<u8>> = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            let parsed = DockerConfig::from_secret(secret.type_.as_deref().unwrap_or(""), &data)
+                .map_err(|e| Blocked {
+                    reason: reasons::PULL_SECRET_INVALID,
+                    message: format!("Secret {name:?} named in spec.imagePullSecrets: {e}"),
+                })?;
+            config.extend(parsed);
+        }
+        Ok(config.credentials_for(reference.registry()).cloned())
+    }
+
+    async fn resolve_tag(&self, agent: &TradingAgent) -> (ImageOutcome, &'static str) {
+        let reference = match ImageReference::parse(&agent.spec.image) {
+            Ok(reference) => reference,
+            Err(_) => return (pin_if_digest(&agent.spec.image), "unresolved"),
+        };
+        let Some(tag) = reference.tag_to_resolve().map(str::to_owned) else {
+            return (pin_if_digest(&agent.spec.image), "given");
+        };
+        let current = current_pin(agent, &reference);
+        if agent.spec.image_update.mode == UpdateMode::Pin
+            && let Some(pinned) = current.clone()
+        {
+            return (ImageOutcome::Pinned(pinned), "pin_mode");
+        }
+        let failed = |current: Option<PinnedImage>, problem: Blocked| match current {
+            Some(pinned) => (ImageOutcome::Kept { pinned, problem }, "kept"),
+            None => (ImageOutcome::Unresolved(problem), "unresolved"),
+        };
+        let credentials = match self.credentials(agent, &reference).await {
+            Ok(credentials) => credentials,
+            Err(problem) => return failed(current, problem),
+        };
+        let freshness = freshness(
+            agent.spec.image_update.poll_interval().ok().flatten(),
+            self.triggers.pushed_at(reference.repository(), &tag),
+            self.manual_trigger(agent).then(Instant::now),
+            Instant::now(),
+        );
+        let result = self
+            .digests
+            .resolve(&reference, &tag, credentials.as_ref(), freshness)
+            .await;
+        self.metrics
+            .observe_registry_requests(self.digests.request_count());
+        match result {
+            Ok(digest) => (
+                ImageOutcome::Pinned(reference.pinned_to(digest)),
+                "resolved",
+            ),
+            Err(e) => failed(
+                current,
+                Blocked {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                },
+            ),
+        }
+    }
+}
+
+impl ImageResolver for RegistryResolver {
+    fn resolve<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
+        Box::pin(async move {
+            let (outcome, label) = self.resolve_tag(agent).await;
+            self.metrics.record_resolution(label);
+            outcome
+        })
+    }
+}
+
+/// How fresh a resolution must be: no older than the polling interval (or the resync period when
+/// polling is off), and started after the last push notification of the tag and after a manual
+/// trigger.
+pub fn freshness(
+    interval: Option<Duration>,
+    pushed_at: Option<Instant>,
+    manual_at: Option<Instant>,
+    now: Instant,
+) -> Freshness {
+    let max_age = interval.unwrap_or(UNPOLLED_MAX_AGE);
+    let not_before = [now.checked_sub(max_age), pushed_at, manual_at]
+        .into_iter()
+        .flatten()
+        .max();
+    match not_before {
+        Some(at) => Freshness::StartedAfter(at),
+        None => Freshness::MaxAge(max_age),
     }
 }
 
@@ -77,6 +268,45 @@ mod tests {
         }
         assert!(
             matches!(pin_if_digest("app"), ImageOutcome::Unresolved(b) if b.reason == "DigestRequired")
+        );
+    }
+
+    #[test]
+    fn freshness_is_the_strictest_of_interval_push_and_manual_trigger() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let at = |f: Freshness| match f {
+            Freshness::StartedAfter(t) => now.duration_since(t),
+            Freshness::MaxAge(_) => panic!("expected a bound"),
+        };
+        assert_eq!(
+            at(freshness(Some(Duration::from_secs(2)), None, None, now)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(at(freshness(None, None, None, now)), UNPOLLED_MAX_AGE);
+        let pushed = now - Duration::from_millis(100);
+        assert_eq!(
+            at(freshness(
+                Some(Duration::from_secs(2)),
+                Some(pushed),
+                None,
+                now
+            )),
+            Duration::from_millis(100)
+        );
+        // An old push does not loosen the interval.
+        let old = now - Duration::from_secs(60);
+        assert_eq!(
+            at(freshness(
+                Some(Duration::from_secs(2)),
+                Some(old),
+                None,
+                now
+            )),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            at(freshness(None, Some(old), Some(now), now)),
+            Duration::ZERO
         );
     }
 

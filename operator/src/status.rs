@@ -38,6 +38,16 @@ pub mod reasons {
     pub const DIGEST_REQUIRED: &str = "DigestRequired";
     /// ImageResolved: `spec.image` does not parse.
     pub const INVALID_IMAGE_REFERENCE: &str = "InvalidImageReference";
+    /// ImageResolved: the tag points at a digest whose rollout failed; the current pin stays.
+    pub const DIGEST_REJECTED: &str = "DigestRejected";
+    /// ImageResolved: a Secret named in `spec.imagePullSecrets` does not exist.
+    pub const PULL_SECRET_NOT_FOUND: &str = "PullSecretNotFound";
+    /// ImageResolved: a Secret named in `spec.imagePullSecrets` is not a registry credential.
+    pub const PULL_SECRET_INVALID: &str = "PullSecretInvalid";
+    /// ImageResolved: a Secret named in `spec.imagePullSecrets` could not be read.
+    pub const PULL_SECRET_UNREADABLE: &str = "PullSecretUnreadable";
+    /// Degraded: a new digest failed to roll out and the last healthy one is pinned again.
+    pub const ROLLED_BACK: &str = "RolledBack";
     /// The database Secret does not exist.
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
     /// The database Secret lacks the key.
@@ -66,13 +76,54 @@ pub struct Blocked {
     pub message: String,
 }
 
+/// How many rejected digests `status.image.rejectedDigests` keeps.
+pub const REJECTED_LIMIT: usize = 10;
+
 /// The outcome of turning `spec.image` into a pinned image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageOutcome {
     /// Pinned to a digest.
     Pinned(PinnedImage),
+    /// Resolution failed (or found a rejected digest), but a digest is already pinned for this
+    /// reference: the workloads keep running it and `ImageResolved` says why nothing moved.
+    Kept {
+        /// The digest that stays.
+        pinned: PinnedImage,
+        /// Why it was not replaced.
+        problem: Blocked,
+    },
     /// Not pinned; nothing may be deployed with it.
     Unresolved(Blocked),
+}
+
+impl ImageOutcome {
+    /// The image to deploy, if any.
+    pub fn pinned(&self) -> Option<&PinnedImage> {
+        match self {
+            Self::Pinned(pinned) | Self::Kept { pinned, .. } => Some(pinned),
+            Self::Unresolved(_) => None,
+        }
+    }
+
+    /// The problem `ImageResolved=False` reports, if any.
+    pub fn problem(&self) -> Option<&Blocked> {
+        match self {
+            Self::Pinned(_) => None,
+            Self::Kept { problem, .. } | Self::Unresolved(problem) => Some(problem),
+        }
+    }
+}
+
+/// A rollback decided in this reconcile: the failed digest is rejected, the last healthy one
+/// pinned again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    /// The digest whose rollout failed.
+    pub rejected: String,
+    /// The last healthy digest, pinned again.
+    pub restored: String,
+    /// What happened, naming both digests (the `Degraded` message and the event note).
+    pub message: String,
 }
 
 /// Everything the status is computed from.
@@ -88,6 +139,8 @@ pub struct Observation<'a> {
     pub blocked: Option<&'a Blocked>,
     /// The Deployments as the API server returned them (after applying, when applied).
     pub deployments: &'a [(Role, Option<Deployment>)],
+    /// A rollback applied in this reconcile.
+    pub rollback: Option<&'a Rollback>,
     /// The current time.
     pub now: Timestamp,
 }
@@ -118,6 +171,11 @@ pub fn rollout_state(deployment: Option<&Deployment>) -> RolloutState {
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = d.status.clone().unwrap_or_default();
     let conditions = status.conditions.unwrap_or_default();
+    // Conditions of an older generation (e.g. the deadline a rolled-back template exceeded) say
+    // nothing about the current template.
+    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
+        return RolloutState::Progressing("new spec not yet observed".to_owned());
+    }
     if let Some(c) = conditions.iter().find(|c| {
         c.type_ == "Progressing"
             && c.status == "False"
@@ -136,9 +194,6 @@ pub fn rollout_state(deployment: Option<&Deployment>) -> RolloutState {
             reason: reasons::REPLICA_FAILURE,
             message: c.message.clone().unwrap_or_default(),
         };
-    }
-    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
-        return RolloutState::Progressing("new spec not yet observed".to_owned());
     }
     let updated = status.updated_replicas.unwrap_or(0);
     let ready = status.ready_replicas.unwrap_or(0);
@@ -262,7 +317,7 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
 
     let image_blocker = match obs.image {
         ImageOutcome::Unresolved(blocked) => Some(blocked),
-        ImageOutcome::Pinned(_) => None,
+        ImageOutcome::Pinned(_) | ImageOutcome::Kept { .. } => None,
     };
     let blocker = obs.blocked.or(image_blocker);
 
@@ -275,6 +330,18 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
             true,
             reasons::DIGEST_PINNED,
             format!("{} is pinned to {}", obs.agent.spec.image, pinned.digest()),
+            generation,
+            now,
+        ),
+        ImageOutcome::Kept { pinned, problem } => condition(
+            types::IMAGE_RESOLVED,
+            false,
+            problem.reason,
+            format!(
+                "{}; the workloads stay on {}",
+                problem.message,
+                pinned.digest()
+            ),
             generation,
             now,
         ),
@@ -380,9 +447,43 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
     };
     set_condition(&mut conditions, progressing_condition);
 
-    // Degraded
-    let degraded_condition = match first_failure_reason {
-        Some(reason) => condition(
+    // Degraded. After a rollback it stays True until a new digest is rolled out: the tag still
+    // points at the rejected digest, which a user needs to know about.
+    let moves_forward = obs.applied
+        && obs.rollback.is_none()
+        && matches!(obs.image, ImageOutcome::Pinned(p)
+            if previous.image.as_ref().and_then(|i| i.digest.as_deref()) != Some(p.digest().as_str()));
+    let still_rolled_back = !moves_forward
+        && previous
+            .history
+            .last()
+            .is_some_and(|r| r.outcome == Some(RolloutOutcome::RolledBack));
+    let previous_degraded = find_condition(&previous.conditions, types::DEGRADED)
+        .filter(|c| c.status == "True" && c.reason == reasons::ROLLED_BACK);
+    let degraded_condition = match (obs.rollback, first_failure_reason) {
+        (Some(rollback), _) => condition(
+            types::DEGRADED,
+            true,
+            reasons::ROLLED_BACK,
+            rollback.message.clone(),
+            generation,
+            now,
+        ),
+        (None, None) if still_rolled_back => match previous_degraded {
+            Some(c) => Condition {
+                observed_generation: generation,
+                ..c.clone()
+            },
+            None => condition(
+                types::DEGRADED,
+                true,
+                reasons::ROLLED_BACK,
+                "the last rollout failed and was rolled back",
+                generation,
+                now,
+            ),
+        },
+        (None, Some(reason)) => condition(
             types::DEGRADED,
             true,
             reason,
@@ -390,7 +491,7 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
             generation,
             now,
         ),
-        None => condition(
+        (None, None) => condition(
             types::DEGRADED,
             false,
             reasons::AS_EXPECTED,
@@ -413,13 +514,37 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
     // Image and history
     let mut image = previous.image.clone();
     let mut history = previous.history.clone();
-    match (obs.image, obs.applied) {
-        (ImageOutcome::Pinned(pinned), true) => {
+    match (obs.image.pinned(), obs.applied) {
+        (Some(pinned), true) => {
             let digest = pinned.digest().to_string();
             let mut status = image.unwrap_or_default();
             let moved = status.digest.as_deref() != Some(digest.as_str());
             status.reference = obs.agent.spec.image.clone();
-            if moved {
+            if let Some(rollback) = obs.rollback {
+                status.resolved_at = Some(Time(now));
+                match history
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.digest == rollback.rejected && r.outcome.is_none())
+                {
+                    Some(record) => {
+                        record.finished = Some(Time(now));
+                        record.outcome = Some(RolloutOutcome::RolledBack);
+                    }
+                    None => history.push(RolloutRecord {
+                        digest: rollback.rejected.clone(),
+                        started: Time(now),
+                        finished: Some(Time(now)),
+                        outcome: Some(RolloutOutcome::RolledBack),
+                    }),
+                }
+                status.rejected_digests.retain(|d| *d != rollback.rejected);
+                status.rejected_digests.push(rollback.rejected.clone());
+                if status.rejected_digests.len() > REJECTED_LIMIT {
+                    let excess = status.rejected_digests.len() - REJECTED_LIMIT;
+                    status.rejected_digests.drain(..excess);
+                }
+            } else if moved {
                 status.resolved_at = Some(Time(now));
                 history.push(RolloutRecord {
                     digest: digest.clone(),
@@ -485,6 +610,7 @@ mod tests {
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
     fn t(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + seconds).unwrap()
@@ -519,10 +645,7 @@ mod tests {
         ready: i32,
         updated: i32,
     ) -> Deployment {
-        let image = match pinned(digest) {
-            ImageOutcome::Pinned(p) => p,
-            ImageOutcome::Unresolved(_) => unreachable!(),
-        };
+        let image = pinned(digest).pinned().unwrap().clone();
         let mut d = desired_deployment(a, role, &image).unwrap();
         d.metadata.generation = Some(1);
         d.status = Some(DeploymentStatus {
@@ -552,9 +675,10 @@ mod tests {
         next_status(&Observation {
             agent: a,
             image,
-            applied: matches!(image, ImageOutcome::Pinned(_)) && !a.spec.paused,
+            applied: image.pinned().is_some() && !a.spec.paused,
             blocked: None,
             deployments,
+            rollback: None,
             now,
         })
     }
@@ -749,6 +873,7 @@ mod tests {
             applied: false,
             blocked: Some(&blocked),
             deployments: &ds,
+            rollback: None,
             now: t(0),
         });
         let ready = cond(&s, types::READY);
@@ -856,6 +981,140 @@ mod tests {
         assert_eq!(
             history.last().unwrap().digest,
             format!("sha256:{:064x}", HISTORY_LIMIT + 5)
+        );
+    }
+
+    fn kept(digest: &str, reason: &'static str) -> ImageOutcome {
+        ImageOutcome::Kept {
+            pinned: pinned(digest).pinned().unwrap().clone(),
+            problem: Blocked {
+                reason,
+                message: "registry r unreachable: connection refused".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_failed_resolution_keeps_the_pinned_digest_and_says_why() {
+        let mut a = agent("x");
+        a.status = Some(observe(&a, &pinned(D1), &all(&a, D1, 1), t(0)));
+        let s = observe(&a, &kept(D1, "RegistryUnreachable"), &all(&a, D1, 1), t(10));
+        let image = cond(&s, types::IMAGE_RESOLVED);
+        assert_eq!(
+            (image.status.as_str(), image.reason.as_str()),
+            ("False", "RegistryUnreachable")
+        );
+        assert!(
+            image
+                .message
+                .ends_with(&format!("the workloads stay on {D1}")),
+            "{}",
+            image.message
+        );
+        assert_eq!(
+            cond(&s, types::READY).status,
+            "True",
+            "the workloads are fine"
+        );
+        assert_eq!(s.image.as_ref().unwrap().digest.as_deref(), Some(D1));
+        assert_eq!(s.history.len(), 1);
+    }
+
+    #[test]
+    fn a_rollback_rejects_the_digest_records_it_and_degrades_until_the_tag_moves() {
+        let mut a = agent("x");
+        a.status = Some(observe(&a, &pinned(D1), &all(&a, D1, 1), t(0)));
+        a.status = Some(observe(&a, &pinned(D2), &all(&a, D2, 0), t(10)));
+        let rollback = Rollback {
+            rejected: D2.into(),
+            restored: D1.into(),
+            message: format!("{D2} failed; rolled back to {D1}"),
+        };
+        let s = next_status(&Observation {
+            agent: &a,
+            image: &kept(D1, reasons::DIGEST_REJECTED),
+            applied: true,
+            blocked: None,
+            deployments: &all(&a, D1, 0),
+            rollback: Some(&rollback),
+            now: t(20),
+        });
+        let image = s.image.as_ref().unwrap();
+        assert_eq!(image.digest.as_deref(), Some(D1));
+        assert_eq!(image.rejected_digests, vec![D2.to_owned()]);
+        assert_eq!(image.last_healthy_digest.as_deref(), Some(D1));
+        assert_eq!(s.history.len(), 2, "no record for going back");
+        assert_eq!(s.history[1].digest, D2);
+        assert_eq!(s.history[1].outcome, Some(RolloutOutcome::RolledBack));
+        assert_eq!(s.history[1].finished, Some(Time(t(20))));
+        let degraded = cond(&s, types::DEGRADED);
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "RolledBack")
+        );
+        assert!(degraded.message.contains(D1) && degraded.message.contains(D2));
+
+        // Back on D1 and ready, the tag still at D2: still Degraded, nothing else moves.
+        a.status = Some(s);
+        let s = observe(
+            &a,
+            &kept(D1, reasons::DIGEST_REJECTED),
+            &all(&a, D1, 1),
+            t(30),
+        );
+        assert_eq!(cond(&s, types::DEGRADED).reason, "RolledBack");
+        assert_eq!(cond(&s, types::DEGRADED).last_transition_time, Time(t(20)));
+        assert_eq!(cond(&s, types::READY).status, "True");
+        assert_eq!(s.history.len(), 2);
+
+        // The tag moved: roll forward, Degraded clears once the new digest is out.
+        a.status = Some(s);
+        let s = observe(&a, &pinned(D3), &all(&a, D3, 1), t(40));
+        assert_eq!(cond(&s, types::DEGRADED).status, "False");
+        assert_eq!(s.history.last().unwrap().digest, D3);
+        assert_eq!(
+            s.history.last().unwrap().outcome,
+            Some(RolloutOutcome::Succeeded)
+        );
+        assert_eq!(
+            s.image.as_ref().unwrap().rejected_digests,
+            vec![D2.to_owned()]
+        );
+    }
+
+    #[test]
+    fn rejected_digests_are_bounded() {
+        let mut a = agent("x");
+        a.status = Some(observe(&a, &pinned(D1), &all(&a, D1, 1), t(0)));
+        for i in 0..(REJECTED_LIMIT + 3) {
+            let bad = format!("sha256:{:064x}", i + 100);
+            let rollback = Rollback {
+                rejected: bad,
+                restored: D1.into(),
+                message: "m".into(),
+            };
+            a.status = Some(next_status(&Observation {
+                agent: &a,
+                image: &kept(D1, reasons::DIGEST_REJECTED),
+                applied: true,
+                blocked: None,
+                deployments: &all(&a, D1, 1),
+                rollback: Some(&rollback),
+                now: t(i as i64 + 1),
+            }));
+        }
+        let rejected = &a
+            .status
+            .as_ref()
+            .unwrap()
+            .image
+            .as_ref()
+            .unwrap()
+            .rejected_digests;
+        assert_eq!(rejected.len(), REJECTED_LIMIT);
+        assert_eq!(
+            rejected.last().unwrap(),
+            &format!("sha256:{:064x}", REJECTED_LIMIT + 102)
         );
     }
 

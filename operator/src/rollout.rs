@@ -1,0 +1,361 @@
+//! Choosing what to pin, between what the registry says and how the last rollout went. Pure.
+//!
+//! The resolver reports what the tag points at; this stage decides what the workloads run:
+//!
+//! - a new digest whose rollout failed (`ProgressDeadlineExceeded` on any role) while the last
+//!   healthy digest is known and `imageUpdate.rollback` is `Auto` → the last healthy digest is
+//!   pinned again and the failed one rejected ([`Rollback`]);
+//! - a tag that still points at a rejected digest → the current pin stays
+//!   ([`ImageOutcome::Kept`], `DigestRejected`) until the tag moves elsewhere (roll forward);
+//! - otherwise → what the resolver said.
+//!
+//! A digest written in `spec.image` is the user's explicit choice and is never overridden.
+
+use k8s_openapi::api::apps::v1::Deployment;
+
+use crate::image::{Digest, ImageReference, PinnedImage, digest_of};
+use crate::resource::{Role, RollbackPolicy, TradingAgent};
+use crate::status::{Blocked, ImageOutcome, Rollback, RolloutState, reasons, rollout_state};
+
+/// What to pin, and whether that is a rollback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinDecision {
+    /// The image to deploy (or why there is none).
+    pub image: ImageOutcome,
+    /// Set when this decision rolls a failed digest back.
+    pub rollback: Option<Rollback>,
+}
+
+/// The digest pinned for `agent`'s current `spec.image` (none after the reference changed).
+pub fn current_pin(agent: &TradingAgent, reference: &ImageReference) -> Option<PinnedImage> {
+    let image = agent.status.as_ref()?.image.as_ref()?;
+    if image.reference != agent.spec.image {
+        return None;
+    }
+    let digest = Digest::parse(image.digest.as_deref()?).ok()?;
+    Some(reference.pinned_to(digest))
+}
+
+/// A role whose Deployment runs `digest` and exceeded its progress deadline: "role: message".
+fn failed_rollout(deployments: &[(Role, Option<Deployment>)], digest: &Digest) -> Option<String> {
+    deployments.iter().find_map(|(role, deployment)| {
+        let deployment = deployment.as_ref()?;
+        let running = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.image.as_deref())
+            .and_then(digest_of)?;
+        if running != *digest {
+            return None;
+        }
+        match rollout_state(Some(deployment)) {
+            RolloutState::Failed { reason, message }
+                if reason == reasons::PROGRESS_DEADLINE_EXCEEDED =>
+            {
+                Some(format!("{role}: {message}"))
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Decide what to pin from the resolver's answer, the previous status and the Deployments as
+/// they are now (before this reconcile applies anything).
+pub fn decide(
+    agent: &TradingAgent,
+    resolved: ImageOutcome,
+    deployments: &[(Role, Option<Deployment>)],
+) -> PinDecision {
+    let plain = |image| PinDecision {
+        image,
+        rollback: None,
+    };
+    let Ok(reference) = ImageReference::parse(&agent.spec.image) else {
+        return plain(resolved);
+    };
+    if reference.digest().is_some() {
+        return plain(resolved);
+    }
+    let previous = agent.status.as_ref().and_then(|s| s.image.as_ref());
+    let rejected: Vec<&str> = previous
+        .map(|i| i.rejected_digests.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let current = current_pin(agent, &reference);
+
+    // 1. The pinned digest failed to roll out: go back to the last healthy one.
+    if agent.spec.image_update.rollback == RollbackPolicy::Auto
+        && let Some(current) = &current
+        && let Some(healthy) = previous
+            .and_then(|i| i.last_healthy_digest.as_deref())
+            .and_then(|d| Digest::parse(d).ok())
+        && healthy != *current.digest()
+        && let Some(failure) = failed_rollout(deployments, current.digest())
+    {
+        let bad = current.digest().to_string();
+        let message = format!(
+            "the rollout of {bad} failed ({failure}); rolled back to the last healthy digest {healthy}; {bad} is rejected until the tag points elsewhere"
+        );
+        return PinDecision {
+            image: ImageOutcome::Kept {
+                pinned: reference.pinned_to(healthy.clone()),
+                problem: Blocked {
+                    reason: reasons::DIGEST_REJECTED,
+                    message: format!("{} points at {bad}, whose rollout failed", reference),
+                },
+            },
+            rollback: Some(Rollback {
+                rejected: bad,
+                restored: healthy.to_string(),
+                message,
+            }),
+        };
+    }
+
+    // 2. The tag still points at a rejected digest: stay where we are.
+    if let ImageOutcome::Pinned(resolved_pin) = &resolved
+        && rejected.contains(&resolved_pin.digest().as_str())
+    {
+        let problem = Blocked {
+            reason: reasons::DIGEST_REJECTED,
+            message: format!(
+                "{} points at {}, whose rollout failed; it is not retried until the tag points elsewhere",
+                reference,
+                resolved_pin.digest()
+            ),
+        };
+        return plain(match current {
+            Some(pinned) if pinned.digest() != resolved_pin.digest() => {
+                ImageOutcome::Kept { pinned, problem }
+            }
+            Some(_) => resolved,
+            None => ImageOutcome::Unresolved(problem),
+        });
+    }
+
+    // 3. Whatever the resolver found (a new digest rolls forward).
+    plain(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::desired_deployment;
+    use crate::resource::{ImageStatus, TradingAgentSpec, TradingAgentStatus};
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
+
+    const IMAGE: &str = "registry.example.com/acme/app:stable";
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
+    fn agent(
+        image: &str,
+        pinned: Option<&str>,
+        healthy: Option<&str>,
+        rejected: &[&str],
+    ) -> TradingAgent {
+        let spec: TradingAgentSpec = serde_json::from_value(serde_json::json!({
+            "image": image,
+            "database": {"secretRef": {"name": "db", "key": "url"}},
+        }))
+        .unwrap();
+        let mut a = TradingAgent::new("alpha", spec);
+        a.metadata.namespace = Some("desk".into());
+        a.metadata.uid = Some("uid".into());
+        a.status = Some(TradingAgentStatus {
+            image: Some(ImageStatus {
+                reference: image.into(),
+                digest: pinned.map(str::to_owned),
+                last_healthy_digest: healthy.map(str::to_owned),
+                rejected_digests: rejected.iter().map(|d| (*d).to_owned()).collect(),
+                ..ImageStatus::default()
+            }),
+            ..TradingAgentStatus::default()
+        });
+        a
+    }
+
+    fn pin(digest: &str) -> PinnedImage {
+        ImageReference::parse(IMAGE)
+            .unwrap()
+            .pinned_to(Digest::parse(digest).unwrap())
+    }
+
+    /// The three Deployments running `digest`; `failed` ones exceeded their deadline.
+    fn deployments(
+        a: &TradingAgent,
+        digest: &str,
+        failed: &[Role],
+    ) -> Vec<(Role, Option<Deployment>)> {
+        Role::ALL
+            .into_iter()
+            .map(|role| {
+                let mut d = desired_deployment(a, role, &pin(digest)).unwrap();
+                d.metadata.generation = Some(2);
+                let conditions = failed.contains(&role).then(|| {
+                    vec![DeploymentCondition {
+                        type_: "Progressing".into(),
+                        status: "False".into(),
+                        reason: Some("ProgressDeadlineExceeded".into()),
+                        message: Some("ReplicaSet has timed out progressing.".into()),
+                        ..DeploymentCondition::default()
+                    }]
+                });
+                d.status = Some(DeploymentStatus {
+                    observed_generation: Some(2),
+                    replicas: Some(2),
+                    updated_replicas: Some(1),
+                    ready_replicas: Some(1),
+                    conditions,
+                    ..DeploymentStatus::default()
+                });
+                (role, Some(d))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_new_digest_is_rolled_back_to_the_last_healthy_one() {
+        let a = agent(IMAGE, Some(D2), Some(D1), &[]);
+        let d = decide(
+            &a,
+            ImageOutcome::Pinned(pin(D2)),
+            &deployments(&a, D2, &[Role::Bot]),
+        );
+        let rollback = d.rollback.expect("a rollback");
+        assert_eq!(
+            (rollback.rejected.as_str(), rollback.restored.as_str()),
+            (D2, D1)
+        );
+        assert!(rollback.message.contains(D1) && rollback.message.contains(D2));
+        assert!(rollback.message.contains("bot: "), "{}", rollback.message);
+        match d.image {
+            ImageOutcome::Kept { pinned, problem } => {
+                assert_eq!(pinned.digest().as_str(), D1);
+                assert_eq!(problem.reason, "DigestRejected");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_rollback_when_policy_is_never_or_nothing_is_healthy_or_all_is_well() {
+        let mut never = agent(IMAGE, Some(D2), Some(D1), &[]);
+        never.spec.image_update.rollback = RollbackPolicy::Never;
+        let failed = deployments(&never, D2, &[Role::Api]);
+        assert_eq!(
+            decide(&never, ImageOutcome::Pinned(pin(D2)), &failed).rollback,
+            None
+        );
+
+        let first = agent(IMAGE, Some(D2), None, &[]);
+        assert_eq!(
+            decide(&first, ImageOutcome::Pinned(pin(D2)), &failed).rollback,
+            None
+        );
+
+        let healthy = agent(IMAGE, Some(D1), Some(D1), &[]);
+        let failed_healthy = deployments(&healthy, D1, &[Role::Api]);
+        assert_eq!(
+            decide(&healthy, ImageOutcome::Pinned(pin(D1)), &failed_healthy).rollback,
+            None,
+            "the last healthy digest itself is never rolled back"
+        );
+
+        let fine = agent(IMAGE, Some(D2), Some(D1), &[]);
+        let d = decide(
+            &fine,
+            ImageOutcome::Pinned(pin(D2)),
+            &deployments(&fine, D2, &[]),
+        );
+        assert_eq!(
+            d,
+            PinDecision {
+                image: ImageOutcome::Pinned(pin(D2)),
+                rollback: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_failure_of_another_template_or_an_unobserved_generation_does_not_count() {
+        let a = agent(IMAGE, Some(D2), Some(D1), &[]);
+        // The Deployments still run D1 (the failure is about an older template).
+        let older = deployments(&a, D1, &[Role::Api]);
+        assert_eq!(
+            decide(&a, ImageOutcome::Pinned(pin(D2)), &older).rollback,
+            None
+        );
+        // A new generation not yet observed: its old conditions are stale.
+        let mut stale = deployments(&a, D2, &[Role::Api]);
+        stale[0].1.as_mut().unwrap().metadata.generation = Some(3);
+        assert_eq!(
+            decide(&a, ImageOutcome::Pinned(pin(D2)), &stale).rollback,
+            None
+        );
+    }
+
+    #[test]
+    fn a_rejected_digest_keeps_the_current_pin_until_the_tag_moves() {
+        let a = agent(IMAGE, Some(D1), Some(D1), &[D2]);
+        let ds = deployments(&a, D1, &[]);
+        match decide(&a, ImageOutcome::Pinned(pin(D2)), &ds).image {
+            ImageOutcome::Kept { pinned, problem } => {
+                assert_eq!(pinned.digest().as_str(), D1);
+                assert_eq!(problem.reason, "DigestRejected");
+                assert!(problem.message.contains(D2));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The tag moved: roll forward.
+        assert_eq!(
+            decide(&a, ImageOutcome::Pinned(pin(D3)), &ds),
+            PinDecision {
+                image: ImageOutcome::Pinned(pin(D3)),
+                rollback: None
+            }
+        );
+        // Nothing pinned for this reference: a rejected digest is still not deployed.
+        let fresh = agent(IMAGE, None, None, &[D2]);
+        assert!(matches!(
+            decide(&fresh, ImageOutcome::Pinned(pin(D2)), &[]).image,
+            ImageOutcome::Unresolved(b) if b.reason == "DigestRejected"
+        ));
+    }
+
+    #[test]
+    fn registry_failures_and_digests_in_spec_pass_through() {
+        let a = agent(IMAGE, Some(D1), Some(D1), &[D2]);
+        let kept = ImageOutcome::Kept {
+            pinned: pin(D1),
+            problem: Blocked {
+                reason: "RegistryUnreachable",
+                message: "down".into(),
+            },
+        };
+        assert_eq!(decide(&a, kept.clone(), &[]).image, kept);
+        let by_digest = format!("{IMAGE}@{D2}");
+        let explicit = agent(&by_digest, Some(D2), Some(D1), &[D2]);
+        let given = ImageOutcome::Pinned(pin(D2));
+        let failed = deployments(&explicit, D2, &[Role::Api]);
+        assert_eq!(
+            decide(&explicit, given.clone(), &failed),
+            PinDecision {
+                image: given,
+                rollback: None
+            },
+            "a digest written in spec.image is the user's choice"
+        );
+    }
+
+    #[test]
+    fn the_current_pin_belongs_to_the_current_reference() {
+        let mut a = agent(IMAGE, Some(D1), None, &[]);
+        let reference = ImageReference::parse(IMAGE).unwrap();
+        assert_eq!(current_pin(&a, &reference), Some(pin(D1)));
+        a.spec.image = "registry.example.com/acme/app:next".into();
+        assert_eq!(current_pin(&a, &reference), None);
+    }
+}

@@ -1,0 +1,352 @@
+//! The registry webhook: `POST /registry/notifications` on its own listener.
+//!
+//! A registry (CNCF Distribution notifications, or anything that can POST `{repository, tag}`)
+//! announces a push; every TradingAgent whose `spec.image` names that repository and tag is
+//! reconciled at once, and its resolution must be newer than the notification ([`Triggers`]).
+//! A notification is only a hint: the digest is always resolved at the registry, so a forged one
+//! costs a request but never pins anything. Still, the endpoint requires
+//! `Authorization: Bearer <token>`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures::channel::mpsc::UnboundedSender;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tracing::{debug, info, warn};
+
+use crate::image::ImageReference;
+use crate::metrics::Metrics;
+use crate::registry::{PushedTag, pushed_tags};
+use crate::resource::TradingAgent;
+
+/// The webhook's path.
+pub const PATH: &str = "/registry/notifications";
+/// Largest body accepted (a Distribution envelope holds a few events of about 1 KiB each).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The running controller, as the webhook reaches it.
+struct Attached {
+    agents: Store<TradingAgent>,
+    reconcile: UnboundedSender<ObjectRef<TradingAgent>>,
+}
+
+/// Shared between the webhook (which records pushes) and the resolver (which must not answer
+/// with a lookup older than the last push of the tag it resolves).
+#[derive(Default)]
+pub struct Triggers {
+    pushed: Mutex<HashMap<(String, String), Instant>>,
+    attached: Mutex<Option<Attached>>,
+    last_notification: Mutex<Option<Instant>>,
+}
+
+impl Triggers {
+    /// When `repository:tag` was last announced as pushed (by a notification that concerned at
+    /// least one TradingAgent).
+    pub fn pushed_at(&self, repository: &str, tag: &str) -> Option<Instant> {
+        self.pushed
+            .lock()
+            .expect("triggers lock")
+            .get(&(repository.to_owned(), tag.to_owned()))
+            .copied()
+    }
+
+    /// When the last notification that triggered a reconcile arrived (for tests and logs).
+    pub fn last_notification(&self) -> Option<Instant> {
+        *self.last_notification.lock().expect("triggers lock")
+    }
+
+    /// The controller starts: notifications reach its TradingAgents through `reconcile`.
+    pub fn attach(
+        &self,
+        agents: Store<TradingAgent>,
+        reconcile: UnboundedSender<ObjectRef<TradingAgent>>,
+    ) {
+        *self.attached.lock().expect("triggers lock") = Some(Attached { agents, reconcile });
+    }
+
+    /// The controller stopped (shutdown or leadership lost).
+    pub fn detach(&self) {
+        *self.attached.lock().expect("triggers lock") = None;
+    }
+
+    /// Record that `tags` were pushed at `at` and queue every TradingAgent following one of them.
+    /// Returns how many were queued, or `None` when no controller runs in this process (a
+    /// standby replica).
+    pub fn notify(&self, tags: &[PushedTag], at: Instant) -> Option<usize> {
+        let attached = self.attached.lock().expect("triggers lock");
+        let attached = attached.as_ref()?;
+        let mut queued = 0;
+        for agent in attached.agents.state() {
+            let Ok(reference) = ImageReference::parse(&agent.spec.image) else {
+                continue;
+            };
+            if reference.digest().is_some() {
+                continue;
+            }
+            let Some(tag) = reference.tag_to_resolve() else {
+                continue;
+            };
+            if !tags
+                .iter()
+                .any(|t| t.repository == reference.repository() && t.tag == tag)
+            {
+                continue;
+            }
+            // Recorded before the reconcile is queued, so the resolver sees it.
+            self.pushed
+                .lock()
+                .expect("triggers lock")
+                .insert((reference.repository().to_owned(), tag.to_owned()), at);
+            if attached
+                .reconcile
+                .unbounded_send(ObjectRef::from_obj(agent.as_ref()))
+                .is_ok()
+            {
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            *self.last_notification.lock().expect("triggers lock") = Some(at);
+        }
+        Some(queued)
+    }
+}
+
+/// What the webhook handlers share.
+#[derive(Clone)]
+pub struct WebhookState {
+    /// The bearer token callers must present.
+    pub token: Arc<str>,
+    /// Where pushes are recorded.
+    pub triggers: Arc<Triggers>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// The webhook's router.
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route(PATH, post(notification))
+        .with_state(state)
+}
+
+/// The answers of the webhook, mapped to HTTP in one place.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// 202: `triggered` TradingAgents are being reconciled (0 when the events were ignored).
+    Accepted { triggered: usize },
+    /// 401: missing or wrong token.
+    Unauthorized,
+    /// 413: the body is larger than [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// 400: the body is not a notification.
+    BadRequest(String),
+    /// 503: this replica does not run the controller (a standby): the registry should retry.
+    NotLeader,
+}
+
+impl Answer {
+    /// The metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Answer::Accepted { triggered: 0 } => "ignored",
+            Answer::Accepted { .. } => "triggered",
+            Answer::Unauthorized => "unauthorized",
+            Answer::TooLarge => "too_large",
+            Answer::BadRequest(_) => "bad_request",
+            Answer::NotLeader => "not_leader",
+        }
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let (code, body) = match self {
+            Answer::Accepted { triggered } => (
+                StatusCode::ACCEPTED,
+                serde_json::json!({ "triggered": triggered }),
+            ),
+            Answer::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "missing or wrong bearer token"}),
+            ),
+            Answer::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::json!({"error": format!("body larger than {MAX_BODY_BYTES} bytes")}),
+            ),
+            Answer::BadRequest(detail) => (
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": detail}),
+            ),
+            Answer::NotLeader => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"error": "this replica is not the leader; retry"}),
+            ),
+        };
+        let mut response = (
+            code,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        if code == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// Whether the `Authorization` header carries `token` (compared in constant time).
+pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (presented.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn notification(State(state): State<WebhookState>, headers: HeaderMap, body: Body) -> Answer {
+    let arrived = Instant::now();
+    let answer = answer(&state, &headers, body, arrived).await;
+    state.metrics.record_webhook(answer.label());
+    match &answer {
+        Answer::Accepted { triggered } if *triggered > 0 => {
+            info!(triggered, "registry notification: reconciling")
+        }
+        Answer::Accepted { .. } => debug!("registry notification: nothing to do"),
+        other => warn!(answer = ?other, "registry notification refused"),
+    }
+    answer
+}
+
+async fn answer(state: &WebhookState, headers: &HeaderMap, body: Body, arrived: Instant) -> Answer {
+    if !authorized(headers, &state.token) {
+        return Answer::Unauthorized;
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Answer::TooLarge;
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => return Answer::TooLarge,
+    };
+    let tags = match pushed_tags(&bytes) {
+        Ok(tags) => tags,
+        Err(e) => return Answer::BadRequest(e.to_string()),
+    };
+    if tags.is_empty() {
+        return Answer::Accepted { triggered: 0 };
+    }
+    match state.triggers.notify(&tags, arrived) {
+        Some(triggered) => Answer::Accepted { triggered },
+        None => Answer::NotLeader,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_token_must_match_exactly() {
+        let mut headers = HeaderMap::new();
+        assert!(!authorized(&headers, "s3cret"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
+        assert!(authorized(&headers, "s3cret"));
+        assert!(!authorized(&headers, "s3cre"));
+        assert!(!authorized(&headers, "s3cretx"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic s3cret"),
+        );
+        assert!(!authorized(&headers, "s3cret"));
+    }
+
+    #[test]
+    fn answers_map_to_codes_and_labels() {
+        let code = |a: Answer| a.into_response().status().as_u16();
+        assert_eq!(code(Answer::Accepted { triggered: 0 }), 202);
+        assert_eq!(code(Answer::Unauthorized), 401);
+        assert_eq!(code(Answer::TooLarge), 413);
+        assert_eq!(code(Answer::BadRequest("x".into())), 400);
+        assert_eq!(code(Answer::NotLeader), 503);
+        assert_eq!(Answer::Accepted { triggered: 0 }.label(), "ignored");
+        assert_eq!(Answer::Accepted { triggered: 2 }.label(), "triggered");
+    }
+
+    #[tokio::test]
+    async fn a_push_queues_the_agents_that_follow_the_tag() {
+        let triggers = Triggers::default();
+        let tag = |repository: &str, tag: &str| PushedTag {
+            repository: repository.into(),
+            tag: tag.into(),
+        };
+        assert_eq!(
+            triggers.notify(&[tag("acme/app", "stable")], Instant::now()),
+            None
+        );
+
+        let (reader, mut writer) = kube::runtime::reflector::store::<TradingAgent>();
+        let agent = |name: &str, image: &str| {
+            let spec = serde_json::from_value(serde_json::json!({
+                "image": image,
+                "database": {"secretRef": {"name": "db", "key": "url"}},
+            }))
+            .unwrap();
+            let mut a = TradingAgent::new(name, spec);
+            a.metadata.namespace = Some("desk".into());
+            a
+        };
+        for a in [
+            agent("a", "registry.example.com/acme/app:stable"),
+            agent("b", "registry.example.com/acme/app:next"),
+            agent("c", "registry.example.com/acme/other:stable"),
+            agent(
+                "d",
+                "registry.example.com/acme/app:stable@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ),
+        ] {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(a));
+        }
+        let (sender, mut receiver) = futures::channel::mpsc::unbounded();
+        triggers.attach(reader, sender);
+        let at = Instant::now();
+        assert_eq!(triggers.notify(&[tag("acme/app", "stable")], at), Some(1));
+        let queued = receiver.try_recv().unwrap();
+        assert_eq!(queued.name, "a");
+        assert_eq!(triggers.pushed_at("acme/app", "stable"), Some(at));
+        assert_eq!(triggers.pushed_at("acme/app", "next"), None);
+        assert_eq!(triggers.last_notification(), Some(at));
+        assert_eq!(
+            triggers.notify(&[tag("acme/app", "v9")], Instant::now()),
+            Some(0)
+        );
+        triggers.detach();
+        assert_eq!(
+            triggers.notify(&[tag("acme/app", "stable")], Instant::now()),
+            None
+        );
+    }
+}
