@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Stops what `make demo` started (by PID): the operator, the workloads, the registry and PostgreSQL;
+# then the cluster, unless --processes-only.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${TRADING_AGENT_CACHE:-$HOME/.cache/trading-agent}
+demo="$cache/demo"
+for pidfile in "$demo"/pids/*.pid; do
+    [[ -f $pidfile ]] || continue
+    pid=$(<"$pidfile")
+    if kill -TERM "$pid" 2>/dev/null; then
+        # Wait for it to exit (the api drains for a few seconds), so its port is free again.
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        echo "stopped $(basename "$pidfile" .pid) (pid $pid)"
+    fi
+    rm -f "$pidfile"
+done
+pgdata=${DEMO_PG_DIR:-${TMPDIR:-/tmp}/trading-agent-demo-postgres}
+if [[ -f $pgdata/data/postmaster.pid ]]; then
+    as_pg=()
+    [[ $(id -u) -eq 0 ]] && as_pg=(runuser -u postgres --)
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pgdata/data" -m fast -w stop >/dev/null && echo "stopped postgres"
+fi
+[[ ${1:-} == --processes-only ]] && exit 0
+rm -rf "$demo" "$pgdata"
+"$root/tests/harness/cluster.sh" down
