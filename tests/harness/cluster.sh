@@ -26,6 +26,8 @@ etcd_port=${ETCD_PORT:-23790}
 etcd_peer_port=${ETCD_PEER_PORT:-23800}
 apiserver_port=${APISERVER_PORT:-26443}
 kwok_nodes=${KWOK_NODES:-2}
+# kwok's pod lifecycle (stages); a running kwok started with another version of it is restarted.
+kwok_config="$here/kwok/stages.yaml"
 # Start order; `down` stops in reverse.
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
@@ -152,9 +154,46 @@ EOF
     done | kubectl_ apply -f - >"$logs/nodes.log" 2>&1 || fail "creating the kwok nodes failed" "$logs/nodes.log"
 }
 
+# start_kwok: run kwok with our stages and remember which version of them it runs.
+start_kwok() {
+    say "starting kwok $KWOK_VERSION and $kwok_nodes fake node(s) (stages: $kwok_config)"
+    start kwok --kubeconfig "$kubeconfig" --config "$kwok_config" \
+        --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+        --manage-nodes-with-label-selector= --manage-single-node= \
+        --cidr 10.244.0.0/16 --node-ip 10.244.0.1 --node-lease-duration-seconds 40
+    sha256sum <"$kwok_config" >"$state/kwok-stages.sha256"
+}
+
+kwok_stages_current() {
+    [[ -f "$state/kwok-stages.sha256" ]] && sha256sum <"$kwok_config" | cmp -s - "$state/kwok-stages.sha256"
+}
+
+wait_kwok_nodes() {
+    local i
+    for ((i = 0; i < kwok_nodes; i++)); do
+        wait_until "kwok node kwok-node-$i Ready" 60 "$logs/kwok.log" \
+            kubectl_ wait --for=condition=Ready "node/kwok-node-$i" --timeout=1s
+    done
+}
+
 up() {
     bin=$("$here/build-tools.sh" | tail -n 1) || fail "building the harness binaries failed (see the messages above)"
     if healthy; then
+        if ! kwok_stages_current; then
+            # Only kwok restarts: the API server, etcd and everything in them stay.
+            local pid waited=0
+            pid=$(pid_of kwok)
+            say "kwok's stages changed: restarting kwok (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            while kill -0 "$pid" 2>/dev/null && ((waited < 100)); do
+                sleep 0.1
+                waited=$((waited + 1))
+            done
+            kill -KILL "$pid" 2>/dev/null || true
+            start_kwok
+            wait_kwok_nodes
+            pid_of kwok >/dev/null || fail "kwok exited during start-up" "$logs/kwok.log"
+        fi
         say "cluster already running; kubeconfig: $kubeconfig"
         echo "$kubeconfig"
         return 0
@@ -208,17 +247,9 @@ up() {
         --authorization-kubeconfig "$kubeconfig" --leader-elect=false \
         --bind-address 127.0.0.1 --secure-port 0 --v 1
 
-    say "starting kwok $KWOK_VERSION and $kwok_nodes fake node(s)"
-    start kwok --kubeconfig "$kubeconfig" \
-        --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-        --manage-nodes-with-label-selector= --manage-single-node= \
-        --cidr 10.244.0.0/16 --node-ip 10.244.0.1 --node-lease-duration-seconds 40
+    start_kwok
     create_nodes
-    local i
-    for ((i = 0; i < kwok_nodes; i++)); do
-        wait_until "kwok node kwok-node-$i Ready" 60 "$logs/kwok.log" \
-            kubectl_ wait --for=condition=Ready "node/kwok-node-$i" --timeout=1s
-    done
+    wait_kwok_nodes
     wait_until "default service account (kube-controller-manager)" 60 "$logs/kube-controller-manager.log" \
         kubectl_ get serviceaccount default -n default
     local c
