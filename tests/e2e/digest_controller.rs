@@ -25,6 +25,7 @@ use trading_agent_tests::cluster::TestNamespace;
 use trading_agent_tests::process::free_loopback_port;
 use trading_agent_tests::proxy::FaultProxy;
 use trading_agent_tests::registry::{Notifications, Pusher, RegistryOptions, TempRegistry};
+use trading_agent_tests::token_issuer::TokenIssuer;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -399,6 +400,64 @@ async fn a_private_registry_resolves_with_the_right_pull_secret_and_says_why_wit
                 .is_none()
         );
     }
+    operator.stop().await;
+    ns.delete(TIMEOUT).await.expect("delete namespace");
+}
+
+#[tokio::test]
+async fn token_auth_and_multi_arch_indexes_resolve_through_the_controller() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let ns = namespace(&client, "digest-token").await;
+    // Push through an open registry; resolve through one sharing its storage that wants tokens.
+    let open = TempRegistry::start(RegistryOptions::default()).expect("open registry");
+    let index = Pusher::new(&open.host())
+        .push_index("private/multi", "v1", "i1")
+        .await
+        .unwrap();
+    let issuer = TokenIssuer::start("robot", "token-pw")
+        .await
+        .expect("token issuer");
+    let registry = TempRegistry::start(RegistryOptions {
+        auth_yaml: Some(issuer.registry_auth_yaml()),
+        storage_dir: Some(open.storage_dir()),
+        ..RegistryOptions::default()
+    })
+    .expect("registry with token auth");
+    let host = registry.host();
+    let operator = DigestOperator::start(&client, &ns.name, std::slice::from_ref(&host), 0).await;
+    create_pull_secret(&client, &ns.name, "robot", &host, "robot", "token-pw").await;
+    create_pull_secret(&client, &ns.name, "intruder", &host, "robot", "guess").await;
+    let image = format!("{host}/private/multi:v1");
+    for (name, secret) in [("tokened", "robot"), ("refused", "intruder")] {
+        let mut manifest = tracking_agent(name, &image, "5m", 1);
+        manifest["spec"]["imagePullSecrets"] = json!([{ "name": secret }]);
+        apply_agent(&client, &ns.name, &manifest).await;
+    }
+    // The index digest is pinned, so every platform stays available.
+    wait_pinned(&client, &ns.name, "tokened", &index, TIMEOUT).await;
+    assert!(issuer.issued() >= 1, "a token was fetched");
+    let agent = wait_condition(
+        &client,
+        &ns.name,
+        "refused",
+        "ImageResolved",
+        "False",
+        Some("RegistryUnauthorized"),
+        TIMEOUT,
+    )
+    .await;
+    let status = agent.status.unwrap();
+    println!(
+        "token auth, wrong password: {}",
+        find_condition(&status.conditions, "ImageResolved")
+            .unwrap()
+            .message
+    );
+    assert_eq!(
+        deployment_digests(&client, &ns.name, "refused").await,
+        vec![None, None, None]
+    );
     operator.stop().await;
     ns.delete(TIMEOUT).await.expect("delete namespace");
 }
