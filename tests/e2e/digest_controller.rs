@@ -151,6 +151,11 @@ async fn a_push_repins_within_a_second_of_the_notification_and_within_an_interva
     )
     .await;
     wait_pinned(&client, &ns.name, "polled", &p1, TIMEOUT).await;
+    // `mode: Pin` on the same tag resolves once and never moves.
+    let mut frozen = tracking_agent("frozen", &polled_image, "1s", 1);
+    frozen["spec"]["imageUpdate"]["mode"] = "Pin".into();
+    apply_agent(&client, &ns.name, &frozen).await;
+    wait_pinned(&client, &ns.name, "frozen", &p1, TIMEOUT).await;
     let mut worst = Duration::ZERO;
     for round in 2..=3 {
         // Push at different phases of the polling cycle.
@@ -171,6 +176,11 @@ async fn a_push_repins_within_a_second_of_the_notification_and_within_an_interva
     assert!(
         worst <= interval + Duration::from_secs(1),
         "polling took {worst:?}"
+    );
+    assert_eq!(
+        deployment_digests(&client, &ns.name, "frozen").await,
+        vec![Some(p1.clone()); 3],
+        "mode: Pin never moves"
     );
 
     // 3. The manual trigger: polling off, no notification; a new annotation value resolves now.
