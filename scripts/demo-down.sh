@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Stops what `make demo` started (by PID): the operator, the workloads, the registry and PostgreSQL;
-# then the cluster, unless --processes-only.
+# Stops what `make demo` started (by PID): the operator, the workloads, the registries and
+# PostgreSQL; then the cluster, unless --processes-only.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${TRADING_AGENT_CACHE:-$HOME/.cache/trading-agent}
-demo="$cache/demo"
+demo=${DEMO_STATE:-$cache/demo}
 for pidfile in "$demo"/pids/*.pid; do
     [[ -f $pidfile ]] || continue
     pid=$(<"$pidfile")
@@ -16,13 +16,14 @@ for pidfile in "$demo"/pids/*.pid; do
     fi
     rm -f "$pidfile"
 done
-pgdata=${DEMO_PG_DIR:-${TMPDIR:-/tmp}/trading-agent-demo-postgres}
-if [[ -f $pgdata/data/postmaster.pid ]]; then
+pgdata=$(cat "$demo/pgdata" 2>/dev/null || true)
+if [[ -n $pgdata && -f $pgdata/data/postmaster.pid ]]; then
     as_pg=()
     [[ $(id -u) -eq 0 ]] && as_pg=(runuser -u postgres --)
     pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
     "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pgdata/data" -m fast -w stop >/dev/null && echo "stopped postgres"
 fi
 [[ ${1:-} == --processes-only ]] && exit 0
-rm -rf "$demo" "$pgdata"
+[[ -n $pgdata ]] && rm -rf "$pgdata"
+rm -rf "$demo"
 "$root/tests/harness/cluster.sh" down

@@ -1,32 +1,45 @@
 #!/usr/bin/env bash
-# `make demo`: the golden path on a local stack, with readable progress.
+# `make demo`: the golden path (product.md §5) on a local stack, with readable progress and timings.
+# The end-to-end suite runs the same script (tests/e2e/golden_path.rs), so what a person sees is
+# what CI checks.
 #
 #  1. local Kubernetes (harness), an OCI registry and PostgreSQL, all on loopback
-#  2. the workload image built without a daemon and pushed as .../trading-agent:latest
-#  3. the operator running against the cluster (on the host: kwok nodes run no processes)
+#  2. the workload and operator images built without a daemon and pushed (…/trading-agent:latest)
+#  3. `helm install` of the chart; the operator runs on the host (kwok nodes run no processes) as
+#     the chart's ServiceAccount, so it has exactly the RBAC the chart grants
 #  4. a TradingAgent applied: three Deployments pinned to the digest, Ready
-#  5. a new push under the same tag: the registry's notification rolls every Deployment forward
-#  6. the workloads themselves on PostgreSQL: candles -> signals -> paper trades
-#  7. the TradingAgent deleted: everything it owned is garbage-collected
+#  5. a new push under the same tag: the registry's notification rolls every Deployment forward;
+#     then a push nobody announces: polling finds it within one interval
+#  6. a push of an image that never becomes ready: after the progress deadline the operator rolls
+#     back to the last healthy digest, marks the bad one rejected and reports Degraded
+#  7. the workloads themselves on PostgreSQL: candles -> signals -> paper trades
+#  8. the TradingAgent deleted: everything it owned is garbage-collected
 #
-# The stack stays up afterwards to explore; `make demo-down` stops it.
+# The stack stays up afterwards to explore; `make demo-down` stops it. DEMO_CLEANUP=1 stops the
+# demo's own processes and removes its namespace and release at the end (the suite sets it).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${TRADING_AGENT_CACHE:-$HOME/.cache/trading-agent}
 target=${CARGO_TARGET_DIR:-$cache/target}
-demo="$cache/demo"
+demo=${DEMO_STATE:-$cache/demo}
 bin="$cache/bin"
 export KUBECONFIG="$cache/cluster/kubeconfig"
 kubectl() { "$bin/kubectl" "$@"; }
+helm() { "$bin/helm" "$@"; }
 registry_port=${DEMO_REGISTRY_PORT:-25000}
+quiet_registry_port=${DEMO_QUIET_REGISTRY_PORT:-25001}
 registry="127.0.0.1:$registry_port"
+quiet_registry="127.0.0.1:$quiet_registry_port"
 webhook_port=${DEMO_WEBHOOK_PORT:-28443}
 metrics_port=${DEMO_METRICS_PORT:-28080}
 api_port=${DEMO_API_PORT:-28000}
+pg_port=${DEMO_PG_PORT:-25432}
+ns=${DEMO_NAMESPACE:-desk}
+release_ns=${DEMO_RELEASE_NAMESPACE:-trading-agent-system}
+release=trading-agent-operator
 token=demo-webhook-token
 api_token=demo-api-token-0123456789
-ns=desk
 
 t0=$SECONDS
 step_started=$SECONDS
@@ -34,8 +47,13 @@ step() {
     printf '\n\033[1m==> [%3ss] %s\033[0m\n' "$((SECONDS - t0))" "$*"
     step_started=$SECONDS
 }
-done_in() { printf '    done in %ss\n' "$((SECONDS - step_started))"; }
-fail() { printf '\ndemo: %s\n' "$*" >&2; exit 1; }
+done_in() { printf '    step took %ss\n' "$((SECONDS - step_started))"; }
+fail() {
+    printf '\ndemo: %s\n' "$*" >&2
+    [[ -f $demo/logs/operator.log ]] && { echo "--- last lines of $demo/logs/operator.log" >&2; tail -n 15 "$demo/logs/operator.log" >&2; }
+    exit 1
+}
+now_ms() { date +%s%3N; }
 
 mkdir -p "$demo/logs" "$demo/pids"
 
@@ -51,22 +69,40 @@ wait_for() {
     local what=$1 timeout=$2 started=$SECONDS
     shift 2
     until "$@" >/dev/null 2>&1; do
-        ((SECONDS - started < timeout)) || fail "$what: not ready after ${timeout}s"
-        sleep 0.2
+        ((SECONDS - started < timeout)) || fail "$what: not done after ${timeout}s"
+        sleep 0.1
     done
 }
 
+# pinned_to DIGEST: all three Deployments run DIGEST.
+pinned_to() {
+    [[ $(kubectl -n "$ns" get deployments -l app.kubernetes.io/instance=alpha \
+        -o jsonpath='{.items[*].spec.template.spec.containers[0].image}' | tr ' ' '\n' | grep -c "@$1\$") -eq 3 ]]
+}
+show_pins() {
+    kubectl -n "$ns" get deployments -o jsonpath='{range .items[*]}      {.metadata.name}: {.spec.template.spec.containers[0].image}{"\n"}{end}'
+}
+
+export DEMO_STATE=$demo
 "$root/scripts/demo-down.sh" --processes-only >/dev/null 2>&1 || true
 
-step "1/7 local stack: Kubernetes, OCI registry, PostgreSQL (loopback only)"
+step "1/8 local stack: Kubernetes, OCI registry, PostgreSQL (loopback only)"
 "$root/tests/harness/cluster.sh" up >/dev/null
 kubectl get nodes
+# Two registry processes on one storage: the first notifies the operator of every push, the second
+# (same images) notifies nobody, for the polling part of step 5.
 mkdir -p "$demo/registry"
-cat >"$demo/registry/config.yml" <<EOF
+registry_config() {
+    cat <<EOF
 version: 0.1
 log: {level: warn}
 storage: {filesystem: {rootdirectory: $demo/registry/storage}, delete: {enabled: true}}
-http: {addr: $registry}
+http: {addr: $1}
+EOF
+}
+{
+    registry_config "$registry"
+    cat <<EOF
 notifications:
   endpoints:
     - name: trading-agent-operator
@@ -76,12 +112,16 @@ notifications:
       threshold: 3
       backoff: 1s
 EOF
+} >"$demo/registry/config.yml"
+registry_config "$quiet_registry" >"$demo/registry/quiet.yml"
 start registry docker-registry serve "$demo/registry/config.yml"
+start registry-quiet docker-registry serve "$demo/registry/quiet.yml"
 wait_for "registry" 20 curl -fsS "http://$registry/v2/"
-echo "    registry: http://$registry"
+wait_for "registry (no notifications)" 20 curl -fsS "http://$quiet_registry/v2/"
+echo "    registry: http://$registry (notifies the operator), http://$quiet_registry (same storage, silent)"
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 # Outside $HOME: the server runs as the postgres user when we are root, and /root is private.
-pgdata=${DEMO_PG_DIR:-${TMPDIR:-/tmp}/trading-agent-demo-postgres}
+pgdata=${DEMO_PG_DIR:-${TMPDIR:-/tmp}/trading-agent-demo-postgres-$pg_port}
 as_pg=()
 [[ $(id -u) -eq 0 ]] && as_pg=(runuser -u postgres --)
 if [[ ! -d $pgdata/data ]]; then
@@ -90,41 +130,50 @@ if [[ ! -d $pgdata/data ]]; then
     "${as_pg[@]}" "$pg_bin/initdb" -D "$pgdata/data" -U postgres --auth=trust --no-sync >"$demo/logs/initdb.log" 2>&1 ||
         fail "initdb failed; see $demo/logs/initdb.log"
 fi
-pg_port=${DEMO_PG_PORT:-25432}
+echo "$pgdata" >"$demo/pgdata"
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pgdata/data" -l "$pgdata/postgres.log" -w \
     -o "-h 127.0.0.1 -p $pg_port -k $pgdata" start >/dev/null
 database_url="postgres://postgres@127.0.0.1:$pg_port/postgres"
 echo "    postgres: $database_url"
 done_in
 
-step "2/7 build the workload image (no Docker daemon) and push $registry/trading-agent:latest"
-cargo build --quiet -p trading-agent -p trading-agent-operator
+step "2/8 build the images (no Docker daemon) and push $registry/trading-agent:latest"
+cargo build --quiet -p trading-agent -p trading-agent-operator -p trading-agent-tests --bin ta-push
 digest=$("$root/scripts/build-image.sh" --binary "$target/debug/trading-agent" --ref "$registry/trading-agent:latest" \
     --port 8000 --insecure --label "org.opencontainers.image.version=demo-1" | tail -n 1)
-echo "    pushed sha256 digest: $digest"
+echo "    trading-agent:latest          $digest"
+operator_digest=$("$root/scripts/build-image.sh" --binary "$target/debug/trading-agent-operator" \
+    --ref "$registry/trading-agent-operator:0.1.0" --port 8080 --insecure | tail -n 1)
+echo "    trading-agent-operator:0.1.0  $operator_digest"
 done_in
 
-step "3/7 the operator: CRD installed, controller running against the cluster"
-kubectl apply --server-side --force-conflicts --field-manager trading-agent-demo -f "$root/crds/tradingagents.yaml" >/dev/null
-kubectl wait --for=condition=Established crd/tradingagents.tradingagents.dev --timeout=30s >/dev/null
-operator_args=(--leader-election=false --namespace "$ns" --metrics-addr "127.0.0.1:$metrics_port" --log-format text)
-image="$registry/trading-agent:latest"
-if "$target/debug/trading-agent-operator" --help | grep -q -- --insecure-registry; then
-    operator_args+=(--insecure-registry "$registry" --webhook-addr "127.0.0.1:$webhook_port")
-    tags_supported=1
-else
-    # This build pins only digests given in spec.image: name the digest we just pushed.
-    image="$registry/trading-agent:latest@$digest"
-    tags_supported=
-fi
-WEBHOOK_TOKEN=$token start operator "$target/debug/trading-agent-operator" "${operator_args[@]}"
-wait_for "operator /readyz" 60 curl -fsS "http://127.0.0.1:$metrics_port/readyz"
-echo "    operator ready (metrics: http://127.0.0.1:$metrics_port/metrics, log: $demo/logs/operator.log)"
-done_in
-
-step "4/7 kubectl apply a TradingAgent (image $image)"
+step "3/8 helm install the chart; the operator runs as its ServiceAccount"
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl label namespace "$ns" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
+kubectl create namespace "$release_ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl -n "$release_ns" create secret generic registry-webhook --from-literal=token="$token" \
+    --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+helm upgrade --install "$release" "$root/charts/trading-agent-operator" --namespace "$release_ns" \
+    --wait=false \
+    --set image.repository="$registry/trading-agent-operator" --set image.digest="$operator_digest" \
+    --set watchNamespace="$ns" --set webhook.tokenSecret.name=registry-webhook \
+    --set "insecureRegistries={$registry,$quiet_registry}" >"$demo/logs/helm.log" || fail "helm install failed: $demo/logs/helm.log"
+sa="system:serviceaccount:$release_ns:$release"
+echo "    release $release in $release_ns; RBAC of $sa:"
+kubectl auth can-i --list -n "$ns" --as "$sa" | grep -E 'tradingagents|deployments|secrets|events' | sed 's/^/      /'
+# A kubeconfig that impersonates the ServiceAccount: every call the operator makes is authorised
+# as the chart's RBAC alone allows.
+kubectl config view --raw --minify | sed "s|^  user:\$|  user:\n    as: $sa|" >"$demo/operator.kubeconfig"
+grep -q "as: $sa" "$demo/operator.kubeconfig" || fail "could not write the impersonating kubeconfig"
+start operator env KUBECONFIG="$demo/operator.kubeconfig" WEBHOOK_TOKEN="$token" POD_NAMESPACE="$release_ns" \
+    "$target/debug/trading-agent-operator" --namespace "$ns" --lease-name "$release" \
+    --metrics-addr "127.0.0.1:$metrics_port" --webhook-addr "127.0.0.1:$webhook_port" \
+    --insecure-registry "$registry" --insecure-registry "$quiet_registry" --log-format text
+wait_for "operator /readyz" 60 curl -fsS "http://127.0.0.1:$metrics_port/readyz"
+echo "    operator ready: metrics http://127.0.0.1:$metrics_port/metrics, log $demo/logs/operator.log"
+done_in
+
+step "4/8 kubectl apply a TradingAgent with image $registry/trading-agent:latest"
 kubectl -n "$ns" create secret generic desk-db --from-literal=url="$database_url" \
     --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 cat <<EOF | kubectl apply -f -
@@ -132,45 +181,60 @@ apiVersion: tradingagents.dev/v1alpha1
 kind: TradingAgent
 metadata: {name: alpha, namespace: $ns}
 spec:
-  image: $image
-  imageUpdate: {mode: Track, interval: 30s, rollback: Auto}
+  image: $registry/trading-agent:latest
+  imageUpdate: {mode: Track, interval: 2s, rollback: Auto}
+  progressDeadlineSeconds: 10
   database: {secretRef: {name: desk-db, key: url}}
   api: {replicas: 2}
 EOF
 kubectl -n "$ns" wait --for=condition=Ready ta/alpha --timeout=120s
-kubectl -n "$ns" get ta,deployments -o wide
-echo "    pinned images:"
-kubectl -n "$ns" get deployments -o jsonpath='{range .items[*]}      {.metadata.name}: {.spec.template.spec.containers[0].image}{"\n"}{end}'
+pinned_to "$digest" || fail "Deployments are not pinned to $digest"
+kubectl -n "$ns" get ta alpha
+show_pins
 done_in
 
-step "5/7 push a new image under the same tag; the registry notifies the operator"
-if [[ -n $tags_supported ]]; then
-    pushed_at=$(date +%s%3N)
-    new_digest=$("$root/scripts/build-image.sh" --binary "$target/debug/trading-agent" --ref "$registry/trading-agent:latest" \
-        --port 8000 --insecure --label "org.opencontainers.image.version=demo-2" | tail -n 1)
-    echo "    new digest: $new_digest"
-    wait_for "rollout to $new_digest" 60 bash -c \
-        "[[ \$($bin/kubectl -n $ns get deployments -o jsonpath='{.items[*].spec.template.spec.containers[0].image}' | tr ' ' '\n' | grep -c '$new_digest') -eq 3 ]]"
-    echo "    all three Deployments pinned to the new digest $(($(date +%s%3N) - pushed_at)) ms after the push finished"
-    kubectl -n "$ns" get ta alpha -o jsonpath='{range .status.history[*]}      {.digest} {.outcome}{"\n"}{end}'
-else
-    echo "    (this operator build does not resolve tags yet: skipped)"
-fi
+step "5/8 new pushes under the same tag: by notification, then by polling"
+new_digest=$("$root/scripts/build-image.sh" --binary "$target/debug/trading-agent" --ref "$registry/trading-agent:latest" \
+    --port 8000 --insecure --label "org.opencontainers.image.version=demo-2" | tail -n 1)
+pushed_at=$(now_ms)
+wait_for "rollout to $new_digest" 30 pinned_to "$new_digest"
+echo "    notified push $new_digest: all three Deployments re-pinned $(($(now_ms) - pushed_at)) ms after the push completed"
+polled_digest=$("$root/scripts/build-image.sh" --binary "$target/debug/trading-agent" --ref "$quiet_registry/trading-agent:latest" \
+    --port 8000 --insecure --label "org.opencontainers.image.version=demo-3" | tail -n 1)
+pushed_at=$(now_ms)
+wait_for "rollout to $polled_digest by polling" 30 pinned_to "$polled_digest"
+echo "    silent push $polled_digest: found by polling (interval 2s) and re-pinned $(($(now_ms) - pushed_at)) ms after the push"
+kubectl -n "$ns" wait --for=condition=Ready ta/alpha --timeout=60s >/dev/null
 done_in
 
-step "6/7 the workloads on PostgreSQL: candles -> signals -> paper trades"
+step "6/8 push an image that never becomes ready: rollback after the progress deadline (10s)"
+bad_digest=$("$target/debug/ta-push" "$registry" trading-agent latest never-ready)
+echo "    pushed $bad_digest (kwok keeps its pods unready)"
+wait_for "rollout to the bad digest" 30 pinned_to "$bad_digest"
+pushed_at=$(now_ms)
+wait_for "rollback to $polled_digest" 90 pinned_to "$polled_digest"
+echo "    rolled back to $polled_digest $(($(now_ms) - pushed_at)) ms after the bad rollout started"
+kubectl -n "$ns" get ta alpha -o jsonpath='    Degraded: {.status.conditions[?(@.type=="Degraded")].status} ({.status.conditions[?(@.type=="Degraded")].reason}): {.status.conditions[?(@.type=="Degraded")].message}{"\n"}    rejectedDigests: {.status.image.rejectedDigests}{"\n"}'
+[[ $(kubectl -n "$ns" get ta alpha -o jsonpath='{.status.conditions[?(@.type=="Degraded")].status}') == True ]] ||
+    fail "Degraded is not True after the rollback"
+echo "    history:"
+kubectl -n "$ns" get ta alpha -o jsonpath='{range .status.history[*]}      {.digest}  {.outcome}{"\n"}{end}'
+echo "    events:"
+kubectl -n "$ns" get events --field-selector involvedObject.name=alpha --sort-by=.lastTimestamp \
+    -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message --no-headers 2>/dev/null | tail -n 6 | cut -c1-150 | sed 's/^/      /'
+done_in
+
+step "7/8 the workloads on PostgreSQL: candles -> signals -> paper trades"
 agent="$target/debug/trading-agent"
-DATABASE_URL=$database_url "$agent" migrate
+DATABASE_URL=$database_url "$agent" migrate >/dev/null 2>&1
 DATABASE_URL=$database_url "$agent" seed-demo
 DATABASE_URL=$database_url PORT=$api_port API_TOKEN=$api_token start api "$agent" api
 DATABASE_URL=$database_url PORT=$((api_port + 1)) DEMO_FEED=true TICK_INTERVAL=1s start strategy "$agent" strategy
 DATABASE_URL=$database_url PORT=$((api_port + 2)) TICK_INTERVAL=1s start bot "$agent" bot
 wait_for "api /readyz" 60 curl -fsS "http://127.0.0.1:$api_port/readyz"
-curl -fsS "http://127.0.0.1:$api_port/healthz"
-echo
+echo "    /healthz: $(curl -fsS "http://127.0.0.1:$api_port/healthz")"
 auth=(-H "Authorization: Bearer $api_token")
 count() { curl -fsS "${auth[@]}" "http://127.0.0.1:$api_port/api/v2/$1" | grep -o '"id":' | wc -l; }
-echo "    components: $(curl -fsS "${auth[@]}" "http://127.0.0.1:$api_port/api/v2/health/components" | grep -o '"role":"[a-z]*"' | tr '\n' ' ')"
 echo "    strategies: $(count strategies)   (SMA/EMA crossover and RSI on 1m candles of BTCUSDT and ETHUSDT)"
 # A crossover needs a 1-minute candle to close; wait a little for one, then show the same path by hand.
 for _ in $(seq 1 10); do
@@ -184,20 +248,26 @@ if (($(count "signals?limit=100") == 0)); then
 fi
 wait_for "a paper trade" 30 bash -c "curl -fsS -H 'Authorization: Bearer $api_token' 'http://127.0.0.1:$api_port/api/v2/trades?limit=1' | grep -q '\"id\":'"
 printf '    signals: %s   orders: %s   trades: %s\n' "$(count "signals?limit=100")" "$(count "orders?limit=100")" "$(count "trades?limit=100")"
-curl -fsS "${auth[@]}" "http://127.0.0.1:$api_port/api/v2/trades?limit=1" | head -c 400 | sed 's/^/    last trade: /'
-echo
-echo "    API:     http://127.0.0.1:$api_port/docs (token: $api_token)"
+echo "    API: http://127.0.0.1:$api_port/docs (token: $api_token)"
 done_in
 
-step "7/7 delete the TradingAgent: its Deployments, Service and PDB are garbage-collected"
+step "8/8 delete the TradingAgent: its Deployments, Service and PDB are garbage-collected"
 kubectl -n "$ns" delete ta alpha --wait=true
 wait_for "garbage collection" 60 bash -c "[[ -z \$($bin/kubectl -n $ns get deployments,services,pdb -o name) ]]"
-kubectl -n "$ns" get deployments,services,pdb 2>&1 | sed 's/^/    /'
+echo "    $ns: $(kubectl -n "$ns" get deployments,services,pdb 2>&1)"
 done_in
 
-printf '\n\033[1mdemo complete in %ss.\033[0m The stack is still up:\n' "$((SECONDS - t0))"
-cat <<EOT
+printf '\n\033[1mgolden path complete in %ss.\033[0m\n' "$((SECONDS - t0))"
+if [[ -n ${DEMO_CLEANUP:-} ]]; then
+    helm uninstall "$release" --namespace "$release_ns" >/dev/null
+    kubectl delete namespace "$ns" "$release_ns" --wait=false >/dev/null
+    "$root/scripts/demo-down.sh" --processes-only >/dev/null
+    echo "cleaned up (release, namespaces, processes)"
+else
+    cat <<EOT
+The stack is still up:
   export KUBECONFIG=$KUBECONFIG; $bin/kubectl get ta -A
   operator log: $demo/logs/operator.log      API: http://127.0.0.1:$api_port/docs
 Stop everything with: make demo-down
 EOT
+fi
