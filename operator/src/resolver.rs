@@ -151,13 +151,9 @@ impl RegistryResolver {
         {
             return (ImageOutcome::Pinned(pinned), "pin_mode");
         }
-        let failed = |current: Option<PinnedImage>, problem: Blocked| match current {
-            Some(pinned) => (ImageOutcome::Kept { pinned, problem }, "kept"),
-            None => (ImageOutcome::Unresolved(problem), "unresolved"),
-        };
         let credentials = match self.credentials(agent, &reference).await {
             Ok(credentials) => credentials,
-            Err(problem) => return failed(current, problem),
+            Err(problem) => return settle(&reference, current, Err(problem)),
         };
         let freshness = freshness(
             agent.spec.image_update.poll_interval().ok().flatten(),
@@ -171,19 +167,28 @@ impl RegistryResolver {
             .await;
         self.metrics
             .observe_registry_requests(self.digests.request_count());
-        match result {
-            Ok(digest) => (
-                ImageOutcome::Pinned(reference.pinned_to(digest)),
-                "resolved",
-            ),
-            Err(e) => failed(
-                current,
-                Blocked {
-                    reason: e.reason(),
-                    message: e.to_string(),
-                },
-            ),
-        }
+        let result = result.map_err(|e| Blocked {
+            reason: e.reason(),
+            message: e.to_string(),
+        });
+        settle(&reference, current, result)
+    }
+}
+
+/// The outcome of a resolution (and its metric label): a digest is pinned; a failure keeps the
+/// digest already pinned for this reference, or leaves nothing to deploy when there is none.
+pub fn settle(
+    reference: &ImageReference,
+    current: Option<PinnedImage>,
+    result: Result<crate::image::Digest, Blocked>,
+) -> (ImageOutcome, &'static str) {
+    match (result, current) {
+        (Ok(digest), _) => (
+            ImageOutcome::Pinned(reference.pinned_to(digest)),
+            "resolved",
+        ),
+        (Err(problem), Some(pinned)) => (ImageOutcome::Kept { pinned, problem }, "kept"),
+        (Err(problem), None) => (ImageOutcome::Unresolved(problem), "unresolved"),
     }
 }
 
@@ -307,6 +312,35 @@ mod tests {
         assert_eq!(
             at(freshness(None, Some(old), Some(now), now)),
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_failure_keeps_the_pinned_digest_or_deploys_nothing() {
+        let reference = ImageReference::parse("registry.example.com/acme/app:stable").unwrap();
+        let digest = crate::image::Digest::parse(DIGEST).unwrap();
+        let down = || Blocked {
+            reason: "RegistryUnreachable",
+            message: "registry registry.example.com unreachable: connection refused".into(),
+        };
+        let pinned = reference.pinned_to(digest.clone());
+        assert_eq!(
+            settle(&reference, None, Ok(digest.clone())),
+            (ImageOutcome::Pinned(pinned.clone()), "resolved")
+        );
+        assert_eq!(
+            settle(&reference, Some(pinned.clone()), Err(down())),
+            (
+                ImageOutcome::Kept {
+                    pinned,
+                    problem: down()
+                },
+                "kept"
+            )
+        );
+        assert_eq!(
+            settle(&reference, None, Err(down())),
+            (ImageOutcome::Unresolved(down()), "unresolved")
         );
     }
 
