@@ -26,6 +26,10 @@ use crate::webhook::Triggers;
 /// (`kubectl annotate ta alpha tradingagents.dev/resolve-now="$(date +%s)" --overwrite`).
 pub const RESOLVE_NOW_ANNOTATION: &str = "tradingagents.dev/resolve-now";
 
+/// How many `resolve-now` values are remembered; beyond that the memory starts afresh (costing at
+/// most one extra lookup per annotated TradingAgent).
+const MANUAL_TRIGGERS_REMEMBERED: usize = 10_000;
+
 /// How old a cached answer may be when polling is off (`interval: 0s`): the resync period.
 pub const UNPOLLED_MAX_AGE: Duration = crate::controller::RESYNC_INTERVAL;
 
@@ -83,6 +87,9 @@ impl RegistryResolver {
         let mut seen = self.manual.lock().expect("manual trigger lock");
         if seen.get(&key) == Some(value) {
             return false;
+        }
+        if seen.len() >= MANUAL_TRIGGERS_REMEMBERED {
+            seen.clear();
         }
         seen.insert(key, value.clone());
         true
