@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::image::{PinnedImage, digest_of};
+use crate::image::{ImageReference, PinnedImage, digest_of};
 use crate::resource::{
     ComponentStatus, ComponentsStatus, ImageStatus, Role, RolloutOutcome, RolloutRecord,
     TradingAgent, TradingAgentStatus,
@@ -519,6 +519,13 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
             let digest = pinned.digest().to_string();
             let mut status = image.unwrap_or_default();
             let moved = status.digest.as_deref() != Some(digest.as_str());
+            // A rollback target from another repository would not exist in this one.
+            let repository = |image: &str| ImageReference::parse(image).ok().map(|r| r.name());
+            if status.last_healthy_digest.is_some()
+                && repository(&status.reference) != repository(&obs.agent.spec.image)
+            {
+                status.last_healthy_digest = None;
+            }
             status.reference = obs.agent.spec.image.clone();
             if let Some(rollback) = obs.rollback {
                 status.resolved_at = Some(Time(now));
@@ -1080,6 +1087,39 @@ mod tests {
             s.image.as_ref().unwrap().rejected_digests,
             vec![D2.to_owned()]
         );
+    }
+
+    #[test]
+    fn another_repository_forgets_the_rollback_target() {
+        let mut a = agent("registry.example.com/acme/app:stable");
+        a.status = Some(observe(&a, &pinned(D1), &all(&a, D1, 1), t(0)));
+        assert_eq!(
+            a.status
+                .as_ref()
+                .unwrap()
+                .image
+                .as_ref()
+                .unwrap()
+                .last_healthy_digest
+                .as_deref(),
+            Some(D1)
+        );
+        // Another tag of the same repository keeps it.
+        a.spec.image = "registry.example.com/acme/app:next".into();
+        let s = observe(&a, &pinned(D2), &all(&a, D2, 0), t(10));
+        assert_eq!(
+            s.image.as_ref().unwrap().last_healthy_digest.as_deref(),
+            Some(D1)
+        );
+        // Another repository does not.
+        a.spec.image = "registry.example.com/acme/other:stable".into();
+        let elsewhere = ImageOutcome::Pinned(
+            ImageReference::parse("registry.example.com/acme/other:stable")
+                .unwrap()
+                .pinned_to(crate::image::Digest::parse(D3).unwrap()),
+        );
+        let s = observe(&a, &elsewhere, &all(&a, D3, 0), t(20));
+        assert_eq!(s.image.as_ref().unwrap().last_healthy_digest, None);
     }
 
     #[test]
