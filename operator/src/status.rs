@@ -32,7 +32,7 @@ pub mod reasons {
     pub const COMPONENTS_NOT_READY: &str = "ComponentsNotReady";
     /// Ready/Progressing: reconciliation is paused.
     pub const PAUSED: &str = "Paused";
-    /// ImageResolved: `spec.image` carries a digest, used as given.
+    /// ImageResolved: pinned to a digest (written in `spec.image`, or resolved from its tag).
     pub const DIGEST_PINNED: &str = "DigestPinned";
     /// ImageResolved: `spec.image` is a tag and no resolver can turn it into a digest.
     pub const DIGEST_REQUIRED: &str = "DigestRequired";
