@@ -469,19 +469,31 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
             generation,
             now,
         ),
-        (None, None) if still_rolled_back => match previous_degraded {
+        // Sticky over failures too: right after a rollback the Deployments can still report the
+        // deadline the rejected template exceeded (Ready reports a real failure either way).
+        (None, _) if still_rolled_back => match previous_degraded {
             Some(c) => Condition {
                 observed_generation: generation,
                 ..c.clone()
             },
-            None => condition(
-                types::DEGRADED,
-                true,
-                reasons::ROLLED_BACK,
-                "the last rollout failed and was rolled back",
-                generation,
-                now,
-            ),
+            None => {
+                let rejected = previous.history.last().map_or("", |r| r.digest.as_str());
+                let pinned = previous
+                    .image
+                    .as_ref()
+                    .and_then(|i| i.digest.as_deref())
+                    .unwrap_or("");
+                condition(
+                    types::DEGRADED,
+                    true,
+                    reasons::ROLLED_BACK,
+                    format!(
+                        "the rollout of {rejected} failed and was rolled back to {pinned}; {rejected} is rejected until the tag points elsewhere"
+                    ),
+                    generation,
+                    now,
+                )
+            }
         },
         (None, Some(reason)) => condition(
             types::DEGRADED,
@@ -1060,6 +1072,27 @@ mod tests {
             ("True", "RolledBack")
         );
         assert!(degraded.message.contains(D1) && degraded.message.contains(D2));
+
+        // Right after, the Deployments still report the deadline: the rollback stays the story.
+        let mut stale = all(&a, D1, 0);
+        stale[0]
+            .1
+            .as_mut()
+            .unwrap()
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions = Some(vec![k8s_openapi::api::apps::v1::DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "False".into(),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            message: Some("timed out".into()),
+            ..Default::default()
+        }]);
+        let mut after = a.clone();
+        after.status = Some(s.clone());
+        let again = observe(&after, &kept(D1, reasons::DIGEST_REJECTED), &stale, t(25));
+        assert_eq!(cond(&again, types::DEGRADED), cond(&s, types::DEGRADED));
 
         // Back on D1 and ready, the tag still at D2: still Degraded, nothing else moves.
         a.status = Some(s);
