@@ -165,14 +165,26 @@ async fn a_digest_that_never_becomes_ready_is_rolled_back_rejected_and_rolled_fo
     let condition = find_condition(&resolved_status.conditions, "ImageResolved").unwrap();
     assert!(condition.message.contains(&bad), "{}", condition.message);
     let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
-    let warning = events
-        .list(&ListParams::default())
-        .await
-        .expect("events")
-        .items
-        .into_iter()
-        .find(|e| e.reason.as_deref() == Some("RolledBack"))
-        .expect("a RolledBack event");
+    // Events are published just after the status is written.
+    let warning = eventually("a RolledBack event", Duration::from_secs(10), || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("RolledBack"))
+        }
+    })
+    .await;
+    println!(
+        "event: {} {}: {}",
+        warning.type_.as_deref().unwrap_or(""),
+        warning.reason.as_deref().unwrap_or(""),
+        warning.note.as_deref().unwrap_or("")
+    );
     assert_eq!(warning.type_.as_deref(), Some("Warning"));
 
     // The tag still points at the bad digest: it is not tried again.
