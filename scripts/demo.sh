@@ -214,9 +214,10 @@ wait_for "rollout to the bad digest" 30 pinned_to "$bad_digest"
 pushed_at=$(now_ms)
 wait_for "rollback to $polled_digest" 90 pinned_to "$polled_digest"
 echo "    rolled back to $polled_digest $(($(now_ms) - pushed_at)) ms after the bad rollout started"
+# The Deployments' own ProgressDeadlineExceeded fades as the rollback rolls out; the operator's verdict stays.
+wait_for "Degraded=True reason RolledBack" 30 bash -c \
+    "[[ \$($bin/kubectl -n $ns get ta alpha -o jsonpath='{.status.conditions[?(@.type==\"Degraded\")].reason}') == RolledBack ]]"
 kubectl -n "$ns" get ta alpha -o jsonpath='    Degraded: {.status.conditions[?(@.type=="Degraded")].status} ({.status.conditions[?(@.type=="Degraded")].reason}): {.status.conditions[?(@.type=="Degraded")].message}{"\n"}    rejectedDigests: {.status.image.rejectedDigests}{"\n"}'
-[[ $(kubectl -n "$ns" get ta alpha -o jsonpath='{.status.conditions[?(@.type=="Degraded")].status}') == True ]] ||
-    fail "Degraded is not True after the rollback"
 echo "    history:"
 kubectl -n "$ns" get ta alpha -o jsonpath='{range .status.history[*]}      {.digest}  {.outcome}{"\n"}{end}'
 echo "    events:"
