@@ -68,7 +68,6 @@ fn golden_path_as_make_demo_shows_it() {
         "rolled back to sha256:",
         "Degraded: True (RolledBack)",
         "RolledBack",
-        "trades: 1",
         "No resources found",
         "golden path complete",
         "cleaned up",
@@ -78,6 +77,14 @@ fn golden_path_as_make_demo_shows_it() {
             "missing {expected:?} in the golden path's report:\n{stdout}"
         );
     }
+    let trades = stdout
+        .lines()
+        .find_map(|l| l.split("trades: ").nth(1))
+        .and_then(|n| n.trim().parse::<u32>().ok());
+    assert!(
+        trades.is_some_and(|n| n > 0),
+        "no paper trade reported:\n{stdout}"
+    );
     let steps: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains("==> [") || l.contains("step took"))
