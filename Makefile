@@ -62,7 +62,7 @@ demo-down: ## stop what make demo started (operator, workloads, registry, Postgr
 	@scripts/demo-down.sh
 
 bench: tools ## run the benchmarks and rewrite tests/bench/RESULTS.md
-	@echo "benchmarks: not written yet (see the benchmarks issue)"; exit 1
+	@tests/bench/run.sh
 
 clean-cache: cluster-down ## remove cached binaries and build products (next run is cold)
 	rm -rf "$(TRADING_AGENT_CACHE)"
