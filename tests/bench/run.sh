@@ -7,6 +7,8 @@
 #      (tests/bench/hyper-hello, the ceiling): GET /healthz, GET /api/v2/trades?limit=100 over a
 #      seeded table, PUT /api/v2/candles (rows/s); process start -> /readyz 200, memory at rest.
 #   2. Strategy runner: the Criterion bench api/benches/indicators.rs (1,000 symbols x 500 candles).
+#   3. Operator: apply -> three Deployments, p50/p99 over 200 TradingAgents applied one by one,
+#      against the local cluster harness (started and stopped here if it was not up).
 #
 # Installs what it needs, idempotently (wrk and PostgreSQL from Debian, the Python venv), and stops
 # every process it started when it exits, however it exits. Traffic goes to 127.0.0.1 only.
@@ -14,6 +16,7 @@
 # Knobs (environment): BENCH_RUNS (3) repetitions of every figure, BENCH_DURATION (10s) per wrk run,
 # BENCH_THREADS (2) and BENCH_CONNECTIONS (64) for the GET runs, BENCH_UPSERT_CONNECTIONS (8) and
 # BENCH_BATCH (1000 candles per PUT), BENCH_STARTUP_RUNS (5), BENCH_SKIP_CRITERION=1, BENCH_SKIP_PROFILE=1,
+# BENCH_SKIP_OPERATOR=1, BENCH_OPERATOR_COUNT (200),
 # BENCH_RESULTS (where to write; default tests/bench/RESULTS.md).
 set -euo pipefail
 
@@ -30,6 +33,7 @@ upsert_conns=${BENCH_UPSERT_CONNECTIONS:-8}
 batch=${BENCH_BATCH:-1000}
 symbols_per_thread=8
 startup_runs=${BENCH_STARTUP_RUNS:-5}
+operator_count=${BENCH_OPERATOR_COUNT:-200}
 results_md=${BENCH_RESULTS:-$here/RESULTS.md}
 venv=$cache/venv-bench
 token=bench-token-0123456789abcdef
@@ -319,6 +323,20 @@ print(json.dumps(out))
 EOF
 fi
 
+# ---- operator: apply -> three Deployments, one by one, against the local cluster ----
+operator_json=$work/operator.json
+echo '{}' >"$operator_json"
+if [[ -z ${BENCH_SKIP_OPERATOR:-} ]]; then
+    log "operator: building (release) and applying $operator_count TradingAgents one by one"
+    (cd "$root" && cargo build --quiet --release -p trading-agent-operator)
+    tools_bin=$("$root/tests/harness/build-tools.sh" --print)
+    export KUBECONFIG=$cache/cluster/kubeconfig
+    # with-cluster.sh: brings the harness up if it is down, and then down again afterwards.
+    "$root/tests/harness/with-cluster.sh" python3 "$here/operator.py" --kubectl "$tools_bin/kubectl" \
+        --operator "$CARGO_TARGET_DIR/release/trading-agent-operator" --crd "$root/crds/tradingagents.yaml" \
+        --count "$operator_count" >"$operator_json"
+fi
+
 # ---- machine and versions, then RESULTS.md ----
 machine=$work/machine.json
 python3 - >"$machine" <<EOF
@@ -347,7 +365,7 @@ info = {
 print(json.dumps(info))
 EOF
 python3 "$here/report.py" --machine "$machine" --results "$results" --startup "$startup" \
-    --after "$after" --criterion "$criterion" --profile "$profile" >"$results_md.tmp"
+    --after "$after" --criterion "$criterion" --profile "$profile" --operator "$operator_json" >"$results_md.tmp"
 mv "$results_md.tmp" "$results_md"
 log "wrote $results_md"
 sed -n '/^| figure/,/^$/p' "$results_md"
