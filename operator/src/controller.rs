@@ -10,8 +10,9 @@
 //! 5. **status** — compute the next status ([`crate::status`]) and write it only if it changed,
 //!    with events for the transitions a user needs to know about.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -105,6 +106,35 @@ pub struct Context {
     pub resolver: Arc<dyn ImageResolver>,
     /// Caches of watched objects.
     pub stores: Stores,
+    /// The status this process last wrote, per TradingAgent, and when (see [`Context::cache_is_behind`]).
+    pub written: std::sync::Mutex<HashMap<ObjectRef<TradingAgent>, (TradingAgentStatus, Instant)>>,
+}
+
+/// How soon a reconciliation that found the cache behind our own status write runs again.
+pub const CACHE_BEHIND_RETRY: Duration = Duration::from_millis(100);
+/// After this long, a cached status that still differs from our last write is taken as someone
+/// else's write, not as a lagging cache.
+pub const CACHE_BEHIND_MAX: Duration = Duration::from_secs(5);
+
+impl Context {
+    /// Only the operator writes a TradingAgent's status, so a cached object whose status is not the
+    /// one we last wrote is one the watch has not delivered yet. Deciding from it would act on a
+    /// stale status, e.g. pin a digest that the previous reconciliation had just rejected.
+    fn cache_is_behind(
+        &self,
+        key: &ObjectRef<TradingAgent>,
+        cached: Option<&TradingAgentStatus>,
+    ) -> bool {
+        let mut written = self.written.lock().expect("written-status lock");
+        match written.get(key) {
+            Some((status, at)) if Some(status) != cached && at.elapsed() < CACHE_BEHIND_MAX => true,
+            Some(_) => {
+                written.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 /// Settings of one controller run.
@@ -198,6 +228,7 @@ pub async fn run(
         backoff: ErrorBackoff::new(BACKOFF_BASE, BACKOFF_MAX),
         resolver: settings.resolver.clone(),
         stores,
+        written: Default::default(),
     });
 
     info!(namespace = ns.unwrap_or("<all>"), "starting controller");
@@ -246,6 +277,10 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     // Objects deleted while backing off are never reconciled again: forget them.
     ctx.backoff
         .retain(|key| ctx.stores.agents.get(key).is_some());
+    ctx.written
+        .lock()
+        .expect("written-status lock")
+        .retain(|key, _| ctx.stores.agents.get(key).is_some());
     if agent.metadata.deletion_timestamp.is_some() {
         // Owner references hand the children to the garbage collector.
         return Ok(Action::await_change());
@@ -254,6 +289,10 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         .namespace()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let key = ObjectRef::from_obj(agent.as_ref());
+    if ctx.cache_is_behind(&key, agent.status.as_ref()) {
+        debug!(tradingagent = %key, "cache behind our last status write; retrying shortly");
+        return Ok(Action::requeue(CACHE_BEHIND_RETRY));
+    }
 
     // 1. dereference
     let secret_problem = dereference_database_secret(&ctx.client, &ns, &agent).await?;
@@ -636,6 +675,10 @@ async fn write_status(
     )
     .await?;
     ctx.metrics.status_updates.inc();
+    ctx.written
+        .lock()
+        .expect("written-status lock")
+        .insert(ObjectRef::from_obj(agent), (status, Instant::now()));
     Ok(())
 }
 
