@@ -81,7 +81,7 @@ def main():
         hyper_cpu = med(cpu_us("healthz", "fastapi")) / med(cpu_us("healthz", "hyper"))
         text = (f"{ratio:.1f}× instead of 10× ({ratio / 10:.0%} of the target). Two limits. (1) The machine: wrk "
                 f"and the server share {m['nproc']} CPUs and most of a fast server's CPU is the kernel's loopback TCP "
-                f"(profiles below), so even bare hyper reaches only {ceiling:.1f}× FastAPI in req/s in this run. "
+                f"(profiles below): bare hyper, with no work per request at all, reaches {ceiling:.1f}× FastAPI in req/s in this run. "
                 f"(2) Our own cost per request: measured as server CPU per request, which does not depend on where "
                 f"the load generator runs, we are {cpu:.1f}× cheaper than FastAPI while bare hyper is "
                 f"{hyper_cpu:.1f}× cheaper; closing the gap to hyper (see the next line) is what would take us past 10×.")
