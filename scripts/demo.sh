@@ -85,6 +85,13 @@ show_pins() {
 
 export DEMO_STATE=$demo
 "$root/scripts/demo-down.sh" --processes-only >/dev/null 2>&1 || true
+cleanup() {
+    helm uninstall "$release" --namespace "$release_ns" >/dev/null 2>&1 || true
+    kubectl delete namespace "$ns" "$release_ns" --wait=false >/dev/null 2>&1 || true
+    "$root/scripts/demo-down.sh" --processes-only >/dev/null 2>&1 || true
+}
+# DEMO_CLEANUP=1 (the suite): leave nothing behind, whether the run passes or fails.
+[[ -n ${DEMO_CLEANUP:-} ]] && trap cleanup EXIT
 
 step "1/8 local stack: Kubernetes, OCI registry, PostgreSQL (loopback only)"
 "$root/tests/harness/cluster.sh" up >/dev/null
@@ -262,10 +269,7 @@ done_in
 
 printf '\n\033[1mgolden path complete in %ss.\033[0m\n' "$((SECONDS - t0))"
 if [[ -n ${DEMO_CLEANUP:-} ]]; then
-    helm uninstall "$release" --namespace "$release_ns" >/dev/null
-    kubectl delete namespace "$ns" "$release_ns" --wait=false >/dev/null
-    "$root/scripts/demo-down.sh" --processes-only >/dev/null
-    echo "cleaned up (release, namespaces, processes)"
+    echo "cleaning up on exit: release, namespaces, processes"
 else
     cat <<EOT
 The stack is still up:

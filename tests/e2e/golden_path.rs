@@ -70,7 +70,7 @@ fn golden_path_as_make_demo_shows_it() {
         "RolledBack",
         "No resources found",
         "golden path complete",
-        "cleaned up",
+        "cleaning up on exit",
     ] {
         assert!(
             stdout.contains(expected),
