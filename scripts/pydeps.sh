@@ -5,7 +5,8 @@ set -euo pipefail
 cache=${TRADING_AGENT_CACHE:-$HOME/.cache/trading-agent}
 venv="$cache/venv"
 schemathesis_version=4.32.5
-if [[ -x $venv/bin/schemathesis ]] && "$venv/bin/pip" show schemathesis 2>/dev/null | grep -qx "Version: $schemathesis_version"; then
+# (Not `pip show | grep -q`: grep's early exit would fail the pipeline under pipefail.)
+if [[ -x $venv/bin/schemathesis && $("$venv/bin/pip" show schemathesis 2>/dev/null) == *"Version: $schemathesis_version"* ]]; then
     echo "$venv/bin"
     exit 0
 fi
