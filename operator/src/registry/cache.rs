@@ -73,18 +73,6 @@ impl DigestCache {
         });
         result
     }
-
-    /// The last digest resolved for `key`, whatever its age (for status and metrics).
-    pub fn peek(&self, key: &CacheKey) -> Option<Result<Digest, RegistryError>> {
-        let slot = self
-            .slots
-            .lock()
-            .expect("digest cache lock")
-            .get(key)?
-            .clone();
-        let lookup = slot.try_lock().ok()?;
-        lookup.as_ref().map(|l| l.result.clone())
-    }
 }
 
 #[cfg(test)]
@@ -154,8 +142,20 @@ mod tests {
                 .await,
             Ok(digest(2))
         );
-        assert_eq!(cache.peek(&key("a")), Some(Ok(digest(2))));
-        assert_eq!(cache.peek(&key("b")), None);
+        assert_eq!(
+            cache
+                .get_or_resolve(key("a"), None, || async { unreachable!() })
+                .await,
+            Ok(digest(2)),
+            "the newer answer replaced the older one"
+        );
+        assert_eq!(
+            cache
+                .get_or_resolve(key("b"), None, || async { Ok(digest(4)) })
+                .await,
+            Ok(digest(4)),
+            "another tag is another key"
+        );
         let with_credentials = CacheKey {
             credentials: Some(Credentials {
                 username: "u".into(),
