@@ -29,6 +29,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
+use crate::applied;
 use crate::backoff::ErrorBackoff;
 use crate::desired::{
     DesiredObjects, FIELD_MANAGER, MANAGED_BY_SELECTOR, api_service_name, deployment_name,
@@ -469,8 +470,9 @@ impl EventSpec {
     }
 }
 
-/// Stage 4: server-side apply every desired object; remove a PodDisruptionBudget that is no
-/// longer wanted. Returns the Deployments as the API server returned them.
+/// Stage 4: server-side apply every desired object that the cache does not already show as
+/// applied ([`applied::up_to_date`]), all at once; remove a PodDisruptionBudget that is no longer
+/// wanted. Returns the Deployments as the API server returned them (or as cached, when unchanged).
 async fn apply(
     ctx: &Context,
     agent: &TradingAgent,
@@ -478,80 +480,96 @@ async fn apply(
     objects: DesiredObjects,
     events: &mut Vec<EventSpec>,
 ) -> Result<Vec<(Role, Option<Deployment>)>> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let deployments_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
-    let mut applied = Vec::new();
-    for (role, deployment) in objects.deployments {
-        let name = deployment.name_any();
-        let before = ctx
-            .stores
-            .deployments
-            .get(&ObjectRef::new(&name).within(ns));
-        let after = deployments_api
-            .patch(&name, &params, &Patch::Apply(&deployment))
-            .await?;
-        if let Some(event) = change_event(before.as_deref(), &after) {
-            events.push(event);
-        }
-        applied.push((role, Some(after)));
-    }
-
-    let service_name = objects.service.name_any();
-    let services_api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
-    let before = ctx
-        .stores
-        .services
-        .get(&ObjectRef::new(&service_name).within(ns));
-    let after = services_api
-        .patch(&service_name, &params, &Patch::Apply(&objects.service))
-        .await?;
-    if before.is_none()
-        && let Some(event) = change_event(None, &after)
-    {
-        events.push(event);
-    }
-
-    let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), ns);
+    let (roles, deployments): (Vec<Role>, Vec<Deployment>) =
+        objects.deployments.into_iter().unzip();
+    let deployments = futures::future::try_join_all(
+        deployments
+            .into_iter()
+            .map(|d| apply_one(ctx, ns, &ctx.stores.deployments, d)),
+    );
+    let service = apply_one(ctx, ns, &ctx.stores.services, objects.service);
     let pdb_name = api_service_name(&agent.name_any());
-    match objects.pod_disruption_budget {
-        Some(pdb) => {
-            let before = ctx
-                .stores
-                .pod_disruption_budgets
-                .get(&ObjectRef::new(&pdb_name).within(ns));
-            let after = pdb_api
-                .patch(&pdb_name, &params, &Patch::Apply(&pdb))
-                .await?;
-            if before.is_none()
-                && let Some(event) = change_event(None, &after)
-            {
-                events.push(event);
-            }
+    let pdb = async {
+        match objects.pod_disruption_budget {
+            Some(pdb) => Ok(apply_one(ctx, ns, &ctx.stores.pod_disruption_budgets, pdb)
+                .await?
+                .1),
+            None => delete_unwanted_pdb(ctx, agent, ns, &pdb_name).await,
         }
-        None => {
-            let cached = ctx
-                .stores
-                .pod_disruption_budgets
-                .get(&ObjectRef::new(&pdb_name).within(ns));
-            let owned = cached.is_some_and(|pdb| {
-                pdb.owner_references()
-                    .iter()
-                    .any(|o| Some(&o.uid) == agent.metadata.uid.as_ref())
-            });
-            if owned {
-                match pdb_api.delete(&pdb_name, &DeleteParams::default()).await {
-                    Ok(_) => events.push(EventSpec::normal(
-                        "Deleted",
-                        format!("PodDisruptionBudget {pdb_name}: the api has one replica or fewer"),
-                        "Delete",
-                    )),
-                    Err(kube::Error::Api(status)) if status.code == 404 => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
+    };
+    let (deployments, (_, service_event), pdb_event) =
+        futures::future::try_join3(deployments, service, pdb).await?;
+
+    let mut applied = Vec::new();
+    for (role, (deployment, event)) in roles.into_iter().zip(deployments) {
+        events.extend(event);
+        applied.push((role, Some(deployment)));
     }
+    events.extend(service_event);
+    events.extend(pdb_event);
     Ok(applied)
+}
+
+/// Server-side apply one object unless the cache shows it applied already. Returns the object as
+/// the API server returned it (or as cached), and a Created or Updated event when its spec changed.
+async fn apply_one<K>(
+    ctx: &Context,
+    ns: &str,
+    store: &Store<K>,
+    desired: K,
+) -> Result<(K, Option<EventSpec>)>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let name = desired.name_any();
+    let cached = store.get(&ObjectRef::new(&name).within(ns));
+    if let Some(cached) = cached.as_deref()
+        && applied::up_to_date(&desired, cached)
+    {
+        ctx.metrics.applies_skipped.inc();
+        return Ok((cached.clone(), None));
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let after = api.patch(&name, &params, &Patch::Apply(&desired)).await?;
+    ctx.metrics.applies.inc();
+    let event = change_event(cached.as_deref(), &after);
+    Ok((after, event))
+}
+
+/// Delete the api PodDisruptionBudget this TradingAgent owns, now that it has one replica or fewer.
+async fn delete_unwanted_pdb(
+    ctx: &Context,
+    agent: &TradingAgent,
+    ns: &str,
+    name: &str,
+) -> Result<Option<EventSpec>> {
+    let cached = ctx
+        .stores
+        .pod_disruption_budgets
+        .get(&ObjectRef::new(name).within(ns));
+    let owned = cached.is_some_and(|pdb| {
+        pdb.owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == agent.metadata.uid.as_ref())
+    });
+    if !owned {
+        return Ok(None);
+    }
+    let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), ns);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(Some(EventSpec::normal(
+            "Deleted",
+            format!("PodDisruptionBudget {name}: the api has one replica or fewer"),
+            "Delete",
+        ))),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A Created or Updated event when applying changed the object's spec (its generation moved).

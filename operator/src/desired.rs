@@ -22,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
+use crate::applied;
 use crate::error::{Error, Result};
 use crate::image::PinnedImage;
 use crate::resource::{Role, TradingAgent};
@@ -92,16 +93,27 @@ pub struct DesiredObjects {
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
 }
 
-/// Build every object for `agent` pinned to `image`.
+/// Build every object for `agent` pinned to `image`, each stamped with its fingerprint
+/// ([`applied::stamp`]).
 pub fn desired_objects(agent: &TradingAgent, image: &PinnedImage) -> Result<DesiredObjects> {
     let deployments = Role::ALL
         .into_iter()
-        .map(|role| Ok((role, desired_deployment(agent, role, image)?)))
+        .map(|role| {
+            let mut deployment = desired_deployment(agent, role, image)?;
+            applied::stamp(&mut deployment);
+            Ok((role, deployment))
+        })
         .collect::<Result<Vec<_>>>()?;
+    let mut service = desired_service(agent)?;
+    applied::stamp(&mut service);
+    let mut pod_disruption_budget = desired_pod_disruption_budget(agent)?;
+    if let Some(pdb) = pod_disruption_budget.as_mut() {
+        applied::stamp(pdb);
+    }
     Ok(DesiredObjects {
         deployments,
-        service: desired_service(agent)?,
-        pod_disruption_budget: desired_pod_disruption_budget(agent)?,
+        service,
+        pod_disruption_budget,
     })
 }
 

@@ -10,15 +10,19 @@
 //! - [`resolver`] — the seam where digests are resolved; [`rollout`] — what to pin given how
 //!   the last rollout went (rollback, rejected digests).
 //! - [`registry`] — digest resolution at the registry: client, auth, pull secrets, shared cache.
+//! - [`applied`] — whether a cached child already is what applying would make it.
 //! - [`controller`] — the reconcile stages against the API server.
 //! - [`webhook`] — registry push notifications that trigger reconciles at once.
+//! - [`kube_client`] — the API server client (with `TCP_NODELAY`).
 //! - [`operator`], [`server`], [`metrics`], [`telemetry`] — the process around it.
 
+pub mod applied;
 pub mod backoff;
 pub mod controller;
 pub mod desired;
 pub mod error;
 pub mod image;
+pub mod kube_client;
 pub mod metrics;
 pub mod operator;
 pub mod registry;

@@ -58,6 +58,10 @@ pub struct Metrics {
     pub webhook_notifications: Family<WebhookLabels, Counter>,
     /// Rollbacks to the last healthy digest.
     pub rollbacks: Counter,
+    /// Server-side applies of child objects sent to the API server.
+    pub applies: Counter,
+    /// Applies skipped because the cached child already was the desired state.
+    pub applies_skipped: Counter,
 }
 
 impl Default for Metrics {
@@ -75,6 +79,8 @@ impl Default for Metrics {
             resolutions: Family::default(),
             webhook_notifications: Family::default(),
             rollbacks: Counter::default(),
+            applies: Counter::default(),
+            applies_skipped: Counter::default(),
         }
     }
 }
@@ -142,6 +148,16 @@ impl Metrics {
             "rollbacks",
             "Rollbacks of a failed digest to the last healthy one",
             self.rollbacks.clone(),
+        );
+        r.register(
+            "applies",
+            "Server-side applies of child objects sent to the API server",
+            self.applies.clone(),
+        );
+        r.register(
+            "applies_skipped",
+            "Applies of child objects skipped because the cached object already was the desired state",
+            self.applies_skipped.clone(),
         );
     }
 
