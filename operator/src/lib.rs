@@ -13,7 +13,6 @@
 //! - [`applied`] — whether a cached child already is what applying would make it.
 //! - [`controller`] — the reconcile stages against the API server.
 //! - [`webhook`] — registry push notifications that trigger reconciles at once.
-//! - [`kube_client`] — the API server client (with `TCP_NODELAY`).
 //! - [`operator`], [`server`], [`metrics`], [`telemetry`] — the process around it.
 
 pub mod applied;
@@ -22,7 +21,6 @@ pub mod controller;
 pub mod desired;
 pub mod error;
 pub mod image;
-pub mod kube_client;
 pub mod metrics;
 pub mod operator;
 pub mod registry;

@@ -138,7 +138,9 @@ fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn run_async(args: RunArgs) -> Result<(), Error> {
-    let client = trading_agent_operator::kube_client::infer().await?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| Error::KubeConfig(e.to_string()))?;
     let identity = args.identity.unwrap_or_else(default_identity);
     let lease_namespace = args
         .lease_namespace
