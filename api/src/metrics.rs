@@ -1,11 +1,13 @@
 //! Prometheus metrics, one registry per process, served as text at `/metrics` by every role.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tower::{Layer, Service};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -179,35 +182,128 @@ pub async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
 
 /// Counts and times requests by their route template (not the raw path, which would explode the
 /// label set).
-pub async fn track_http(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = std::time::Instant::now();
-    let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(request).await;
-    metrics
-        .http_duration
-        .get_or_create(&HttpRouteLabels {
+///
+/// Added with `route_layer`, so axum builds one [`TrackHttp`] per route and method: each keeps the
+/// metric handles it has used in a few lock-free slots, and a request finds its histogram and
+/// counter there without allocating a label or locking a family (the families are only consulted
+/// the first time a route answers with a given status).
+#[derive(Clone)]
+pub struct TrackHttpLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl TrackHttpLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        TrackHttpLayer { metrics }
+    }
+}
+
+impl<S> Layer<S> for TrackHttpLayer {
+    type Service = TrackHttp<S>;
+
+    fn layer(&self, inner: S) -> TrackHttp<S> {
+        TrackHttp {
+            inner,
+            metrics: self.metrics.clone(),
+            handles: Arc::new(RouteHandles::default()),
+        }
+    }
+}
+
+/// The service [`TrackHttpLayer`] wraps around each route.
+#[derive(Clone)]
+pub struct TrackHttp<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+    handles: Arc<RouteHandles>,
+}
+
+/// Enough for the statuses one route answers with (200, 201, 202, 400, 401, 404, 409, 422, 503, ...
+/// rarely all of them); a route that uses more still counts them, through the families.
+const HANDLE_SLOTS: usize = 12;
+
+/// The handles one route's requests have used so far: filled once, then only read.
+#[derive(Default)]
+struct RouteHandles {
+    durations: [OnceLock<(&'static str, String, Histogram)>; 4],
+    counters: [OnceLock<(&'static str, u16, String, Counter)>; HANDLE_SLOTS],
+}
+
+impl RouteHandles {
+    fn observe(&self, metrics: &Metrics, method: &'static str, route: &str, seconds: f64) {
+        for slot in &self.durations {
+            let (m, r, histogram) = slot.get_or_init(|| {
+                let histogram = metrics
+                    .http_duration
+                    .get_or_create(&HttpRouteLabels {
+                        method,
+                        route: route.to_owned(),
+                    })
+                    .clone();
+                (method, route.to_owned(), histogram)
+            });
+            if *m == method && r == route {
+                histogram.observe(seconds);
+                return;
+            }
+        }
+        metrics
+            .http_duration
+            .get_or_create(&HttpRouteLabels {
+                method,
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    fn count(&self, metrics: &Metrics, method: &'static str, route: &str, status: u16) {
+        let labels = || HttpLabels {
             method,
-            route: route.clone(),
+            route: route.to_owned(),
+            status,
+        };
+        for slot in &self.counters {
+            let (m, s, r, counter) = slot.get_or_init(|| {
+                let counter = metrics.http_requests.get_or_create(&labels()).clone();
+                (method, status, route.to_owned(), counter)
+            });
+            if *s == status && *m == method && r == route {
+                counter.inc();
+                return;
+            }
+        }
+        metrics.http_requests.get_or_create(&labels()).inc();
+    }
+}
+
+impl<S> Service<Request> for TrackHttp<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = method_label(request.method());
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let metrics = self.metrics.clone();
+        let handles = self.handles.clone();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            handles.observe(&metrics, method, route, started.elapsed().as_secs_f64());
+            handles.count(&metrics, method, route, response.status().as_u16());
+            Ok(response)
         })
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .http_requests
-        .get_or_create(&HttpLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
+    }
 }
 
 fn method_label(method: &axum::http::Method) -> &'static str {

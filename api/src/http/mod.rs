@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod extract;
+pub mod json;
 pub mod market;
 pub mod strategies;
 pub mod system;
@@ -21,7 +22,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, track_http};
+use crate::metrics::{Metrics, TrackHttpLayer};
 use crate::server::{Probes, probe_router};
 use crate::store::{DEFAULT_LIMIT, MAX_LIMIT};
 
@@ -172,9 +173,12 @@ pub fn router(state: AppState, probes: Probes) -> Router {
             state.clone(),
             auth::require_bearer,
         ));
+    // The body limit only where bodies are read: as a router-wide layer it would wrap the probes
+    // and every other route in one more service per request.
     let v2 = Router::new()
         .route("/version", get(system::version))
-        .merge(protected);
+        .merge(protected)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
 
     let metrics = state.metrics.clone();
     Router::new()
@@ -184,8 +188,7 @@ pub fn router(state: AppState, probes: Probes) -> Router {
         .merge(probe_router(probes))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(middleware::from_fn_with_state(metrics, track_http))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(TrackHttpLayer::new(metrics))
 }
 
 /// The probes-only router of the worker roles.
@@ -194,7 +197,7 @@ pub fn worker_router(probes: Probes) -> Router {
     Router::new()
         .merge(probe_router(probes))
         .fallback(not_found)
-        .route_layer(middleware::from_fn_with_state(metrics, track_http))
+        .route_layer(TrackHttpLayer::new(metrics))
 }
 
 async fn not_found() -> Response {
