@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, GetParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -109,7 +109,19 @@ pub struct Context {
     pub stores: Stores,
     /// The status this process last wrote, per TradingAgent, and when (see [`Context::cache_is_behind`]).
     pub written: std::sync::Mutex<HashMap<ObjectRef<TradingAgent>, (TradingAgentStatus, Instant)>>,
+    /// Database Secrets found holding their key, and when (see [`SECRET_RECHECK`]).
+    pub secrets_found: std::sync::Mutex<HashMap<SecretKeyRef, Instant>>,
 }
+
+/// A key of a Secret in a namespace: (namespace, name, key).
+pub type SecretKeyRef = (String, String, String);
+
+/// How long a database Secret found holding its key is trusted before it is read again. Every
+/// change of a child reconciles its TradingAgent; without this, each of those reads the Secret
+/// (1,000 agents polling every 10 s would be 100 reads a second). The Secret is not watched (that
+/// would take list rights on every Secret), so a deletion was only ever noticed at the next
+/// reconciliation; this bounds that delay for busy agents too.
+pub const SECRET_RECHECK: Duration = Duration::from_secs(30);
 
 /// How soon a reconciliation that found the cache behind our own status write runs again.
 pub const CACHE_BEHIND_RETRY: Duration = Duration::from_millis(100);
@@ -230,6 +242,7 @@ pub async fn run(
         resolver: settings.resolver.clone(),
         stores,
         written: Default::default(),
+        secrets_found: Default::default(),
     });
 
     info!(namespace = ns.unwrap_or("<all>"), "starting controller");
@@ -295,10 +308,13 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::requeue(CACHE_BEHIND_RETRY));
     }
 
+    let started = Instant::now();
     // 1. dereference
-    let secret_problem = dereference_database_secret(&ctx.client, &ns, &agent).await?;
+    let secret_problem = dereference_database_secret(&ctx, &ns, &agent).await?;
+    let dereferenced = started.elapsed();
     // 2. validate
     let resolved = ctx.resolver.resolve(&agent).await;
+    let validated = started.elapsed();
     let current = cached_deployments(&ctx.stores, &ns, &agent.name_any());
     let decision = rollout::decide(&agent, resolved, &current);
     let image = decision.image;
@@ -315,6 +331,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         }
         _ => (current, false),
     };
+    let applied_at = started.elapsed();
     let rollback = decision.rollback.as_ref().filter(|_| applied);
     if let Some(rollback) = rollback {
         ctx.metrics.rollbacks.inc();
@@ -339,7 +356,17 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     });
     events.extend(status_events(agent.status.as_ref(), &status));
     write_status(&ctx, &agent, &ns, status).await?;
+    let status_at = started.elapsed();
     publish(&ctx, &agent, events).await;
+    debug!(
+        tradingagent = %key,
+        secret_ms = dereferenced.as_millis() as u64,
+        resolve_ms = (validated - dereferenced).as_millis() as u64,
+        apply_ms = (applied_at - validated).as_millis() as u64,
+        status_ms = (status_at - applied_at).as_millis() as u64,
+        events_ms = (started.elapsed() - status_at).as_millis() as u64,
+        "reconcile stages"
+    );
 
     if let Some((_, error)) = secret_problem {
         // Reported; retry with back-off until the Secret appears.
@@ -366,14 +393,30 @@ pub fn requeue_after(spec: &TradingAgentSpec, image: &ImageOutcome) -> Duration 
 }
 
 /// Stage 1: the database Secret must exist and hold the key; otherwise the resource is blocked.
+/// A Secret found holding the key is trusted for [`SECRET_RECHECK`]; a missing one is read again
+/// on every retry, so it is noticed as soon as it is created.
 async fn dereference_database_secret(
-    client: &Client,
+    ctx: &Context,
     ns: &str,
     agent: &TradingAgent,
 ) -> Result<Option<(Blocked, Error)>> {
     let reference = &agent.spec.database.secret_ref;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let problem = match secrets.get_opt(&reference.name).await? {
+    let cache_key = (ns.to_owned(), reference.name.clone(), reference.key.clone());
+    {
+        let mut found = ctx.secrets_found.lock().expect("secrets-found lock");
+        found.retain(|_, at| at.elapsed() < SECRET_RECHECK);
+        if found.contains_key(&cache_key) {
+            return Ok(None);
+        }
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    // resourceVersion=0: served from the API server's watch cache, not a quorum read of etcd.
+    let secret = match secrets.get_with(&reference.name, &GetParams::any()).await {
+        Ok(secret) => Some(secret),
+        Err(kube::Error::Api(status)) if status.code == 404 => None,
+        Err(e) => return Err(e.into()),
+    };
+    let problem = match secret {
         None => Some((
             Blocked {
                 reason: reasons::SECRET_NOT_FOUND,
@@ -414,6 +457,12 @@ async fn dereference_database_secret(
             })
         }
     };
+    if problem.is_none() {
+        ctx.secrets_found
+            .lock()
+            .expect("secrets-found lock")
+            .insert(cache_key, Instant::now());
+    }
     Ok(problem)
 }
 
@@ -501,13 +550,36 @@ async fn apply(
         futures::future::try_join3(deployments, service, pdb).await?;
 
     let mut applied = Vec::new();
+    let mut child_events = Vec::new();
     for (role, (deployment, event)) in roles.into_iter().zip(deployments) {
-        events.extend(event);
+        child_events.extend(event);
         applied.push((role, Some(deployment)));
     }
-    events.extend(service_event);
-    events.extend(pdb_event);
+    child_events.extend(service_event);
+    child_events.extend(pdb_event);
+    events.extend(fold_child_events(child_events));
     Ok(applied)
+}
+
+/// One event per reason for the children of one reconciliation ("Created: Deployment a-api,
+/// Deployment a-bot, ..."), not one per child: a new agent or a new digest touches three or four
+/// children at once, and each event is a write the API server must store.
+pub fn fold_child_events(events: Vec<EventSpec>) -> Vec<EventSpec> {
+    let mut folded: Vec<EventSpec> = Vec::new();
+    for event in events {
+        match folded
+            .iter_mut()
+            .find(|f| f.reason == event.reason && f.warning == event.warning)
+        {
+            Some(same) => {
+                same.note = format!("{}, {}", same.note, event.note);
+                // The related object names one child; a folded event is about several.
+                same.related = None;
+            }
+            None => folded.push(event),
+        }
+    }
+    folded
 }
 
 /// Server-side apply one object unless the cache shows it applied already. Returns the object as
@@ -709,28 +781,35 @@ async fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec>) {
     // the first note, and these notes (digests, messages) matter. Events are only emitted on
     // transitions, so there is nothing to fold.
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
-    for event in events {
-        let result = recorder
-            .publish(
-                &Event {
-                    type_: if event.warning {
-                        EventType::Warning
-                    } else {
-                        EventType::Normal
+    // All at once: a reconciliation that creates the children has five or six to tell, and one
+    // after the other they held its concurrency slot for longer than the applies did.
+    let publishing = events.into_iter().map(|event| {
+        let recorder = &recorder;
+        let reference = &reference;
+        async move {
+            let result = recorder
+                .publish(
+                    &Event {
+                        type_: if event.warning {
+                            EventType::Warning
+                        } else {
+                            EventType::Normal
+                        },
+                        reason: event.reason.clone(),
+                        note: Some(truncate(&event.note, 1000)),
+                        action: event.action.to_owned(),
+                        secondary: event.related.clone(),
                     },
-                    reason: event.reason.clone(),
-                    note: Some(truncate(&event.note, 1000)),
-                    action: event.action.to_owned(),
-                    secondary: event.related.clone(),
-                },
-                &reference,
-            )
-            .await;
-        if let Err(error) = result {
-            // Events are best effort; the status carries the same information.
-            warn!(%error, reason = %event.reason, "could not publish event");
+                    reference,
+                )
+                .await;
+            if let Err(error) = result {
+                // Events are best effort; the status carries the same information.
+                warn!(%error, reason = %event.reason, "could not publish event");
+            }
         }
-    }
+    });
+    futures::future::join_all(publishing).await;
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -765,6 +844,41 @@ mod tests {
             }),
             ..TradingAgentStatus::default()
         }
+    }
+
+    #[test]
+    fn child_events_fold_into_one_per_reason() {
+        let child = |reason: &str, kind: &str, name: &str| {
+            EventSpec::normal(reason, format!("{kind} {name}"), "Apply").about(ObjectReference {
+                kind: Some(kind.into()),
+                name: Some(name.into()),
+                ..ObjectReference::default()
+            })
+        };
+        let folded = fold_child_events(vec![
+            child("Created", "Deployment", "a-api"),
+            child("Updated", "Deployment", "a-bot"),
+            child("Created", "Deployment", "a-strategy"),
+            child("Created", "Service", "a-api"),
+        ]);
+        assert_eq!(folded.len(), 2, "{folded:?}");
+        assert_eq!(folded[0].reason, "Created");
+        assert_eq!(
+            folded[0].note,
+            "Deployment a-api, Deployment a-strategy, Service a-api"
+        );
+        assert_eq!(
+            folded[0].related, None,
+            "several children: no single related object"
+        );
+        assert_eq!(folded[1].reason, "Updated");
+        assert_eq!(folded[1].note, "Deployment a-bot");
+        assert_eq!(
+            folded[1].related.as_ref().and_then(|r| r.name.as_deref()),
+            Some("a-bot"),
+            "a single child keeps its related object"
+        );
+        assert!(fold_child_events(Vec::new()).is_empty());
     }
 
     #[test]

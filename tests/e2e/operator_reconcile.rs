@@ -281,6 +281,21 @@ async fn a_digest_image_becomes_three_ready_deployments_and_a_service() {
     let events = f.events("alpha").await;
     let reasons: Vec<&str> = events.iter().map(|(_, r, _)| r.as_str()).collect();
     assert!(reasons.contains(&"Created"), "{events:?}");
+    // One Created event for all the children, not one each.
+    let created: Vec<&str> = events
+        .iter()
+        .filter(|(_, r, _)| r == "Created")
+        .map(|(_, _, note)| note.as_str())
+        .collect();
+    assert_eq!(created.len(), 1, "{events:?}");
+    for child in [
+        "Deployment alpha-api",
+        "Deployment alpha-bot",
+        "Deployment alpha-strategy",
+        "Service alpha-api",
+    ] {
+        assert!(created[0].contains(child), "{child} in {created:?}");
+    }
     assert!(reasons.contains(&"Ready"), "{events:?}");
     assert!(reasons.contains(&"DigestPinned"), "{events:?}");
     let (ok, out) = run_kubectl(&["-n", f.ns(), "describe", "ta", "alpha"]).await;

@@ -1,0 +1,621 @@
+//! `ta-bench-operator`: the operator at scale (issue 7), against the local cluster harness and a
+//! real `docker-registry`. Run by `make bench` (tests/bench/run.sh); prints one JSON object on
+//! stdout and its progress on stderr.
+//!
+//!   ta-bench-operator --operator target/release/trading-agent-operator [--count 1000]
+//!                     [--interval 10] [--window-intervals 3] [--replicas 0]
+//!
+//! 1. COUNT TradingAgents that follow one tag are created at once (50 requests in flight): the
+//!    seconds until all 3×COUNT Deployments are pinned to the tag's digest, until every agent
+//!    reports Ready, and the operator's peak RSS (VmHWM).
+//! 2. Registry manifest requests per polling interval, counted by a proxy in front of the
+//!    registry over WINDOW-INTERVALS intervals, with the operator's reconciliations in that time.
+//! 3. A push to the tag with the registry's notification: push done → every Deployment re-pinned.
+//! 4. A push the operator is not told about (a second registry process on the same storage, without
+//!    notifications): push done → every Deployment re-pinned, by polling alone.
+//!
+//! Each role runs REPLICAS pods (default 0): the figures are the operator's work, not how fast the
+//! scheduler and kwok start 3,000 pods on two cores; the controller-manager still syncs every
+//! Deployment. The operator runs as its own process, so its memory is its own.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use trading_agent_tests::cluster::{self, TestNamespace};
+use trading_agent_tests::process::{free_loopback_port, wait_for_tcp};
+use trading_agent_tests::proxy::FaultProxy;
+use trading_agent_tests::registry::{Notifications, Pusher, RegistryOptions, TempRegistry};
+
+const WEBHOOK_TOKEN: &str = "bench-webhook-token-0123456789";
+const REPOSITORY: &str = "acme/bench";
+const TAG: &str = "stable";
+const IN_FLIGHT: usize = 50;
+
+type BenchResult<T> = Result<T, String>;
+
+struct Args {
+    operator: String,
+    count: usize,
+    interval_s: u64,
+    window_intervals: u64,
+    replicas: i32,
+    /// Keep the operator's log here (default: a temporary file, shown only if it fails).
+    log: Option<String>,
+}
+
+fn parse_args() -> BenchResult<Args> {
+    let mut args = Args {
+        operator: String::new(),
+        count: 1000,
+        interval_s: 10,
+        window_intervals: 3,
+        replicas: 0,
+        log: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(
+                "usage: ta-bench-operator --operator BIN [--count 1000] [--interval SECONDS (10)] \
+                 [--window-intervals 3] [--replicas 0] [--log FILE (the operator's log; RUST_LOG sets its level, default warn)]"
+                    .into(),
+            );
+        }
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || value.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--operator" => args.operator = value.clone(),
+            "--count" => args.count = number()? as usize,
+            "--interval" => args.interval_s = number()?.max(1),
+            "--window-intervals" => args.window_intervals = number()?.max(1),
+            "--replicas" => args.replicas = number()? as i32,
+            "--log" => args.log = Some(value.clone()),
+            _ => return Err(format!("unknown flag {flag} (try --help)")),
+        }
+    }
+    if args.operator.is_empty() {
+        return Err("--operator BIN is required (try --help)".into());
+    }
+    Ok(args)
+}
+
+fn log(message: impl AsRef<str>) {
+    eprintln!("    [operator scale] {}", message.as_ref());
+}
+
+/// What the bench's own watches have seen: the digest of every Deployment and, per agent, whether
+/// its status is Ready and about its current generation.
+#[derive(Default)]
+struct Seen {
+    deployment_digests: HashMap<String, String>,
+    agents_ready: HashMap<String, Option<String>>,
+}
+
+impl Seen {
+    fn deployments_pinned_to(&self, digest: &str) -> usize {
+        self.deployment_digests
+            .values()
+            .filter(|d| d.as_str() == digest)
+            .count()
+    }
+
+    fn agents_ready_on(&self, digest: &str) -> usize {
+        self.agents_ready
+            .values()
+            .filter(|d| d.as_deref() == Some(digest))
+            .count()
+    }
+}
+
+fn deployment_digest(d: &Deployment) -> Option<String> {
+    let image = d
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .as_deref()?;
+    image.rsplit_once('@').map(|(_, digest)| digest.to_owned())
+}
+
+/// The digest an agent is Ready on, if its status is Ready=True for its current generation.
+fn ready_digest(agent: &DynamicObject) -> Option<String> {
+    let status = agent.data.get("status")?;
+    let current =
+        status.get("observedGeneration").and_then(Value::as_i64) == agent.metadata.generation;
+    let ready = status
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    (current && ready)
+        .then(|| status.pointer("/image/digest")?.as_str().map(str::to_owned))
+        .flatten()
+}
+
+async fn watch_deployments(api: Api<Deployment>, seen: Arc<Mutex<Seen>>) {
+    let mut events = watcher(api, watcher::Config::default()).boxed();
+    while let Ok(Some(event)) = events.try_next().await {
+        let mut seen = seen.lock().expect("seen lock");
+        match event {
+            watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
+                if let (Some(name), Some(digest)) = (d.metadata.name.clone(), deployment_digest(&d))
+                {
+                    seen.deployment_digests.insert(name, digest);
+                }
+            }
+            watcher::Event::Delete(d) => {
+                seen.deployment_digests
+                    .remove(d.metadata.name.as_deref().unwrap_or_default());
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+    }
+}
+
+async fn watch_agents(api: Api<DynamicObject>, seen: Arc<Mutex<Seen>>) {
+    let mut events = watcher(api, watcher::Config::default()).boxed();
+    while let Ok(Some(event)) = events.try_next().await {
+        let mut seen = seen.lock().expect("seen lock");
+        match event {
+            watcher::Event::Apply(a) | watcher::Event::InitApply(a) => {
+                let name = a.metadata.name.clone().unwrap_or_default();
+                seen.agents_ready.insert(name, ready_digest(&a));
+            }
+            watcher::Event::Delete(a) => {
+                seen.agents_ready
+                    .remove(a.metadata.name.as_deref().unwrap_or_default());
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+    }
+}
+
+/// Polls the watched state every 10 ms until `done` holds; the time it first held, or an error
+/// naming `what` and the last progress after `timeout`.
+async fn wait_for(
+    seen: &Mutex<Seen>,
+    what: &str,
+    timeout: Duration,
+    operator: &mut OperatorProcess,
+    done: impl Fn(&Seen) -> (bool, String),
+) -> BenchResult<Instant> {
+    let deadline = Instant::now() + timeout;
+    let mut last_report = Instant::now();
+    loop {
+        let (ok, progress) = done(&seen.lock().expect("seen lock"));
+        if ok {
+            return Ok(Instant::now());
+        }
+        operator.check_alive()?;
+        if Instant::now() > deadline {
+            return Err(format!("{what}: not done after {timeout:?} ({progress})"));
+        }
+        if last_report.elapsed() > Duration::from_secs(5) {
+            log(format!("{what}: {progress}"));
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The operator under test, as a child process; stopped with SIGTERM when dropped.
+struct OperatorProcess {
+    child: Child,
+    metrics_port: u16,
+    log_path: std::path::PathBuf,
+}
+
+impl OperatorProcess {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn check_alive(&mut self) -> BenchResult<()> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "the operator exited ({status}); the end of its log:\n{}",
+                tail(&self.log_path, 3000)
+            )),
+            Err(e) => Err(format!("checking the operator: {e}")),
+        }
+    }
+
+    /// (VmRSS, VmHWM) in KiB.
+    fn memory_kib(&self) -> (u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// A counter from the operator's /metrics.
+    async fn metric(&self, name: &str) -> f64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let text = match reqwest::get(&url).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tail(path: &std::path::Path, bytes: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text[text.len().saturating_sub(bytes)..].to_owned()
+}
+
+fn agent(name: &str, image: &str, interval_s: u64, replicas: i32) -> Value {
+    json!({
+        "apiVersion": "tradingagents.dev/v1alpha1",
+        "kind": "TradingAgent",
+        "metadata": {"name": name},
+        "spec": {
+            "image": image,
+            "imageUpdate": {"interval": format!("{interval_s}s")},
+            "database": {"secretRef": {"name": "bench-db", "key": "url"}},
+            "api": {"replicas": replicas},
+            "bot": {"replicas": replicas},
+            "strategy": {"replicas": replicas},
+        },
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = match cluster::client().await {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("ta-bench-operator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let namespace = match TestNamespace::create(&client, "ta-bench-scale").await {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("ta-bench-operator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ns = namespace.name.clone();
+    let result = run(&client, &ns, &args).await;
+    log(format!("deleting namespace {ns}"));
+    if let Err(e) = namespace.delete(Duration::from_secs(180)).await {
+        log(format!("{e}"));
+    }
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ta-bench-operator: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.get_opt("tradingagents.tradingagents.dev")
+        .await
+        .map_err(|e| format!("reading the CRD: {e}"))?
+        .ok_or("the TradingAgent CRD is not installed: kubectl apply -f crds/tradingagents.yaml")?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "bench-db"},
+        "stringData": {"url": "postgres://bench@postgres:5432/bench"},
+    }))
+    .map_err(|e| e.to_string())?;
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .map_err(|e| format!("creating the database Secret: {e}"))?;
+
+    // A registry that notifies the operator, a proxy in front of it that counts requests, and a
+    // second registry process on the same storage that tells no one.
+    let webhook_port = free_loopback_port().map_err(|e| e.to_string())?;
+    let notified = TempRegistry::start(RegistryOptions {
+        notifications: Some(Notifications {
+            url: format!("http://127.0.0.1:{webhook_port}/registry/notifications"),
+            bearer_token: Some(WEBHOOK_TOKEN.to_owned()),
+        }),
+        ..RegistryOptions::default()
+    })
+    .map_err(|e| format!("registry: {e}"))?;
+    let silent = TempRegistry::start(RegistryOptions {
+        storage_dir: Some(notified.storage_dir()),
+        ..RegistryOptions::default()
+    })
+    .map_err(|e| format!("second registry: {e}"))?;
+    let proxy = FaultProxy::start(&notified.host())
+        .await
+        .map_err(|e| format!("proxy: {e}"))?;
+    let d1 = Pusher::new(&notified.host())
+        .push_image(REPOSITORY, TAG, "scale-1")
+        .await
+        .map_err(|e| format!("push: {e}"))?;
+    let image = format!("{}/{REPOSITORY}:{TAG}", proxy.host());
+
+    let work = tempfile::Builder::new()
+        .prefix("ta-bench-operator-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let log_path = args
+        .log
+        .as_ref()
+        .map_or_else(|| work.path().join("operator.log"), Into::into);
+    let metrics_port = free_loopback_port().map_err(|e| e.to_string())?;
+    let child = Command::new(&args.operator)
+        .args([
+            "--namespace",
+            ns,
+            "--leader-election=false",
+            "--log-format",
+            "json",
+        ])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--webhook-addr", &format!("127.0.0.1:{webhook_port}")])
+        .args(["--insecure-registry", &proxy.host()])
+        .env("WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .env("KUBECONFIG", cluster::kubeconfig_path())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log_path).map_err(|e| e.to_string())?)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", args.operator))?;
+    let mut operator = OperatorProcess {
+        child,
+        metrics_port,
+        log_path,
+    };
+    wait_for_tcp(("127.0.0.1", metrics_port), Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
+    let (rss_idle_kib, _) = operator.memory_kib();
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("tradingagents.dev", "v1alpha1", "TradingAgent"),
+        "tradingagents",
+    );
+    let agents: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    let watches = [
+        tokio::spawn(watch_deployments(
+            Api::namespaced(client.clone(), ns),
+            seen.clone(),
+        )),
+        tokio::spawn(watch_agents(agents.clone(), seen.clone())),
+    ];
+    let count = args.count;
+    let deployments = 3 * count;
+
+    // 1. COUNT agents at once.
+    log(format!(
+        "creating {count} TradingAgents at once ({IN_FLIGHT} requests in flight), {} replica(s) per role",
+        args.replicas
+    ));
+    let start = Instant::now();
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let agents = agents.clone();
+            let body = agent(
+                &format!("agent-{i:04}"),
+                &image,
+                args.interval_s,
+                args.replicas,
+            );
+            async move {
+                let object: DynamicObject =
+                    serde_json::from_value(body).map_err(|e| e.to_string())?;
+                agents
+                    .create(&PostParams::default(), &object)
+                    .await
+                    .map_err(|e| format!("creating a TradingAgent: {e}"))
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let created_s = start.elapsed().as_secs_f64();
+    log(format!(
+        "created in {created_s:.1} s; waiting for the operator"
+    ));
+    let pinned_at = wait_for(
+        &seen,
+        "all Deployments pinned",
+        Duration::from_secs(600),
+        &mut operator,
+        |s| {
+            let n = s.deployments_pinned_to(&d1);
+            (
+                n >= deployments,
+                format!("{n}/{deployments} Deployments pinned"),
+            )
+        },
+    )
+    .await?;
+    let ready_at = wait_for(
+        &seen,
+        "all agents Ready",
+        Duration::from_secs(600),
+        &mut operator,
+        |s| {
+            let n = s.agents_ready_on(&d1);
+            (n >= count, format!("{n}/{count} agents Ready"))
+        },
+    )
+    .await?;
+    let converge = json!({
+        "created_s": created_s,
+        "deployments_pinned_s": (pinned_at - start).as_secs_f64(),
+        "ready_s": (ready_at - start).as_secs_f64(),
+        "rss_kib": operator.memory_kib().0,
+        "hwm_kib": operator.memory_kib().1,
+    });
+    log(format!("{converge}"));
+
+    // 2. Registry requests per polling interval, once every agent polls.
+    let interval = Duration::from_secs(args.interval_s);
+    tokio::time::sleep(interval).await;
+    let window = interval * args.window_intervals as u32;
+    log(format!(
+        "counting manifest requests over {} intervals of {}s",
+        args.window_intervals, args.interval_s
+    ));
+    let reconciles_before = operator
+        .metric("trading_agent_operator_reconciliations_total")
+        .await;
+    let applies_before = operator
+        .metric("trading_agent_operator_applies_total")
+        .await;
+    let window_start = Instant::now();
+    tokio::time::sleep(window).await;
+    let manifest_requests = proxy
+        .manifest_requests()
+        .iter()
+        .filter(|r| r.at >= window_start && r.at < window_start + window)
+        .count();
+    let polling = json!({
+        "interval_s": args.interval_s,
+        "intervals": args.window_intervals,
+        "manifest_requests": manifest_requests,
+        "per_interval": manifest_requests as f64 / args.window_intervals as f64,
+        "reconciliations": operator.metric("trading_agent_operator_reconciliations_total").await - reconciles_before,
+        "applies": operator.metric("trading_agent_operator_applies_total").await - applies_before,
+    });
+    log(format!("{polling}"));
+
+    // 3. A push the registry notifies the operator about.
+    log("pushing a new digest to the notifying registry");
+    let d2 = Pusher::new(&notified.host())
+        .push_image(REPOSITORY, TAG, "scale-2")
+        .await
+        .map_err(|e| format!("push: {e}"))?;
+    let pushed = Instant::now();
+    let requests_before = proxy.manifest_requests().len();
+    let notified_at = wait_for(
+        &seen,
+        "notified push re-pinned",
+        Duration::from_secs(300),
+        &mut operator,
+        |s| {
+            let n = s.deployments_pinned_to(&d2);
+            (
+                n >= deployments,
+                format!("{n}/{deployments} Deployments re-pinned"),
+            )
+        },
+    )
+    .await?;
+    let notified_s = (notified_at - pushed).as_secs_f64();
+    let notified_requests = proxy.manifest_requests().len() - requests_before;
+    log(format!(
+        "notified push: all {deployments} Deployments re-pinned {notified_s:.2} s after the push ({notified_requests} manifest requests)"
+    ));
+    let settle = wait_for(
+        &seen,
+        "agents Ready on the new digest",
+        Duration::from_secs(300),
+        &mut operator,
+        |s| {
+            let n = s.agents_ready_on(&d2);
+            (n >= count, format!("{n}/{count} agents Ready"))
+        },
+    )
+    .await?;
+    let notified_ready_s = (settle - pushed).as_secs_f64();
+
+    // 4. A push nobody is told about: polling alone.
+    log("pushing a new digest through the silent registry (same storage, no notification)");
+    let d3 = Pusher::new(&silent.host())
+        .push_image(REPOSITORY, TAG, "scale-3")
+        .await
+        .map_err(|e| format!("push: {e}"))?;
+    let pushed = Instant::now();
+    let polled_at = wait_for(
+        &seen,
+        "silent push re-pinned",
+        interval * 4 + Duration::from_secs(120),
+        &mut operator,
+        |s| {
+            let n = s.deployments_pinned_to(&d3);
+            (
+                n >= deployments,
+                format!("{n}/{deployments} Deployments re-pinned"),
+            )
+        },
+    )
+    .await?;
+    let polled_s = (polled_at - pushed).as_secs_f64();
+    log(format!(
+        "silent push: all {deployments} Deployments re-pinned {polled_s:.2} s after the push (interval {}s)",
+        args.interval_s
+    ));
+    let (rss_kib, hwm_kib) = operator.memory_kib();
+    for watch in watches {
+        watch.abort();
+    }
+    Ok(json!({
+        "count": count,
+        "replicas": args.replicas,
+        "rss_idle_kib": rss_idle_kib,
+        "converge": converge,
+        "polling": polling,
+        "push_notified": {"repinned_s": notified_s, "ready_s": notified_ready_s, "manifest_requests": notified_requests},
+        "push_polled": {"repinned_s": polled_s, "interval_s": args.interval_s},
+        "rss_kib": rss_kib,
+        "hwm_kib": hwm_kib,
+        "reconciliations": operator.metric("trading_agent_operator_reconciliations_total").await,
+        "applies": operator.metric("trading_agent_operator_applies_total").await,
+        "applies_skipped": operator.metric("trading_agent_operator_applies_skipped_total").await,
+        "webhook_triggered": operator.metric("trading_agent_operator_webhook_notifications_total{result=\"triggered\"}").await,
+    }))
+}
