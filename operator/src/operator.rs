@@ -80,7 +80,7 @@ impl Config {
             lease_grace: Duration::from_secs(5),
             identity: identity.into(),
             namespace: None,
-            concurrency: 8,
+            concurrency: 32,
             registry: None,
             webhook_addr: None,
             webhook_token: None,

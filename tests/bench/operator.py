@@ -4,11 +4,19 @@
   operator.py --kubectl KUBECTL --operator BIN --crd crds/tradingagents.yaml [--count 200]
 
 Against the local harness (KUBECONFIG): creates a namespace of its own, starts BIN scoped to it,
-watches Deployments in it, then creates COUNT TradingAgents one at a time, each after the previous
-one's three Deployments exist, and times create -> third Deployment seen by the watch. Prints one
-JSON object: the latencies in ms, the operator's RSS and peak RSS. Deletes the namespace and stops
-the operator at the end. Standard library only; talks to the API server on loopback with the
-harness's admin client certificate.
+watches Deployments in it, then creates COUNT TradingAgents one at a time and times create ->
+third Deployment seen by the watch, twice:
+
+- settled: each agent is created once the previous one is Ready (its pods started, its status
+  written) and the cluster had 200 ms to finish the previous agent's follow-up work; this is the
+  latency of one apply;
+- back to back: each agent is created as soon as the previous one's three Deployments exist, while
+  the controller-manager, kwok and the operator are still busy with the previous agent's
+  ReplicaSets, pods and status; this is the latency under a steady stream of applies.
+
+Prints one JSON object: the latencies in ms, the operator's RSS and peak RSS. Deletes the namespace
+and stops the operator at the end. Standard library only; talks to the API server on loopback with
+the harness's admin client certificate.
 """
 
 import argparse
@@ -140,7 +148,7 @@ def main():
         operator = subprocess.Popen(
             [a.operator, "--namespace", ns, "--leader-election=false",
              "--metrics-addr", f"127.0.0.1:{metrics_port}", "--log-format", "text"],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(api.tmp.name, "operator.log"), "w"))
+            stdout=open(os.path.join(api.tmp.name, "operator.log"), "w"), stderr=subprocess.STDOUT)
 
         def create_and_wait(name, timeout=60):
             t0 = time.monotonic()
@@ -153,12 +161,30 @@ def main():
             first.append((first_seen[name] - t0) * 1000)
             return (done - t0) * 1000
 
+        def wait_ready(name, timeout=60):
+            deadline = time.monotonic() + timeout
+            path = f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}/{name}"
+            while time.monotonic() < deadline:
+                _, obj = api.call("GET", path)
+                conditions = (obj.get("status") or {}).get("conditions") or []
+                if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                    return
+                time.sleep(0.02)
+            raise RuntimeError(f"{name}: not Ready within {timeout} s")
+
         first = []  # create -> first of the three Deployments, ms (where the time goes)
         # Warm-up: the operator's caches are synced and its first reconcile done; not counted.
         for i in range(3):
             create_and_wait(f"warmup-{i}", timeout=120)
-        latencies = [create_and_wait(f"agent-{i:04d}") for i in range(a.count)]
-        first = first[3:]
+            wait_ready(f"warmup-{i}")
+        first.clear()
+        settled = []
+        for i in range(a.count):
+            time.sleep(0.2)
+            settled.append(create_and_wait(f"settled-{i:04d}"))
+            wait_ready(f"settled-{i:04d}")
+        settled_first, first = first, []
+        back_to_back = [create_and_wait(f"stream-{i:04d}") for i in range(a.count)]
 
         mem = {}
         with open(f"/proc/{operator.pid}/status") as f:
@@ -166,7 +192,9 @@ def main():
                 if line.startswith(("VmRSS:", "VmHWM:")):
                     k, v = line.split(":", 1)
                     mem[k] = int(v.split()[0])
-        print(json.dumps({"namespace": ns, "count": a.count, "latencies_ms": latencies, "first_deployment_ms": first,
+        print(json.dumps({"namespace": ns, "count": a.count, "latencies_ms": settled,
+                          "first_deployment_ms": settled_first,
+                          "back_to_back_ms": back_to_back, "back_to_back_first_ms": first,
                           "api_create_ms": api_create,
                           "rss_kb": mem.get("VmRSS"), "hwm_kb": mem.get("VmHWM")}))
     finally:

@@ -7,8 +7,11 @@
 #      (tests/bench/hyper-hello, the ceiling): GET /healthz, GET /api/v2/trades?limit=100 over a
 #      seeded table, PUT /api/v2/candles (rows/s); process start -> /readyz 200, memory at rest.
 #   2. Strategy runner: the Criterion bench api/benches/indicators.rs (1,000 symbols x 500 candles).
-#   3. Operator: apply -> three Deployments, p50/p99 over 200 TradingAgents applied one by one,
-#      against the local cluster harness (started and stopped here if it was not up).
+#   3. Operator, against the local cluster harness (started and stopped here if it was not up):
+#      apply -> three Deployments, p50/p99 over 200 TradingAgents applied one by one (operator.py);
+#      then 1,000 TradingAgents at once on one tag of a real docker-registry: converge time, peak
+#      RSS, registry requests per polling interval, push -> all re-pinned with the registry's
+#      notification and by polling alone (ta-bench-operator, tests/src/bin/ta-bench-operator.rs).
 #
 # Installs what it needs, idempotently (wrk and PostgreSQL from Debian, the Python venv), and stops
 # every process it started when it exits, however it exits. Traffic goes to 127.0.0.1 only.
@@ -16,7 +19,8 @@
 # Knobs (environment): BENCH_RUNS (3) repetitions of every figure, BENCH_DURATION (10s) per wrk run,
 # BENCH_THREADS (2) and BENCH_CONNECTIONS (64) for the GET runs, BENCH_UPSERT_CONNECTIONS (8) and
 # BENCH_BATCH (1000 candles per PUT), BENCH_STARTUP_RUNS (5), BENCH_SKIP_CRITERION=1, BENCH_SKIP_PROFILE=1,
-# BENCH_SKIP_OPERATOR=1, BENCH_OPERATOR_COUNT (200),
+# BENCH_SKIP_OPERATOR=1, BENCH_OPERATOR_COUNT (200), BENCH_SKIP_SCALE=1, BENCH_SCALE_COUNT (1000),
+# BENCH_SCALE_INTERVAL (10 s polling interval of the scale run),
 # BENCH_RESULTS (where to write; default tests/bench/RESULTS.md).
 set -euo pipefail
 
@@ -34,6 +38,8 @@ batch=${BENCH_BATCH:-1000}
 symbols_per_thread=8
 startup_runs=${BENCH_STARTUP_RUNS:-5}
 operator_count=${BENCH_OPERATOR_COUNT:-200}
+scale_count=${BENCH_SCALE_COUNT:-1000}
+scale_interval=${BENCH_SCALE_INTERVAL:-10}
 results_md=${BENCH_RESULTS:-$here/RESULTS.md}
 venv=$cache/venv-bench
 token=bench-token-0123456789abcdef
@@ -336,6 +342,21 @@ if [[ -z ${BENCH_SKIP_OPERATOR:-} ]]; then
         --operator "$CARGO_TARGET_DIR/release/trading-agent-operator" --crd "$root/crds/tradingagents.yaml" \
         --count "$operator_count" >"$operator_json"
 fi
+scale_json=$work/scale.json
+echo '{}' >"$scale_json"
+if [[ -z ${BENCH_SKIP_SCALE:-} ]]; then
+    log "operator at scale: $scale_count TradingAgents at once, polling every ${scale_interval}s, pushes (a few minutes)"
+    (cd "$root" && cargo build --quiet --release -p trading-agent-operator -p trading-agent-tests \
+        --bin trading-agent-operator --bin ta-bench-operator)
+    tools_bin=$("$root/tests/harness/build-tools.sh" --print)
+    export KUBECONFIG=$cache/cluster/kubeconfig
+    # The CRD (operator.py installs it too, but this part can run alone).
+    "$root/tests/harness/with-cluster.sh" sh -c '"$1" apply -f "$2" >/dev/null && "$1" wait --for=condition=Established \
+        --timeout=60s crd/tradingagents.tradingagents.dev >/dev/null && "$3" --operator "$4" --count "$5" \
+        --interval "$6"' _ "$tools_bin/kubectl" "$root/crds/tradingagents.yaml" \
+        "$CARGO_TARGET_DIR/release/ta-bench-operator" "$CARGO_TARGET_DIR/release/trading-agent-operator" \
+        "$scale_count" "$scale_interval" >"$scale_json"
+fi
 
 # ---- machine and versions, then RESULTS.md ----
 machine=$work/machine.json
@@ -355,7 +376,7 @@ info = {
     "python_packages": "$("$venv/bin/pip" freeze 2>/dev/null | grep -iE '^(fastapi|uvicorn|asyncpg|uvloop|httptools|starlette|pydantic)==' | tr '\n' ' ')",
     "postgres": "$("$pg_bin/postgres" --version)",
     "wrk": "$(wrk -v 2>&1 | head -1)",
-    "commit": "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- api tests/bench 2>/dev/null || echo '+local changes')",
+    "commit": "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- api operator tests 2>/dev/null || echo '+local changes')",
     "runs": $runs, "duration": "$duration", "threads": $threads, "conns": $conns,
     "upsert_conns": $upsert_conns, "batch": $batch, "startup_runs": $startup_runs,
     "trades_rows": $trades_rows,
@@ -365,7 +386,8 @@ info = {
 print(json.dumps(info))
 EOF
 python3 "$here/report.py" --machine "$machine" --results "$results" --startup "$startup" \
-    --after "$after" --criterion "$criterion" --profile "$profile" --operator "$operator_json" >"$results_md.tmp"
+    --after "$after" --criterion "$criterion" --profile "$profile" --operator "$operator_json" --scale "$scale_json" \
+    >"$results_md.tmp"
 mv "$results_md.tmp" "$results_md"
 log "wrote $results_md"
 sed -n '/^| figure/,/^$/p' "$results_md"

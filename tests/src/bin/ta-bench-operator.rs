@@ -49,6 +49,8 @@ struct Args {
     interval_s: u64,
     window_intervals: u64,
     replicas: i32,
+    /// Extra arguments for the operator (e.g. `--concurrency 16`).
+    operator_args: Vec<String>,
     /// Keep the operator's log here (default: a temporary file, shown only if it fails).
     log: Option<String>,
 }
@@ -61,13 +63,14 @@ fn parse_args() -> BenchResult<Args> {
         window_intervals: 3,
         replicas: 0,
         log: None,
+        operator_args: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             return Err(
                 "usage: ta-bench-operator --operator BIN [--count 1000] [--interval SECONDS (10)] \
-                 [--window-intervals 3] [--replicas 0] [--log FILE (the operator's log; RUST_LOG sets its level, default warn)]"
+                 [--window-intervals 3] [--replicas 0] [--log FILE (the operator's log; RUST_LOG sets its level, default warn)] [--operator-arg ARG]..."
                     .into(),
             );
         }
@@ -80,6 +83,7 @@ fn parse_args() -> BenchResult<Args> {
             "--window-intervals" => args.window_intervals = number()?.max(1),
             "--replicas" => args.replicas = number()? as i32,
             "--log" => args.log = Some(value.clone()),
+            "--operator-arg" => args.operator_args.push(value.clone()),
             _ => return Err(format!("unknown flag {flag} (try --help)")),
         }
     }
@@ -278,6 +282,53 @@ impl Drop for OperatorProcess {
     }
 }
 
+/// (busy, total) CPU time of the whole machine so far, in clock ticks (from /proc/stat).
+fn machine_cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    // idle and iowait
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Share of the machine's CPU busy between two [`machine_cpu_ticks`] readings.
+fn busy_share(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let total = after.1.saturating_sub(before.1).max(1);
+    after.0.saturating_sub(before.0) as f64 / total as f64
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn process_cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
 fn tail(path: &std::path::Path, bytes: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text[text.len().saturating_sub(bytes)..].to_owned()
@@ -401,6 +452,7 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .args(["--webhook-addr", &format!("127.0.0.1:{webhook_port}")])
         .args(["--insecure-registry", &proxy.host()])
+        .args(&args.operator_args)
         .env("WEBHOOK_TOKEN", WEBHOOK_TOKEN)
         .env(
             "RUST_LOG",
@@ -443,6 +495,8 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         args.replicas
     ));
     let start = Instant::now();
+    let cpu_before = machine_cpu_ticks();
+    let operator_cpu_before = process_cpu_s(operator.pid());
     futures::stream::iter(0..count)
         .map(|i| {
             let agents = agents.clone();
@@ -494,6 +548,8 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     )
     .await?;
     let converge = json!({
+        "machine_cpu_busy": busy_share(cpu_before, machine_cpu_ticks()),
+        "operator_cpu_s": process_cpu_s(operator.pid()) - operator_cpu_before,
         "created_s": created_s,
         "deployments_pinned_s": (pinned_at - start).as_secs_f64(),
         "ready_s": (ready_at - start).as_secs_f64(),
