@@ -44,6 +44,7 @@ use crate::status::{
     Blocked, ImageOutcome, Observation, find_condition, next_status, reasons, types,
 };
 use crate::webhook::Triggers;
+use crate::written::WrittenStatuses;
 
 /// How often a healthy TradingAgent is reconciled even without a change (drift safety net).
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
@@ -107,8 +108,8 @@ pub struct Context {
     pub resolver: Arc<dyn ImageResolver>,
     /// Caches of watched objects.
     pub stores: Stores,
-    /// The status this process last wrote, per TradingAgent, and when (see [`Context::cache_is_behind`]).
-    pub written: std::sync::Mutex<HashMap<ObjectRef<TradingAgent>, (TradingAgentStatus, Instant)>>,
+    /// The status this process last wrote, per TradingAgent (see [`crate::written`]).
+    pub written: WrittenStatuses<ObjectRef<TradingAgent>>,
     /// Database Secrets found holding their key, and when (see [`SECRET_RECHECK`]).
     pub secrets_found: std::sync::Mutex<HashMap<SecretKeyRef, Instant>>,
 }
@@ -125,31 +126,6 @@ pub const SECRET_RECHECK: Duration = Duration::from_secs(30);
 
 /// How soon a reconciliation that found the cache behind our own status write runs again.
 pub const CACHE_BEHIND_RETRY: Duration = Duration::from_millis(100);
-/// After this long, a cached status that still differs from our last write is taken as someone
-/// else's write, not as a lagging cache.
-pub const CACHE_BEHIND_MAX: Duration = Duration::from_secs(5);
-
-impl Context {
-    /// Only the operator writes a TradingAgent's status, so a cached object whose status is not the
-    /// one we last wrote is one the watch has not delivered yet. Deciding from it would act on a
-    /// stale status, e.g. pin a digest that the previous reconciliation had just rejected.
-    fn cache_is_behind(
-        &self,
-        key: &ObjectRef<TradingAgent>,
-        cached: Option<&TradingAgentStatus>,
-    ) -> bool {
-        let mut written = self.written.lock().expect("written-status lock");
-        match written.get(key) {
-            Some((status, at)) if Some(status) != cached && at.elapsed() < CACHE_BEHIND_MAX => true,
-            Some(_) => {
-                written.remove(key);
-                false
-            }
-            None => false,
-        }
-    }
-}
-
 /// Settings of one controller run.
 #[derive(Clone)]
 pub struct Settings {
@@ -292,9 +268,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     ctx.backoff
         .retain(|key| ctx.stores.agents.get(key).is_some());
     ctx.written
-        .lock()
-        .expect("written-status lock")
-        .retain(|key, _| ctx.stores.agents.get(key).is_some());
+        .retain(|key| ctx.stores.agents.get(key).is_some());
     if agent.metadata.deletion_timestamp.is_some() {
         // Owner references hand the children to the garbage collector.
         return Ok(Action::await_change());
@@ -303,7 +277,10 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         .namespace()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let key = ObjectRef::from_obj(agent.as_ref());
-    if ctx.cache_is_behind(&key, agent.status.as_ref()) {
+    if ctx
+        .written
+        .cache_is_behind(&key, agent.status.as_ref(), Instant::now())
+    {
         debug!(tradingagent = %key, "cache behind our last status write; retrying shortly");
         return Ok(Action::requeue(CACHE_BEHIND_RETRY));
     }
@@ -766,9 +743,7 @@ async fn write_status(
     .await?;
     ctx.metrics.status_updates.inc();
     ctx.written
-        .lock()
-        .expect("written-status lock")
-        .insert(ObjectRef::from_obj(agent), (status, Instant::now()));
+        .record(ObjectRef::from_obj(agent), status, Instant::now());
     Ok(())
 }
 

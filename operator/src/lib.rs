@@ -13,6 +13,7 @@
 //! - [`applied`] — whether a cached child already is what applying would make it.
 //! - [`controller`] — the reconcile stages against the API server.
 //! - [`webhook`] — registry push notifications that trigger reconciles at once.
+//! - [`written`] — telling a cache that lags behind our own status write from someone else's.
 //! - [`operator`], [`server`], [`metrics`], [`telemetry`] — the process around it.
 
 pub mod applied;
@@ -31,6 +32,7 @@ pub mod server;
 pub mod status;
 pub mod telemetry;
 pub mod webhook;
+pub mod written;
 
 pub use error::{Error, Result};
 pub use operator::{Config, Operator, WebhookToken};
