@@ -323,6 +323,35 @@ fn process_cpu_s(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / clock_ticks_per_second()
 }
 
+/// The processes whose CPU time is accounted during the convergence, by their `comm` (at most 15
+/// characters, so the controller-manager's is cut short).
+const ACCOUNTED: [&str; 6] = [
+    "kube-apiserver",
+    "etcd",
+    "kube-controller",
+    "kube-scheduler",
+    "kwok",
+    "trading-agent-o",
+];
+
+/// CPU seconds used so far by every process named in [`ACCOUNTED`], summed per name.
+fn cpu_s_by_process() -> HashMap<&'static str, f64> {
+    let mut by_name = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return by_name;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if let Some(name) = ACCOUNTED.iter().find(|n| **n == comm.trim()) {
+            *by_name.entry(*name).or_insert(0.0) += process_cpu_s(pid);
+        }
+    }
+    by_name
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -497,6 +526,7 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     let start = Instant::now();
     let cpu_before = machine_cpu_ticks();
     let operator_cpu_before = process_cpu_s(operator.pid());
+    let processes_before = cpu_s_by_process();
     futures::stream::iter(0..count)
         .map(|i| {
             let agents = agents.clone();
@@ -550,6 +580,11 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     let converge = json!({
         "machine_cpu_busy": busy_share(cpu_before, machine_cpu_ticks()),
         "operator_cpu_s": process_cpu_s(operator.pid()) - operator_cpu_before,
+        "cpu_s_by_process": cpu_s_by_process()
+            .into_iter()
+            .map(|(name, cpu)| (name, cpu - processes_before.get(name).copied().unwrap_or(0.0)))
+            .collect::<HashMap<_, _>>(),
+        "elapsed_s": start.elapsed().as_secs_f64(),
         "created_s": created_s,
         "deployments_pinned_s": (pinned_at - start).as_secs_f64(),
         "ready_s": (ready_at - start).as_secs_f64(),
