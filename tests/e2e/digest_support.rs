@@ -18,6 +18,7 @@ use trading_agent_operator::metrics::Metrics;
 use trading_agent_operator::registry::RegistryClientConfig;
 use trading_agent_operator::webhook::Triggers;
 use trading_agent_operator::{CancellationToken, Config, Operator, WebhookToken};
+use trading_agent_tests::cluster::deployment_image;
 
 #[path = "operator_support.rs"]
 pub mod support;
@@ -115,17 +116,7 @@ pub async fn deployment_digests(
             list.items
                 .iter()
                 .find(|d| d.metadata.name.as_deref() == Some(wanted.as_str()))
-                .and_then(|d| {
-                    d.spec
-                        .as_ref()?
-                        .template
-                        .spec
-                        .as_ref()?
-                        .containers
-                        .first()?
-                        .image
-                        .clone()
-                })
+                .and_then(|d| deployment_image(d).map(str::to_owned))
                 .map(|image| {
                     assert!(
                         image.contains("@sha256:"),

@@ -122,17 +122,8 @@ impl Seen {
 }
 
 fn deployment_digest(d: &Deployment) -> Option<String> {
-    let image = d
-        .spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .first()?
-        .image
-        .as_deref()?;
-    image.rsplit_once('@').map(|(_, digest)| digest.to_owned())
+    let (_, digest) = cluster::deployment_image(d)?.rsplit_once('@')?;
+    Some(digest.to_owned())
 }
 
 /// The digest an agent is Ready on, if its status is Ready=True for its current generation.
@@ -214,6 +205,38 @@ async fn wait_for(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Waits until all `total` Deployments carry `digest`.
+async fn wait_pinned(
+    seen: &Mutex<Seen>,
+    what: &str,
+    digest: &str,
+    total: usize,
+    timeout: Duration,
+    operator: &mut OperatorProcess,
+) -> BenchResult<Instant> {
+    wait_for(seen, what, timeout, operator, |s| {
+        let n = s.deployments_pinned_to(digest);
+        (n >= total, format!("{n}/{total} Deployments pinned"))
+    })
+    .await
+}
+
+/// Waits until all `total` agents are Ready on `digest`.
+async fn wait_ready(
+    seen: &Mutex<Seen>,
+    what: &str,
+    digest: &str,
+    total: usize,
+    timeout: Duration,
+    operator: &mut OperatorProcess,
+) -> BenchResult<Instant> {
+    wait_for(seen, what, timeout, operator, |s| {
+        let n = s.agents_ready_on(digest);
+        (n >= total, format!("{n}/{total} agents Ready"))
+    })
+    .await
 }
 
 /// The operator under test, as a child process; stopped with SIGTERM when dropped.
@@ -556,31 +579,25 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     log(format!(
         "created in {created_s:.1} s; waiting for the operator"
     ));
-    let pinned_at = wait_for(
+    let pinned_at = wait_pinned(
         &seen,
         "all Deployments pinned",
+        &d1,
+        deployments,
         Duration::from_secs(600),
         &mut operator,
-        |s| {
-            let n = s.deployments_pinned_to(&d1);
-            (
-                n >= deployments,
-                format!("{n}/{deployments} Deployments pinned"),
-            )
-        },
     )
     .await?;
-    let ready_at = wait_for(
+    let ready_at = wait_ready(
         &seen,
         "all agents Ready",
+        &d1,
+        count,
         Duration::from_secs(600),
         &mut operator,
-        |s| {
-            let n = s.agents_ready_on(&d1);
-            (n >= count, format!("{n}/{count} agents Ready"))
-        },
     )
     .await?;
+    let (rss_kib, hwm_kib) = operator.memory_kib();
     let converge = json!({
         "machine_cpu_busy": busy_share(cpu_before, machine_cpu_ticks()),
         "operator_cpu_s": process_cpu_s(operator.pid()) - operator_cpu_before,
@@ -592,8 +609,8 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "created_s": created_s,
         "deployments_pinned_s": (pinned_at - start).as_secs_f64(),
         "ready_s": (ready_at - start).as_secs_f64(),
-        "rss_kib": operator.memory_kib().0,
-        "hwm_kib": operator.memory_kib().1,
+        "rss_kib": rss_kib,
+        "hwm_kib": hwm_kib,
     });
     log(format!("{converge}"));
 
@@ -636,18 +653,13 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         .map_err(|e| format!("push: {e}"))?;
     let pushed = Instant::now();
     let requests_before = proxy.manifest_requests().len();
-    let notified_at = wait_for(
+    let notified_at = wait_pinned(
         &seen,
         "notified push re-pinned",
+        &d2,
+        deployments,
         Duration::from_secs(300),
         &mut operator,
-        |s| {
-            let n = s.deployments_pinned_to(&d2);
-            (
-                n >= deployments,
-                format!("{n}/{deployments} Deployments re-pinned"),
-            )
-        },
     )
     .await?;
     let notified_s = (notified_at - pushed).as_secs_f64();
@@ -655,15 +667,13 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     log(format!(
         "notified push: all {deployments} Deployments re-pinned {notified_s:.2} s after the push ({notified_requests} manifest requests)"
     ));
-    let settle = wait_for(
+    let settle = wait_ready(
         &seen,
         "agents Ready on the new digest",
+        &d2,
+        count,
         Duration::from_secs(300),
         &mut operator,
-        |s| {
-            let n = s.agents_ready_on(&d2);
-            (n >= count, format!("{n}/{count} agents Ready"))
-        },
     )
     .await?;
     let notified_ready_s = (settle - pushed).as_secs_f64();
@@ -675,18 +685,13 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         .await
         .map_err(|e| format!("push: {e}"))?;
     let pushed = Instant::now();
-    let polled_at = wait_for(
+    let polled_at = wait_pinned(
         &seen,
         "silent push re-pinned",
+        &d3,
+        deployments,
         interval * 4 + Duration::from_secs(120),
         &mut operator,
-        |s| {
-            let n = s.deployments_pinned_to(&d3);
-            (
-                n >= deployments,
-                format!("{n}/{deployments} Deployments re-pinned"),
-            )
-        },
     )
     .await?;
     let polled_s = (polled_at - pushed).as_secs_f64();
