@@ -6,9 +6,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-# Build products live outside the clone, so a fresh clone on a machine that has built before is warm.
+# The cache outside the clone holds only what is keyed by version (the Go-built Kubernetes binaries,
+# the Python venvs by their pinned requirements) and the local stack's state. Our own crates build
+# into the clone's target/ (cargo's default), so a fresh clone always builds them from empty.
 export TRADING_AGENT_CACHE ?= $(HOME)/.cache/trading-agent
-export CARGO_TARGET_DIR ?= $(TRADING_AGENT_CACHE)/target
 export CARGO_TERM_COLOR ?= never
 export KUBECONFIG := $(TRADING_AGENT_CACHE)/cluster/kubeconfig
 HARNESS := tests/harness
@@ -41,19 +42,19 @@ cluster-status: ## show what the harness runs
 fmt: ## format the Rust code
 	$(CARGO) fmt --all
 
-lint: ## rustfmt check, clippy with -D warnings, helm lint --strict
+lint: deps ## rustfmt check, clippy with -D warnings, helm lint --strict
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	@if compgen -G "charts/*/Chart.yaml" >/dev/null; then \
 	  for c in charts/*/; do "$$($(HARNESS)/build-tools.sh --print)/helm" lint --strict "$$c"; done; \
 	fi
 
 crd: ## regenerate crds/tradingagents.yaml (and the chart's copy) from the Rust types
-	$(CARGO) run --quiet -p trading-agent-operator -- crd > crds/tradingagents.yaml
+	$(CARGO) run --locked --quiet -p trading-agent-operator -- crd > crds/tradingagents.yaml
 	cp crds/tradingagents.yaml charts/trading-agent-operator/crds/tradingagents.yaml
 
 test: tools pydeps lint ## everything: lint, unit, integration and end-to-end tests against the local stack
-	@$(HARNESS)/with-cluster.sh $(CARGO) test --workspace --no-fail-fast
+	@$(HARNESS)/with-cluster.sh $(CARGO) test --locked --workspace --no-fail-fast
 
 demo: tools ## the golden path on a local stack: build, push, operator, TradingAgent, new push, workloads
 	@scripts/demo.sh

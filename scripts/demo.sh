@@ -21,7 +21,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${TRADING_AGENT_CACHE:-$HOME/.cache/trading-agent}
-target=${CARGO_TARGET_DIR:-$cache/target}
+# Our own build products live in the clone (cargo's default), never in the shared cache: a warm
+# target directory must not hide a broken build step.
+target=${CARGO_TARGET_DIR:-$root/target}
 demo=${DEMO_STATE:-$cache/demo}
 bin="$cache/bin"
 export KUBECONFIG="$cache/cluster/kubeconfig"
@@ -57,12 +59,14 @@ now_ms() { date +%s%3N; }
 
 mkdir -p "$demo/logs" "$demo/pids"
 
-# start NAME CMD...: a background process of the demo, its PID recorded for demo-down.
+# start NAME CMD...: a background process of the demo. Its PID and program name are recorded for
+# demo-down, which signals it only while that PID still runs that program with this demo's state.
 start() {
-    local name=$1
+    local name=$1 program
     shift
+    program=$(for word in "$@"; do [[ $word == env || $word == *=* ]] || { basename "$word"; break; }; done)
     setsid "$@" >"$demo/logs/$name.log" 2>&1 </dev/null &
-    echo $! >"$demo/pids/$name.pid"
+    printf '%s %s\n' "$!" "$program" >"$demo/pids/$name.pid"
 }
 
 wait_for() {
@@ -92,6 +96,15 @@ cleanup() {
 }
 # DEMO_CLEANUP=1 (the suite): leave nothing behind, whether the run passes or fails.
 [[ -n ${DEMO_CLEANUP:-} ]] && trap cleanup EXIT
+
+# The demo's fixed loopback ports (each can be moved with its DEMO_*_PORT variable) must be free.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for named in "DEMO_REGISTRY_PORT=$registry_port" "DEMO_QUIET_REGISTRY_PORT=$quiet_registry_port" \
+    "DEMO_WEBHOOK_PORT=$webhook_port" "DEMO_METRICS_PORT=$metrics_port" "DEMO_PG_PORT=$pg_port" \
+    "DEMO_API_PORT=$api_port" "DEMO_API_PORT+1 (strategy)=$((api_port + 1))" "DEMO_API_PORT+2 (bot)=$((api_port + 2))"; do
+    port=${named##*=}
+    port_free "$port" || fail "port $port (${named%=*}) is in use on 127.0.0.1; stop what holds it (ss -ltnp 'sport = :$port') or set ${named%%[=+ ]*} to a free port"
+done
 
 step "1/8 local stack: Kubernetes, OCI registry, PostgreSQL (loopback only)"
 "$root/tests/harness/cluster.sh" up >/dev/null
@@ -139,13 +152,21 @@ if [[ ! -d $pgdata/data ]]; then
 fi
 echo "$pgdata" >"$demo/pgdata"
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pgdata/data" -l "$pgdata/postgres.log" -w \
-    -o "-h 127.0.0.1 -p $pg_port -k $pgdata" start >/dev/null
+    -o "-h 127.0.0.1 -p $pg_port -k $pgdata" start >"$demo/logs/pg_ctl.log" 2>&1 || {
+    cat "$demo/logs/pg_ctl.log" >&2
+    tail -n 20 "$pgdata/postgres.log" >&2 2>/dev/null
+    fail "PostgreSQL did not start on 127.0.0.1:$pg_port (pg_ctl output above; server log $pgdata/postgres.log)"
+}
 database_url="postgres://postgres@127.0.0.1:$pg_port/postgres"
 echo "    postgres: $database_url"
 done_in
 
 step "2/8 build the images (no Docker daemon) and push $registry/trading-agent:latest"
-cargo build --quiet -p trading-agent -p trading-agent-operator -p trading-agent-tests --bin ta-push
+echo "    cargo build --locked: trading-agent, trading-agent-operator, ta-push (first build takes minutes)"
+cargo build --locked --quiet --bin trading-agent --bin trading-agent-operator --bin ta-push
+for binary in trading-agent trading-agent-operator ta-push; do
+    [[ -x $target/debug/$binary ]] || fail "cargo build did not produce $target/debug/$binary"
+done
 digest=$("$root/scripts/build-image.sh" --binary "$target/debug/trading-agent" --ref "$registry/trading-agent:latest" \
     --port 8000 --insecure --label "org.opencontainers.image.version=demo-1" | tail -n 1)
 echo "    trading-agent:latest          $digest"
@@ -189,23 +210,29 @@ kind: TradingAgent
 metadata: {name: alpha, namespace: $ns}
 spec:
   image: $registry/trading-agent:latest
-  imageUpdate: {mode: Track, interval: 2s, rollback: Auto}
+  imageUpdate: {mode: Track, interval: 0s, rollback: Auto}   # polling off until step 5's silent push
   progressDeadlineSeconds: 10
   database: {secretRef: {name: desk-db, key: url}}
   api: {replicas: 2}
 EOF
 kubectl -n "$ns" wait --for=condition=Ready ta/alpha --timeout=120s
 pinned_to "$digest" || fail "Deployments are not pinned to $digest"
+[[ $(kubectl -n "$ns" get ta alpha -o jsonpath='{.spec.imageUpdate.interval}') == 0s ]] ||
+    fail "polling must be off (interval 0s) for the notified push of step 5"
 kubectl -n "$ns" get ta alpha
 show_pins
 done_in
 
-step "5/8 new pushes under the same tag: by notification, then by polling"
+step "5/8 new pushes under the same tag: by notification (polling off), then by polling"
 new_digest=$("$root/scripts/build-image.sh" --binary "$target/debug/trading-agent" --ref "$registry/trading-agent:latest" \
     --port 8000 --insecure --label "org.opencontainers.image.version=demo-2" | tail -n 1)
 pushed_at=$(now_ms)
 wait_for "rollout to $new_digest" 30 pinned_to "$new_digest"
 echo "    notified push $new_digest: all three Deployments re-pinned $(($(now_ms) - pushed_at)) ms after the push completed"
+echo "    (polling is off, interval 0s: only the registry's notification can explain it)"
+kubectl -n "$ns" get ta alpha -o jsonpath='{range .status.history[*]}      history: {.digest}  {.outcome}{"\n"}{end}' | tail -n 1
+kubectl -n "$ns" patch ta alpha --type merge -p '{"spec":{"imageUpdate":{"interval":"2s"}}}' >/dev/null
+echo "    polling on: interval 2s; next, a push to a registry process that notifies no one"
 polled_digest=$("$root/scripts/build-image.sh" --binary "$target/debug/trading-agent" --ref "$quiet_registry/trading-agent:latest" \
     --port 8000 --insecure --label "org.opencontainers.image.version=demo-3" | tail -n 1)
 pushed_at=$(now_ms)
@@ -234,30 +261,34 @@ done_in
 
 step "7/8 the workloads on PostgreSQL: candles -> signals -> paper trades"
 agent="$target/debug/trading-agent"
-DATABASE_URL=$database_url "$agent" migrate >/dev/null 2>&1
-DATABASE_URL=$database_url "$agent" seed-demo
+DATABASE_URL=$database_url "$agent" migrate >"$demo/logs/migrate.log" 2>&1 || {
+    cat "$demo/logs/migrate.log" >&2
+    fail "trading-agent migrate failed (its output above, also in $demo/logs/migrate.log)"
+}
+DATABASE_URL=$database_url "$agent" seed-demo | sed 's/^/    /'
+# The workloads listen on loopback only (their default, 0.0.0.0, is for pods).
+export BIND_ADDRESS=127.0.0.1
 DATABASE_URL=$database_url PORT=$api_port API_TOKEN=$api_token start api "$agent" api
 DATABASE_URL=$database_url PORT=$((api_port + 1)) DEMO_FEED=true TICK_INTERVAL=1s start strategy "$agent" strategy
 DATABASE_URL=$database_url PORT=$((api_port + 2)) TICK_INTERVAL=1s start bot "$agent" bot
+unset BIND_ADDRESS
 wait_for "api /readyz" 60 curl -fsS "http://127.0.0.1:$api_port/readyz"
 echo "    /healthz: $(curl -fsS "http://127.0.0.1:$api_port/healthz")"
 auth=(-H "Authorization: Bearer $api_token")
 count() { curl -fsS "${auth[@]}" "http://127.0.0.1:$api_port/api/v2/$1" | grep -o '"id":' | wc -l; }
 echo "    strategies: $(count strategies)   (SMA/EMA crossover and RSI on 1m candles of BTCUSDT and ETHUSDT)"
-# A crossover needs a 1-minute candle to close, and not every signal passes the risk checks: give the
-# strategies a little time, then show the same path by hand (a forced entry is queued as a signal).
-has_trade() { curl -fsS "${auth[@]}" "http://127.0.0.1:$api_port/api/v2/trades?limit=1" | grep -q '"id":'; }
-for _ in $(seq 1 10); do
-    has_trade && break
-    sleep 2
-done
-if ! has_trade; then
-    echo "    no strategy trade yet (signals so far: $(count "signals?limit=100")); forcing an entry through the bot"
-    curl -fsS "${auth[@]}" -H 'content-type: application/json' -d '{"symbol":"BTCUSDT","stake":"100"}' \
-        "http://127.0.0.1:$api_port/api/v2/bot/force-enter" >/dev/null
-fi
-wait_for "a paper trade" 30 has_trade
-printf '    signals: %s   orders: %s   trades: %s\n' "$(count "signals?limit=100")" "$(count "orders?limit=100")" "$(count "trades?limit=100")"
+# The seeded history ends in a breakout that every demo strategy buys: the strategy runner's first
+# tick writes the signals, and the bot turns them into paper trades within seconds.
+strategy_trades() {
+    curl -fsS "${auth[@]}" "http://127.0.0.1:$api_port/api/v2/trades?limit=100" | grep -o '"strategy_id":[0-9]' | wc -l
+}
+has_strategy_trade() { (($(strategy_trades) > 0)); }
+wait_for "a paper trade from a strategy signal" 30 has_strategy_trade
+printf '    strategy signals: %s   orders: %s   trades from strategy signals: %s\n' \
+    "$(curl -fsS "${auth[@]}" "http://127.0.0.1:$api_port/api/v2/signals?limit=100" | grep -o '"strategy_id":[0-9]' | wc -l)" \
+    "$(count "orders?limit=100")" "$(strategy_trades)"
+curl -fsS "${auth[@]}" "http://127.0.0.1:$api_port/api/v2/signals?limit=6" |
+    grep -o '"reason":"[^"]*"' | head -n 3 | sed 's/^"reason":/      signal: /' || true
 echo "    API: http://127.0.0.1:$api_port/docs (token: $api_token)"
 done_in
 

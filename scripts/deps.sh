@@ -10,6 +10,21 @@ missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# Debian's python3 makes virtualenvs only with python3-venv (a pyenv or other python has it built in).
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+
+# The Rust components `make test` uses, when rustup manages the toolchain and lacks them.
+if command -v rustup >/dev/null; then
+    for component in rustfmt clippy; do
+        if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+            echo "==> rustup component add $component" >&2
+            rustup component add "$component" >&2
+        fi
+    done
+fi
+
 if ((${#missing[@]} == 0)); then
     exit 0
 fi

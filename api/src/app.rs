@@ -50,9 +50,21 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .into());
             }
             let pool = connect_once(&database).await?;
+            // The history ends in a breakout on the newest closed candle; seeded at the very end
+            // of a candle, a strategy runner started right after would already see a newer one.
+            if let Some(wait) = demo::wait_before_seeding(feed.timeframe, Utc::now()) {
+                println!(
+                    "waiting {} s for the next {} candle to open",
+                    wait.as_secs(),
+                    feed.timeframe
+                );
+                tokio::time::sleep(wait).await;
+            }
             let written = demo::seed(&pool, &feed, args.history, Utc::now()).await?;
             pool.close().await;
-            println!("seeded {written} candles and the demo strategies");
+            println!(
+                "seeded {written} candles (ending in a breakout that every demo strategy buys) and the demo strategies"
+            );
             Ok(())
         }
     }

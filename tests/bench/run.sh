@@ -27,7 +27,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${TRADING_AGENT_CACHE:-$HOME/.cache/trading-agent}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 runs=${BENCH_RUNS:-3}
 duration=${BENCH_DURATION:-10s}
@@ -101,8 +101,8 @@ fi
 
 # ---- build ----
 log "building trading-agent and hyper-hello (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-(cd "$root" && cargo build --quiet --release -p trading-agent)
-cargo build --quiet --release --manifest-path "$here/hyper-hello/Cargo.toml"
+(cd "$root" && cargo build --locked --quiet --release -p trading-agent)
+cargo build --locked --quiet --release --manifest-path "$here/hyper-hello/Cargo.toml"
 ta=$CARGO_TARGET_DIR/release/trading-agent
 hyper_bin=$CARGO_TARGET_DIR/release/hyper-hello
 
@@ -315,8 +315,12 @@ criterion=$work/criterion.json
 echo '{}' >"$criterion"
 if [[ -z ${BENCH_SKIP_CRITERION:-} ]]; then
     log "strategy runner: cargo bench -p trading-agent --bench indicators"
-    (cd "$root" && cargo bench --quiet -p trading-agent --bench indicators -- \
-        --warm-up-time 2 --measurement-time 8 --noplot) 2>&1 | grep -E '^tick/|time:' >&2 || true
+    # Criterion's files of an earlier run must never stand in for this one's.
+    rm -rf "$CARGO_TARGET_DIR/criterion/tick"
+    (cd "$root" && cargo bench --locked --quiet -p trading-agent --bench indicators -- \
+        --warm-up-time 2 --measurement-time 8 --noplot) >"$work/criterion.log" 2>&1 ||
+        { tail -n 30 "$work/criterion.log" >&2; die "cargo bench -p trading-agent --bench indicators failed"; }
+    grep -E '^tick/|time:' "$work/criterion.log" >&2 || true
     python3 - "$CARGO_TARGET_DIR/criterion/tick" >"$criterion" <<'EOF'
 import json, os, sys
 out = {}
@@ -334,7 +338,7 @@ operator_json=$work/operator.json
 echo '{}' >"$operator_json"
 if [[ -z ${BENCH_SKIP_OPERATOR:-} ]]; then
     log "operator: building (release) and applying $operator_count TradingAgents one by one"
-    (cd "$root" && cargo build --quiet --release -p trading-agent-operator)
+    (cd "$root" && cargo build --locked --quiet --release -p trading-agent-operator)
     tools_bin=$("$root/tests/harness/build-tools.sh" --print)
     export KUBECONFIG=$cache/cluster/kubeconfig
     # with-cluster.sh: brings the harness up if it is down, and then down again afterwards.
@@ -346,7 +350,7 @@ scale_json=$work/scale.json
 echo '{}' >"$scale_json"
 if [[ -z ${BENCH_SKIP_SCALE:-} ]]; then
     log "operator at scale: $scale_count TradingAgents at once, polling every ${scale_interval}s, pushes (a few minutes)"
-    (cd "$root" && cargo build --quiet --release -p trading-agent-operator -p trading-agent-tests \
+    (cd "$root" && cargo build --locked --quiet --release -p trading-agent-operator -p trading-agent-tests \
         --bin trading-agent-operator --bin ta-bench-operator)
     tools_bin=$("$root/tests/harness/build-tools.sh" --print)
     export KUBECONFIG=$cache/cluster/kubeconfig

@@ -64,6 +64,7 @@ fn golden_path_as_make_demo_shows_it() {
     for expected in [
         "condition met",
         "all three Deployments re-pinned",
+        "polling is off, interval 0s",
         "found by polling (interval 2s) and re-pinned",
         "rolled back to sha256:",
         "Degraded: True (RolledBack)",
@@ -77,13 +78,18 @@ fn golden_path_as_make_demo_shows_it() {
             "missing {expected:?} in the golden path's report:\n{stdout}"
         );
     }
+    // Trades made from strategy signals on the seeded candles, not forced by hand.
     let trades = stdout
         .lines()
-        .find_map(|l| l.split("trades: ").nth(1))
+        .find_map(|l| l.split("trades from strategy signals: ").nth(1))
         .and_then(|n| n.trim().parse::<u32>().ok());
     assert!(
         trades.is_some_and(|n| n > 0),
-        "no paper trade reported:\n{stdout}"
+        "no paper trade from a strategy signal reported:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("force-enter"),
+        "the golden path must not force its trades:\n{stdout}"
     );
     let steps: Vec<&str> = stdout
         .lines()

@@ -25,7 +25,9 @@ fi
 exec 9>"$cache/build.lock"
 flock 9
 
-export GOFLAGS=-mod=mod
+# Read-only module mode: the tools modules' go.mod and go.sum are complete and tracked; a build
+# must never rewrite them (a change there is a reviewed commit, not a side effect of `make`).
+export GOFLAGS=-mod=readonly
 export GOTOOLCHAIN=local
 
 step() { printf '==> %s\n' "$*" >&2; }
@@ -71,16 +73,20 @@ done
 build etcd "$ETCD_VERSION" "$here/tools/etcd" -ldflags "-s -w" .
 
 # kwok and helm have no replace lines in their go.mod: plain `go install` into a temp GOBIN.
+# install_tool NAME VERSION PACKAGE [CACHE-SUFFIX] [GO-INSTALL-ARGS...]
 install_tool() {
-    local name=$1 version=$2 pkg=$3
-    local out="$bin/$name-$version"
+    local name=$1 version=$2 pkg=$3 suffix=${4:-}
+    shift 3
+    shift $(($# > 0 ? 1 : 0))
+    local ldflags="-s -w $*"
+    local out="$bin/$name-$version$suffix"
     if [[ -x "$out" ]]; then
         return 0
     fi
     local log="$logs/$name-$version.log" gobin
     gobin=$(mktemp -d)
     step "installing $name $version (log: $log)"
-    if ! (GOBIN="$gobin" GOFLAGS= go install -trimpath -ldflags "-s -w" "$pkg@$version") >"$log" 2>&1; then
+    if ! (GOBIN="$gobin" GOFLAGS= go install -trimpath -ldflags "$ldflags" "$pkg@$version") >"$log" 2>&1; then
         rm -rf "$gobin"
         echo "build-tools: installing $name $version failed; see $log" >&2
         tail -n 20 "$log" >&2
@@ -90,11 +96,25 @@ install_tool() {
     rm -rf "$gobin"
 }
 install_tool kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
-install_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+# helm with the version ldflags its own release builds carry (helm's Makefile): without them it
+# reports no version and assumes Kubernetes v1.20 offline, so `helm template` of a chart with a
+# kubeVersion constraint fails. The Kubernetes version is the one of helm's client-go (0.Y -> 1.Y),
+# as helm's Makefile derives it. The cache name says so, so an older helm build is not reused.
+helm_client_go=$(GOFLAGS= go mod download -json "helm.sh/helm/v3@$HELM_VERSION" 2>/dev/null |
+    sed -n 's/.*"GoMod": "\(.*\)",*/\1/p' | xargs -r grep -m1 -o 'k8s.io/client-go v0\.[0-9]*' | sed 's/.*v0\.//')
+[[ -n $helm_client_go ]] || { echo "build-tools: cannot read helm $HELM_VERSION's client-go version" >&2; exit 1; }
+install_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-k8s1.$helm_client_go" \
+    -X "helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 \
+    -X "helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$helm_client_go" \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
+    -X "helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$helm_client_go"
 
 # Stable names for the current pins, so scripts and tests need not know the versions.
 for pair in kube-apiserver:$KUBERNETES_VERSION kube-controller-manager:$KUBERNETES_VERSION \
-    kube-scheduler:$KUBERNETES_VERSION kubectl:$KUBERNETES_VERSION etcd:$ETCD_VERSION kwok:$KWOK_VERSION helm:$HELM_VERSION; do
+    kube-scheduler:$KUBERNETES_VERSION kubectl:$KUBERNETES_VERSION etcd:$ETCD_VERSION kwok:$KWOK_VERSION \
+    helm:$HELM_VERSION-k8s1.$helm_client_go; do
     ln -sfn "$bin/${pair%%:*}-${pair#*:}" "$bin/${pair%%:*}"
 done
 echo "$bin"
