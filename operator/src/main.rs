@@ -7,8 +7,8 @@ use clap::{ArgAction, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use trading_agent_operator::registry::RegistryClientConfig;
-use trading_agent_operator::telemetry::{self, LogFormat};
+use trading_agent_operator::digest::RegistryClientConfig;
+use trading_agent_operator::runtime::telemetry::{self, LogFormat};
 use trading_agent_operator::{Config, Error, Operator, WebhookToken, resource};
 
 /// Kubernetes operator for TradingAgent resources (tradingagents.dev/v1alpha1).

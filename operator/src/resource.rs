@@ -833,7 +833,7 @@ mod tests {
             "a.b/c_d/e__f/g-h/i---j".to_owned(),
         ] {
             assert!(matches(IMAGE_REFERENCE_PATTERN, &ok), "{ok}");
-            crate::image::ImageReference::parse(&ok).unwrap();
+            crate::digest::reference::ImageReference::parse(&ok).unwrap();
         }
     }
 
@@ -853,7 +853,10 @@ mod tests {
             "https://registry.example.com/app".to_owned(),
         ] {
             assert!(!matches(IMAGE_REFERENCE_PATTERN, &bad), "{bad}");
-            assert!(crate::image::ImageReference::parse(&bad).is_err(), "{bad}");
+            assert!(
+                crate::digest::reference::ImageReference::parse(&bad).is_err(),
+                "{bad}"
+            );
         }
     }
 

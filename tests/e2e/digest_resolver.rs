@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trading_agent_operator::image::ImageReference;
-use trading_agent_operator::registry::{
+use trading_agent_operator::digest::ImageReference;
+use trading_agent_operator::digest::{
     Credentials, DigestResolver, Freshness, RegistryClient, RegistryClientConfig, RegistryError,
 };
 use trading_agent_tests::proxy::{Fault, FaultProxy};

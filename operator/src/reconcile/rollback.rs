@@ -13,9 +13,11 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 
-use crate::image::{Digest, ImageReference, PinnedImage, digest_of};
+use crate::digest::reference::{Digest, ImageReference, PinnedImage, digest_of};
+use crate::reconcile::status::{
+    Blocked, ImageOutcome, Rollback, RolloutState, reasons, rollout_state,
+};
 use crate::resource::{Role, RollbackPolicy, TradingAgent};
-use crate::status::{Blocked, ImageOutcome, Rollback, RolloutState, reasons, rollout_state};
 
 /// What to pin, and whether that is a rollback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,7 +143,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::desired_deployment;
+    use crate::reconcile::build::desired_deployment;
     use crate::resource::{ImageStatus, TradingAgentSpec, TradingAgentStatus};
     use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 

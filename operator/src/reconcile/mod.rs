@@ -3,12 +3,19 @@
 //!
 //! 1. **dereference** — read what the resource points at (the database Secret);
 //! 2. **validate** — turn `spec.image` into a pinned image ([`ImageResolver`]), then decide
-//!    what to pin given how the last rollout went ([`crate::rollout`]: rollback, rejected
+//!    what to pin given how the last rollout went ([`crate::reconcile::rollback`]: rollback, rejected
 //!    digests);
-//! 3. **build** — the desired objects, a pure function ([`crate::desired`]);
+//! 3. **build** — the desired objects, a pure function ([`crate::reconcile::build`]);
 //! 4. **apply** — server-side apply with one field manager, unless paused or blocked;
-//! 5. **status** — compute the next status ([`crate::status`]) and write it only if it changed,
+//! 5. **status** — compute the next status ([`crate::reconcile::status`]) and write it only if it changed,
 //!    with events for the transitions a user needs to know about.
+
+pub mod applied;
+pub mod backoff;
+pub mod build;
+pub mod rollback;
+pub mod status;
+pub mod written;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,22 +36,20 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
-use crate::applied;
-use crate::backoff::ErrorBackoff;
-use crate::desired::{
+use crate::digest::pinner::ImageResolver;
+use crate::digest::webhook::Triggers;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::reconcile::backoff::ErrorBackoff;
+use crate::reconcile::build::{
     DesiredObjects, FIELD_MANAGER, MANAGED_BY_SELECTOR, api_service_name, deployment_name,
     desired_objects,
 };
-use crate::error::{Error, Result};
-use crate::metrics::Metrics;
-use crate::resolver::ImageResolver;
-use crate::resource::{Role, TradingAgent, TradingAgentSpec, TradingAgentStatus, UpdateMode};
-use crate::rollout;
-use crate::status::{
+use crate::reconcile::status::{
     Blocked, ImageOutcome, Observation, find_condition, next_status, reasons, types,
 };
-use crate::webhook::Triggers;
-use crate::written::WrittenStatuses;
+use crate::reconcile::written::WrittenStatuses;
+use crate::resource::{Role, TradingAgent, TradingAgentSpec, TradingAgentStatus, UpdateMode};
 
 /// How often a healthy TradingAgent is reconciled even without a change (drift safety net).
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
@@ -108,7 +113,7 @@ pub struct Context {
     pub resolver: Arc<dyn ImageResolver>,
     /// Caches of watched objects.
     pub stores: Stores,
-    /// The status this process last wrote, per TradingAgent (see [`crate::written`]).
+    /// The status this process last wrote, per TradingAgent (see [`crate::reconcile::written`]).
     pub written: WrittenStatuses<ObjectRef<TradingAgent>>,
     /// Database Secrets found holding their key, and when (see [`SECRET_RECHECK`]).
     pub secrets_found: std::sync::Mutex<HashMap<SecretKeyRef, Instant>>,
@@ -293,7 +298,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     let resolved = ctx.resolver.resolve(&agent).await;
     let validated = started.elapsed();
     let current = cached_deployments(&ctx.stores, &ns, &agent.name_any());
-    let decision = rollout::decide(&agent, resolved, &current);
+    let decision = rollback::decide(&agent, resolved, &current);
     let image = decision.image;
     // 3. build
     let desired = match (image.pinned(), &secret_problem) {
@@ -801,8 +806,8 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::status::condition;
     use crate::resource::ImageStatus;
-    use crate::status::condition;
     use kube::api::ObjectMeta;
 
     fn t() -> Timestamp {
@@ -990,7 +995,7 @@ mod tests {
 
     #[test]
     fn requeue_follows_the_polling_interval_of_a_tracked_tag() {
-        use crate::image::{Digest, ImageReference};
+        use crate::digest::reference::{Digest, ImageReference};
         let tag = "registry.example.com/acme/app:stable";
         let pinned = ImageOutcome::Pinned(
             ImageReference::parse(tag)

@@ -6,6 +6,9 @@
 //! the process goes back to standing by; shutdown lets running reconciliations finish and then
 //! releases the Lease so a standby can take over without waiting for it to expire.
 
+pub mod server;
+pub mod telemetry;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +22,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::controller::{self, Settings};
-use crate::desired::FIELD_MANAGER;
+use self::server::{AppState, Health};
+use crate::digest::pinner::{DigestInSpec, ImageResolver, RegistryResolver};
+use crate::digest::webhook::{self, Triggers, WebhookState};
+use crate::digest::{DigestResolver, RegistryClient, RegistryClientConfig};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::registry::{DigestResolver, RegistryClient, RegistryClientConfig};
-use crate::resolver::{DigestInSpec, ImageResolver, RegistryResolver};
-use crate::server::{self, AppState, Health};
-use crate::webhook::{self, Triggers, WebhookState};
+use crate::reconcile::build::FIELD_MANAGER;
+use crate::reconcile::{self, Settings};
 
 /// The webhook's bearer token; `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
@@ -233,7 +236,7 @@ impl Operator {
             metrics.leader.set(1);
             health.set_leading(true);
             let synced = health.clone();
-            controller::run(
+            reconcile::run(
                 client,
                 settings,
                 metrics,
@@ -315,7 +318,7 @@ async fn lead_then_control(
         health.set_leading(true);
         let stop = CancellationToken::new();
         let synced = health.clone();
-        let controller = controller::run(
+        let controller = reconcile::run(
             client.clone(),
             settings.clone(),
             metrics.clone(),

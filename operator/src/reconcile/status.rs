@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::image::{ImageReference, PinnedImage, digest_of};
+use crate::digest::reference::{ImageReference, PinnedImage, digest_of};
 use crate::resource::{
     ComponentStatus, ComponentsStatus, ImageStatus, Role, RolloutOutcome, RolloutRecord,
     TradingAgent, TradingAgentStatus,
@@ -622,8 +622,8 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::desired_deployment;
-    use crate::image::{Digest, ImageReference};
+    use crate::digest::reference::{Digest, ImageReference};
+    use crate::reconcile::build::desired_deployment;
     use crate::resource::TradingAgentSpec;
     use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 
@@ -1149,7 +1149,7 @@ mod tests {
         let elsewhere = ImageOutcome::Pinned(
             ImageReference::parse("registry.example.com/acme/other:stable")
                 .unwrap()
-                .pinned_to(crate::image::Digest::parse(D3).unwrap()),
+                .pinned_to(crate::digest::reference::Digest::parse(D3).unwrap()),
         );
         let s = observe(&a, &elsewhere, &all(&a, D3, 0), t(20));
         assert_eq!(s.image.as_ref().unwrap().last_healthy_digest, None);

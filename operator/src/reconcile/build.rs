@@ -22,9 +22,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::applied;
+use crate::digest::reference::PinnedImage;
 use crate::error::{Error, Result};
-use crate::image::PinnedImage;
+use crate::reconcile::applied;
 use crate::resource::{Role, TradingAgent};
 
 /// The field manager of every server-side apply the operator makes.
@@ -354,7 +354,7 @@ pub fn desired_pod_disruption_budget(agent: &TradingAgent) -> Result<Option<PodD
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{Digest, ImageReference};
+    use crate::digest::reference::{Digest, ImageReference};
     use crate::resource::{
         ApiSpec, Database, EnvVar as SpecEnvVar, LocalSecretReference, SecretKeyReference,
         TradingAgentSpec,

@@ -14,13 +14,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use crate::image::{ImageReference, PinnedImage};
+use crate::digest::reference::{ImageReference, PinnedImage};
+use crate::digest::webhook::Triggers;
+use crate::digest::{Credentials, DigestResolver, DockerConfig, Freshness};
 use crate::metrics::Metrics;
-use crate::registry::{Credentials, DigestResolver, DockerConfig, Freshness};
+use crate::reconcile::rollback::current_pin;
+use crate::reconcile::status::{Blocked, ImageOutcome, reasons};
 use crate::resource::{TradingAgent, UpdateMode};
-use crate::rollout::current_pin;
-use crate::status::{Blocked, ImageOutcome, reasons};
-use crate::webhook::Triggers;
 
 /// The annotation that asks for a fresh resolution: set it to any new value
 /// (`kubectl annotate ta alpha tradingagents.dev/resolve-now="$(date +%s)" --overwrite`).
@@ -31,7 +31,7 @@ pub const RESOLVE_NOW_ANNOTATION: &str = "tradingagents.dev/resolve-now";
 const MANUAL_TRIGGERS_REMEMBERED: usize = 10_000;
 
 /// How old a cached answer may be when polling is off (`interval: 0s`): the resync period.
-pub const UNPOLLED_MAX_AGE: Duration = crate::controller::RESYNC_INTERVAL;
+pub const UNPOLLED_MAX_AGE: Duration = crate::reconcile::RESYNC_INTERVAL;
 
 /// Turns a TradingAgent's `spec.image` into a pinned image (or says why it cannot).
 pub trait ImageResolver: Send + Sync + 'static {
@@ -187,7 +187,7 @@ impl RegistryResolver {
 pub fn settle(
     reference: &ImageReference,
     current: Option<PinnedImage>,
-    result: Result<crate::image::Digest, Blocked>,
+    result: Result<crate::digest::reference::Digest, Blocked>,
 ) -> (ImageOutcome, &'static str) {
     match (result, current) {
         (Ok(digest), _) => (
@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn a_failure_keeps_the_pinned_digest_or_deploys_nothing() {
         let reference = ImageReference::parse("registry.example.com/acme/app:stable").unwrap();
-        let digest = crate::image::Digest::parse(DIGEST).unwrap();
+        let digest = crate::digest::reference::Digest::parse(DIGEST).unwrap();
         let down = || Blocked {
             reason: "RegistryUnreachable",
             message: "registry registry.example.com unreachable: connection refused".into(),

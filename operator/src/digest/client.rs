@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::challenge::{self, Challenge};
 use super::credentials::Credentials;
-use crate::image::{Digest, ImageReference};
+use crate::digest::reference::{Digest, ImageReference};
 
 /// The manifest media types a tag may point at, all accepted.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [

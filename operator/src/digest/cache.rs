@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::client::RegistryError;
 use super::credentials::Credentials;
-use crate::image::Digest;
+use crate::digest::reference::Digest;
 
 /// What a lookup depends on. Credentials are part of the key: a digest resolved with one pull
 /// secret is never handed to a TradingAgent without it.

@@ -21,9 +21,9 @@ use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{debug, info, warn};
 
-use crate::image::ImageReference;
+use crate::digest::reference::ImageReference;
+use crate::digest::{PushedTag, pushed_tags};
 use crate::metrics::Metrics;
-use crate::registry::{PushedTag, pushed_tags};
 use crate::resource::TradingAgent;
 
 /// The webhook's path.

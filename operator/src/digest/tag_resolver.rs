@@ -2,20 +2,12 @@
 //! `imagePullSecrets` ([`credentials`]), auth challenges ([`challenge`]) and the shared, coalescing
 //! cache ([`cache`]) that keeps registry traffic proportional to distinct images, not to agents.
 
-pub mod cache;
-pub mod challenge;
-pub mod client;
-pub mod credentials;
-pub mod notification;
-
 use std::time::{Duration, Instant};
 
-pub use cache::{CacheKey, DigestCache};
-pub use client::{RegistryClient, RegistryClientConfig, RegistryError};
-pub use credentials::{Credentials, CredentialsError, DockerConfig};
-pub use notification::{NotificationError, PushedTag, pushed_tags};
-
-use crate::image::{Digest, ImageReference};
+use super::cache::{CacheKey, DigestCache};
+use super::client::{RegistryClient, RegistryError};
+use super::credentials::Credentials;
+use crate::digest::reference::{Digest, ImageReference};
 
 /// How fresh a resolution must be.
 #[derive(Debug, Clone, Copy)]

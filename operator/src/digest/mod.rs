@@ -1,0 +1,26 @@
+//! From `spec.image` to a pinned digest.
+//!
+//! Owns image references ([`reference`]), the registry protocol ([`client`], [`challenge`]),
+//! registry credentials ([`credentials`]), the shared lookup cache ([`cache`], [`tag_resolver`]),
+//! the per-agent pinning policy ([`pinner`]) and the registry webhook ([`webhook`],
+//! [`notification`]).
+//!
+//! May depend on [`crate::resource`], [`crate::error`] and [`crate::metrics`]; never on
+//! [`crate::reconcile`] or [`crate::runtime`].
+
+pub mod cache;
+pub mod challenge;
+pub mod client;
+pub mod credentials;
+pub mod notification;
+pub mod pinner;
+pub mod reference;
+pub mod tag_resolver;
+pub mod webhook;
+
+pub use cache::{CacheKey, DigestCache};
+pub use client::{RegistryClient, RegistryClientConfig, RegistryError};
+pub use credentials::{Credentials, CredentialsError, DockerConfig};
+pub use notification::{NotificationError, PushedTag, pushed_tags};
+pub use reference::{Digest, ImageReference, PinnedImage};
+pub use tag_resolver::{DigestResolver, Freshness};
