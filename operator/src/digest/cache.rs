@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::client::RegistryError;
 use super::credentials::Credentials;
+use super::freshness::Freshness;
 use crate::digest::reference::Digest;
 
 /// What a lookup depends on. Credentials are part of the key: a digest resolved with one pull
@@ -61,7 +62,7 @@ impl DigestCache {
         // Holding the slot's lock across the request is what coalesces concurrent lookups.
         let mut lookup = slot.lock().await;
         if let Some(previous) = lookup.as_ref()
-            && not_before.is_none_or(|t| previous.started_at >= t)
+            && Freshness::accepts(not_before, previous.started_at)
         {
             return previous.result.clone();
         }

@@ -5,33 +5,23 @@
 //! [`DigestInSpec`] pins only images that already carry a digest and refuses tags. Either way a
 //! mutable tag is never deployed.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use crate::digest::reference::{ImageReference, PinnedImage};
+use super::freshness::{ManualTriggers, freshness};
+pub use super::outcome::{Blocked, ImageOutcome};
+use crate::digest::reference::{Digest, ImageReference, PinnedImage};
 use crate::digest::webhook::Triggers;
-use crate::digest::{Credentials, DigestResolver, DockerConfig, Freshness};
+use crate::digest::{Credentials, DigestResolver, DockerConfig};
 use crate::metrics::Metrics;
-use crate::reconcile::rollback::current_pin;
-use crate::reconcile::status::{Blocked, ImageOutcome, reasons};
+use crate::resource::conditions::reasons;
 use crate::resource::{TradingAgent, UpdateMode};
-
-/// The annotation that asks for a fresh resolution: set it to any new value
-/// (`kubectl annotate ta alpha tradingagents.dev/resolve-now="$(date +%s)" --overwrite`).
-pub const RESOLVE_NOW_ANNOTATION: &str = "tradingagents.dev/resolve-now";
-
-/// How many `resolve-now` values are remembered; beyond that the memory starts afresh (costing at
-/// most one extra lookup per annotated TradingAgent).
-const MANUAL_TRIGGERS_REMEMBERED: usize = 10_000;
-
-/// How old a cached answer may be when polling is off (`interval: 0s`): the resync period.
-pub const UNPOLLED_MAX_AGE: Duration = crate::reconcile::RESYNC_INTERVAL;
 
 /// Turns a TradingAgent's `spec.image` into a pinned image (or says why it cannot).
 pub trait ImageResolver: Send + Sync + 'static {
@@ -56,8 +46,8 @@ pub struct RegistryResolver {
     digests: DigestResolver,
     triggers: Arc<Triggers>,
     metrics: Metrics,
-    /// The last `resolve-now` annotation value seen, per object UID.
-    manual: Mutex<HashMap<String, String>>,
+    /// The `resolve-now` values already seen.
+    manual: ManualTriggers,
 }
 
 impl RegistryResolver {
@@ -74,25 +64,8 @@ impl RegistryResolver {
             digests,
             triggers,
             metrics,
-            manual: Mutex::default(),
+            manual: ManualTriggers::default(),
         }
-    }
-
-    /// Whether `agent` carries a `resolve-now` value not seen before (remembered from now on).
-    fn manual_trigger(&self, agent: &TradingAgent) -> bool {
-        let Some(value) = agent.annotations().get(RESOLVE_NOW_ANNOTATION) else {
-            return false;
-        };
-        let key = agent.uid().unwrap_or_else(|| agent.name_any());
-        let mut seen = self.manual.lock().expect("manual trigger lock");
-        if seen.get(&key) == Some(value) {
-            return false;
-        }
-        if seen.len() >= MANUAL_TRIGGERS_REMEMBERED {
-            seen.clear();
-        }
-        seen.insert(key, value.clone());
-        true
     }
 
     /// Credentials for `reference`'s registry from the agent's pull secrets (the first secret that
@@ -165,7 +138,7 @@ impl RegistryResolver {
         let freshness = freshness(
             agent.spec.image_update.poll_interval().ok().flatten(),
             self.triggers.pushed_at(reference.repository(), &tag),
-            self.manual_trigger(agent).then(Instant::now),
+            self.manual.is_new(agent).then(Instant::now),
             Instant::now(),
         );
         let result = self
@@ -180,6 +153,16 @@ impl RegistryResolver {
         });
         settle(&reference, current, result)
     }
+}
+
+/// The digest pinned for `agent`'s current `spec.image` (none after the reference changed).
+pub fn current_pin(agent: &TradingAgent, reference: &ImageReference) -> Option<PinnedImage> {
+    let image = agent.status.as_ref()?.image.as_ref()?;
+    if image.reference != agent.spec.image {
+        return None;
+    }
+    let digest = Digest::parse(image.digest.as_deref()?).ok()?;
+    Some(reference.pinned_to(digest))
 }
 
 /// The outcome of a resolution (and its metric label): a digest is pinned; a failure keeps the
@@ -206,26 +189,6 @@ impl ImageResolver for RegistryResolver {
             self.metrics.record_resolution(label);
             outcome
         })
-    }
-}
-
-/// How fresh a resolution must be: no older than the polling interval (or the resync period when
-/// polling is off), and started after the last push notification of the tag and after a manual
-/// trigger.
-pub fn freshness(
-    interval: Option<Duration>,
-    pushed_at: Option<Instant>,
-    manual_at: Option<Instant>,
-    now: Instant,
-) -> Freshness {
-    let max_age = interval.unwrap_or(UNPOLLED_MAX_AGE);
-    let not_before = [now.checked_sub(max_age), pushed_at, manual_at]
-        .into_iter()
-        .flatten()
-        .max();
-    match not_before {
-        Some(at) => Freshness::StartedAfter(at),
-        None => Freshness::MaxAge(max_age),
     }
 }
 
@@ -280,45 +243,6 @@ mod tests {
         }
         assert!(
             matches!(pin_if_digest("app"), ImageOutcome::Unresolved(b) if b.reason == "DigestRequired")
-        );
-    }
-
-    #[test]
-    fn freshness_is_the_strictest_of_interval_push_and_manual_trigger() {
-        let now = Instant::now() + Duration::from_secs(3600);
-        let at = |f: Freshness| match f {
-            Freshness::StartedAfter(t) => now.duration_since(t),
-            Freshness::MaxAge(_) => panic!("expected a bound"),
-        };
-        assert_eq!(
-            at(freshness(Some(Duration::from_secs(2)), None, None, now)),
-            Duration::from_secs(2)
-        );
-        assert_eq!(at(freshness(None, None, None, now)), UNPOLLED_MAX_AGE);
-        let pushed = now - Duration::from_millis(100);
-        assert_eq!(
-            at(freshness(
-                Some(Duration::from_secs(2)),
-                Some(pushed),
-                None,
-                now
-            )),
-            Duration::from_millis(100)
-        );
-        // An old push does not loosen the interval.
-        let old = now - Duration::from_secs(60);
-        assert_eq!(
-            at(freshness(
-                Some(Duration::from_secs(2)),
-                Some(old),
-                None,
-                now
-            )),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            at(freshness(None, Some(old), Some(now), now)),
-            Duration::ZERO
         );
     }
 

@@ -2,31 +2,11 @@
 //! `imagePullSecrets` ([`credentials`]), auth challenges ([`challenge`]) and the shared, coalescing
 //! cache ([`cache`]) that keeps registry traffic proportional to distinct images, not to agents.
 
-use std::time::{Duration, Instant};
-
 use super::cache::{CacheKey, DigestCache};
 use super::client::{RegistryClient, RegistryError};
 use super::credentials::Credentials;
+use super::freshness::Freshness;
 use crate::digest::reference::{Digest, ImageReference};
-
-/// How fresh a resolution must be.
-#[derive(Debug, Clone, Copy)]
-pub enum Freshness {
-    /// Any lookup that started within this long ago will do (polling: the agent's interval).
-    MaxAge(Duration),
-    /// Only a lookup that started at or after this instant (a registry notification's arrival, a
-    /// manual trigger).
-    StartedAfter(Instant),
-}
-
-impl Freshness {
-    fn not_before(self) -> Option<Instant> {
-        match self {
-            Self::MaxAge(age) => Instant::now().checked_sub(age),
-            Self::StartedAfter(at) => Some(at),
-        }
-    }
-}
 
 /// Resolves image tags to digests through one [`RegistryClient`] and one [`DigestCache`].
 pub struct DigestResolver {

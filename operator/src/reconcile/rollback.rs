@@ -13,10 +13,10 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 
-use crate::digest::reference::{Digest, ImageReference, PinnedImage, digest_of};
-use crate::reconcile::status::{
-    Blocked, ImageOutcome, Rollback, RolloutState, reasons, rollout_state,
-};
+use crate::digest::outcome::{Blocked, ImageOutcome};
+use crate::digest::pinner::current_pin;
+use crate::digest::reference::{Digest, ImageReference, digest_of};
+use crate::reconcile::status::{Rollback, RolloutState, reasons, rollout_state};
 use crate::resource::{Role, RollbackPolicy, TradingAgent};
 
 /// What to pin, and whether that is a rollback.
@@ -26,16 +26,6 @@ pub struct PinDecision {
     pub image: ImageOutcome,
     /// Set when this decision rolls a failed digest back.
     pub rollback: Option<Rollback>,
-}
-
-/// The digest pinned for `agent`'s current `spec.image` (none after the reference changed).
-pub fn current_pin(agent: &TradingAgent, reference: &ImageReference) -> Option<PinnedImage> {
-    let image = agent.status.as_ref()?.image.as_ref()?;
-    if image.reference != agent.spec.image {
-        return None;
-    }
-    let digest = Digest::parse(image.digest.as_deref()?).ok()?;
-    Some(reference.pinned_to(digest))
 }
 
 /// A role whose Deployment runs `digest` and exceeded its progress deadline: "role: message".
@@ -143,6 +133,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::reference::PinnedImage;
     use crate::reconcile::build::desired_deployment;
     use crate::resource::{ImageStatus, TradingAgentSpec, TradingAgentStatus};
     use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};

@@ -6,113 +6,19 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::digest::reference::{ImageReference, PinnedImage, digest_of};
+pub use crate::digest::outcome::{Blocked, ImageOutcome};
+use crate::digest::reference::{ImageReference, digest_of};
+pub use crate::resource::conditions::{reasons, types};
 use crate::resource::{
     ComponentStatus, ComponentsStatus, ImageStatus, Role, RolloutOutcome, RolloutRecord,
     TradingAgent, TradingAgentStatus,
 };
 
-/// Condition types.
-pub mod types {
-    /// Every component is rolled out on the pinned digest and ready.
-    pub const READY: &str = "Ready";
-    /// `spec.image` is pinned to a digest.
-    pub const IMAGE_RESOLVED: &str = "ImageResolved";
-    /// A rollout is under way.
-    pub const PROGRESSING: &str = "Progressing";
-    /// A rollout failed or pods cannot be created.
-    pub const DEGRADED: &str = "Degraded";
-}
-
-/// Condition reasons (CamelCase, part of the API: users and tools match on them).
-pub mod reasons {
-    /// Ready: every component is ready.
-    pub const ALL_COMPONENTS_READY: &str = "AllComponentsReady";
-    /// Ready: some component is not ready yet.
-    pub const COMPONENTS_NOT_READY: &str = "ComponentsNotReady";
-    /// Ready/Progressing: reconciliation is paused.
-    pub const PAUSED: &str = "Paused";
-    /// ImageResolved: pinned to a digest (written in `spec.image`, or resolved from its tag).
-    pub const DIGEST_PINNED: &str = "DigestPinned";
-    /// ImageResolved: `spec.image` is a tag and no resolver can turn it into a digest.
-    pub const DIGEST_REQUIRED: &str = "DigestRequired";
-    /// ImageResolved: `spec.image` does not parse.
-    pub const INVALID_IMAGE_REFERENCE: &str = "InvalidImageReference";
-    /// ImageResolved: the tag points at a digest whose rollout failed; the current pin stays.
-    pub const DIGEST_REJECTED: &str = "DigestRejected";
-    /// ImageResolved: a Secret named in `spec.imagePullSecrets` does not exist.
-    pub const PULL_SECRET_NOT_FOUND: &str = "PullSecretNotFound";
-    /// ImageResolved: a Secret named in `spec.imagePullSecrets` is not a registry credential.
-    pub const PULL_SECRET_INVALID: &str = "PullSecretInvalid";
-    /// ImageResolved: a Secret named in `spec.imagePullSecrets` could not be read.
-    pub const PULL_SECRET_UNREADABLE: &str = "PullSecretUnreadable";
-    /// Degraded: a new digest failed to roll out and the last healthy one is pinned again.
-    pub const ROLLED_BACK: &str = "RolledBack";
-    /// The database Secret does not exist.
-    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
-    /// The database Secret lacks the key.
-    pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
-    /// Progressing: Deployments are rolling out.
-    pub const ROLLING_OUT: &str = "RollingOut";
-    /// Progressing: nothing left to roll out.
-    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
-    /// Degraded: a Deployment exceeded its progress deadline.
-    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
-    /// Degraded: a Deployment cannot create its pods.
-    pub const REPLICA_FAILURE: &str = "ReplicaFailure";
-    /// Degraded: nothing is wrong.
-    pub const AS_EXPECTED: &str = "AsExpected";
-}
-
 /// How many rollouts `status.history` keeps.
 pub const HISTORY_LIMIT: usize = 10;
 
-/// Why the operator could not apply anything this time (a user must act).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Blocked {
-    /// Condition reason.
-    pub reason: &'static str,
-    /// Human-readable explanation naming the field to fix.
-    pub message: String,
-}
-
 /// How many rejected digests `status.image.rejectedDigests` keeps.
 pub const REJECTED_LIMIT: usize = 10;
-
-/// The outcome of turning `spec.image` into a pinned image.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImageOutcome {
-    /// Pinned to a digest.
-    Pinned(PinnedImage),
-    /// Resolution failed (or found a rejected digest), but a digest is already pinned for this
-    /// reference: the workloads keep running it and `ImageResolved` says why nothing moved.
-    Kept {
-        /// The digest that stays.
-        pinned: PinnedImage,
-        /// Why it was not replaced.
-        problem: Blocked,
-    },
-    /// Not pinned; nothing may be deployed with it.
-    Unresolved(Blocked),
-}
-
-impl ImageOutcome {
-    /// The image to deploy, if any.
-    pub fn pinned(&self) -> Option<&PinnedImage> {
-        match self {
-            Self::Pinned(pinned) | Self::Kept { pinned, .. } => Some(pinned),
-            Self::Unresolved(_) => None,
-        }
-    }
-
-    /// The problem `ImageResolved=False` reports, if any.
-    pub fn problem(&self) -> Option<&Blocked> {
-        match self {
-            Self::Pinned(_) => None,
-            Self::Kept { problem, .. } | Self::Unresolved(problem) => Some(problem),
-        }
-    }
-}
 
 /// A rollback decided in this reconcile: the failed digest is rejected, the last healthy one
 /// pinned again.

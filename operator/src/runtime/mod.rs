@@ -1,11 +1,10 @@
-//! Wiring: the HTTP servers (health and metrics; the registry webhook), the digest resolver,
-//! leader election and the controller, until shutdown.
+//! The process around the controller: its configuration ([`Config`]) and wiring ([`Operator`]:
+//! the HTTP servers, the digest resolver, the controller), [`leader`] election, the health and
+//! metrics [`server`], and log set-up ([`telemetry`]).
 //!
-//! Only the holder of the Lease runs the controller, so two replicas never both write. Losing the
-//! Lease stops the controller at once (in-flight reconciliations are dropped, not finished) and
-//! the process goes back to standing by; shutdown lets running reconciliations finish and then
-//! releases the Lease so a standby can take over without waiting for it to expire.
+//! May depend on everything else in the crate; nothing depends on it.
 
+pub mod leader;
 pub mod server;
 pub mod telemetry;
 
@@ -16,11 +15,10 @@ use std::time::Duration;
 use futures::{Future, FutureExt};
 use kube::Client;
 use kube::runtime::events::Reporter;
-use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use self::server::{AppState, Health};
 use crate::digest::pinner::{DigestInSpec, ImageResolver, RegistryResolver};
@@ -29,7 +27,7 @@ use crate::digest::{DigestResolver, RegistryClient, RegistryClientConfig};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::reconcile::build::FIELD_MANAGER;
-use crate::reconcile::{self, Settings};
+use crate::reconcile::{self, Services};
 
 /// The webhook's bearer token; `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
@@ -212,34 +210,26 @@ impl Operator {
                 .await
         });
 
-        let settings = Settings {
-            namespace: config.namespace.clone(),
-            concurrency: config.concurrency,
+        let services = Services {
             reporter: Reporter {
                 controller: FIELD_MANAGER.to_owned(),
                 instance: Some(config.identity.clone()),
             },
             resolver,
             triggers,
+            metrics: metrics.clone(),
         };
         let result = if config.leader_election {
-            lead_then_control(
-                &config,
-                client,
-                settings,
-                metrics,
-                health.clone(),
-                &shutdown,
-            )
-            .await
+            leader::lead_then_control(&config, client, services, health.clone(), &shutdown).await
         } else {
             metrics.leader.set(1);
             health.set_leading(true);
             let synced = health.clone();
             reconcile::run(
                 client,
-                settings,
-                metrics,
+                config.namespace.as_deref(),
+                config.concurrency,
+                services,
                 move || synced.set_synced(),
                 signal(&shutdown),
             )
@@ -266,7 +256,9 @@ impl Operator {
 }
 
 /// A shutdown future the controller accepts (`Send + Sync`), resolving when `token` is cancelled.
-fn signal(token: &CancellationToken) -> impl Future<Output = ()> + Send + Sync + 'static {
+pub(crate) fn signal(
+    token: &CancellationToken,
+) -> impl Future<Output = ()> + Send + Sync + 'static {
     let (tx, rx) = futures::channel::oneshot::channel::<()>();
     let token = token.clone();
     tokio::spawn(async move {
@@ -274,89 +266,6 @@ fn signal(token: &CancellationToken) -> impl Future<Output = ()> + Send + Sync +
         let _ = tx.send(());
     });
     rx.map(|_| ())
-}
-
-/// Wait until this process is (`true`) or is no longer (`false`) the leader; false if the Lease
-/// manager stopped. (The borrowed value is released here, keeping the callers' futures `Send`.)
-async fn wait_leading(leading: &mut tokio::sync::watch::Receiver<bool>, want: bool) -> bool {
-    leading.wait_for(|leader| *leader == want).await.is_ok()
-}
-
-async fn lead_then_control(
-    config: &Config,
-    client: Client,
-    settings: Settings,
-    metrics: Metrics,
-    health: Arc<Health>,
-    shutdown: &CancellationToken,
-) -> Result<()> {
-    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
-        .with_namespace(&config.lease_namespace)
-        .with_identity(&config.identity)
-        .with_duration(config.lease_duration.as_secs().max(2))
-        .with_grace(config.lease_grace.as_secs().max(1))
-        .build()
-        .await?;
-    let (mut leading, lease_task) = manager.watch().await;
-    info!(
-        lease = %format!("{}/{}", config.lease_namespace, config.lease_name),
-        identity = %config.identity,
-        "standing by for the leader Lease"
-    );
-
-    let outcome = loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
-            became = wait_leading(&mut leading, true) => {
-                if !became {
-                    break Err(Error::Leadership("the Lease manager stopped".to_owned()));
-                }
-            }
-        }
-        info!(identity = %config.identity, "acquired the leader Lease; starting the controller");
-        metrics.leader.set(1);
-        health.set_leading(true);
-        let stop = CancellationToken::new();
-        let synced = health.clone();
-        let controller = reconcile::run(
-            client.clone(),
-            settings.clone(),
-            metrics.clone(),
-            move || synced.set_synced(),
-            signal(&stop),
-        );
-        tokio::pin!(controller);
-        let lost = tokio::select! {
-            _ = &mut controller => false,
-            _ = shutdown.cancelled() => {
-                stop.cancel();
-                (&mut controller).await;
-                false
-            }
-            lost = wait_leading(&mut leading, false) => lost,
-        };
-        // Dropping the controller here aborts whatever it was still doing.
-        metrics.leader.set(0);
-        health.set_leading(false);
-        if lost {
-            warn!(identity = %config.identity, "lost the leader Lease; controller stopped, standing by");
-            continue;
-        }
-        if shutdown.is_cancelled() {
-            break Ok(());
-        }
-        error!("controller stopped unexpectedly");
-        break Ok(());
-    };
-
-    // Closing the channel makes the Lease manager release the Lease and stop.
-    drop(leading);
-    match lease_task.await {
-        Ok(Ok(_)) => info!("released the leader Lease"),
-        Ok(Err(e)) => warn!(error = %e, "could not release the leader Lease"),
-        Err(e) => warn!(error = %e, "Lease manager task failed"),
-    }
-    outcome
 }
 
 #[cfg(test)]
