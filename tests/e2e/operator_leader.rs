@@ -22,7 +22,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use support::*;
 use trading_agent_operator::TradingAgent;
-use trading_agent_operator::reconcile::status::find_condition;
+use trading_agent_operator::reconcile::conditions::find_condition;
 use trading_agent_tests::cluster::TestNamespace;
 
 const CHILD_ENV: &str = "TRADING_AGENT_OPERATOR_TEST_CHILD";

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Resource;
 
-use super::status::{find_condition, reasons, types};
+use super::conditions::{find_condition, reasons, types};
 use crate::resource::TradingAgentStatus;
 
 /// A Kubernetes event to publish about a TradingAgent.
@@ -184,7 +184,7 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::status::condition;
+    use crate::reconcile::conditions::condition;
     use crate::resource::ImageStatus;
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::jiff::Timestamp;

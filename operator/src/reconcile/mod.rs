@@ -21,11 +21,13 @@ pub mod applied;
 pub mod apply;
 pub mod backoff;
 pub mod build;
+pub mod conditions;
 pub mod controller;
 pub mod dereference;
 pub mod events;
 pub mod report;
 pub mod rollback;
+pub mod rollout_state;
 pub mod status;
 pub mod written;
 

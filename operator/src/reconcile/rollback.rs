@@ -1,4 +1,7 @@
-//! Choosing what to pin, between what the registry says and how the last rollout went. Pure.
+//! Stage 3, decide (pure): what to pin, between what the registry says and how the last rollout
+//! went. A rollback is decided here ([`decide`]), recorded here ([`record`], called by the
+//! status stage once the restored digest is applied) and kept in `Degraded` here
+//! ([`degraded_condition`]).
 //!
 //! The resolver reports what the tag points at; this stage decides what the workloads run:
 //!
@@ -12,12 +15,19 @@
 //! A digest written in `spec.image` is the user's explicit choice and is never overridden.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 
+use super::conditions::{condition, find_condition};
+use super::rollout_state::{RolloutState, rollout_state};
 use crate::digest::outcome::{Blocked, ImageOutcome};
 use crate::digest::pinner::current_pin;
 use crate::digest::reference::{Digest, ImageReference, digest_of};
-use crate::reconcile::status::{Rollback, RolloutState, reasons, rollout_state};
-use crate::resource::{Role, RollbackPolicy, TradingAgent};
+use crate::resource::conditions::{reasons, types};
+use crate::resource::{
+    ImageStatus, Role, RollbackPolicy, RolloutOutcome, RolloutRecord, TradingAgent,
+    TradingAgentStatus,
+};
 
 /// What to pin, and whether that is a rollback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +36,112 @@ pub struct PinDecision {
     pub image: ImageOutcome,
     /// Set when this decision rolls a failed digest back.
     pub rollback: Option<Rollback>,
+}
+
+/// How many rejected digests `status.image.rejectedDigests` keeps.
+pub const REJECTED_LIMIT: usize = 10;
+
+/// A rollback decided in this reconcile: the failed digest is rejected, the last healthy one
+/// pinned again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    /// The digest whose rollout failed.
+    pub rejected: String,
+    /// The last healthy digest, pinned again.
+    pub restored: String,
+    /// What happened, naming both digests (the `Degraded` message and the event note).
+    pub message: String,
+}
+
+/// Record a rollback decided in this reconcile (the status stage calls it once the restored
+/// digest is applied): the failed digest's rollout ends `RolledBack` in `history` (a record is
+/// added if it has none) and the digest joins `rejectedDigests` (the newest [`REJECTED_LIMIT`]).
+pub fn record(
+    image: &mut ImageStatus,
+    history: &mut Vec<RolloutRecord>,
+    rollback: &Rollback,
+    now: Timestamp,
+) {
+    match history
+        .iter_mut()
+        .rev()
+        .find(|r| r.digest == rollback.rejected && r.outcome.is_none())
+    {
+        Some(record) => {
+            record.finished = Some(Time(now));
+            record.outcome = Some(RolloutOutcome::RolledBack);
+        }
+        None => history.push(RolloutRecord {
+            digest: rollback.rejected.clone(),
+            started: Time(now),
+            finished: Some(Time(now)),
+            outcome: Some(RolloutOutcome::RolledBack),
+        }),
+    }
+    image.rejected_digests.retain(|d| *d != rollback.rejected);
+    image.rejected_digests.push(rollback.rejected.clone());
+    if image.rejected_digests.len() > REJECTED_LIMIT {
+        let excess = image.rejected_digests.len() - REJECTED_LIMIT;
+        image.rejected_digests.drain(..excess);
+    }
+}
+
+/// `Degraded=RolledBack`, when this reconcile rolled back, and kept (sticky) afterwards until a
+/// new digest moves forward: the tag still points at the rejected digest, which a user needs to
+/// know about. Sticky over failures too: right after a rollback the Deployments can still report
+/// the deadline the rejected template exceeded (`Ready` reports a real failure either way).
+/// `None` when no rollback is the story.
+pub fn degraded_condition(
+    rollback: Option<&Rollback>,
+    previous: &TradingAgentStatus,
+    moves_forward: bool,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<Condition> {
+    if let Some(rollback) = rollback {
+        return Some(condition(
+            types::DEGRADED,
+            true,
+            reasons::ROLLED_BACK,
+            rollback.message.clone(),
+            generation,
+            now,
+        ));
+    }
+    let still_rolled_back = !moves_forward
+        && previous
+            .history
+            .last()
+            .is_some_and(|r| r.outcome == Some(RolloutOutcome::RolledBack));
+    if !still_rolled_back {
+        return None;
+    }
+    let previous_degraded = find_condition(&previous.conditions, types::DEGRADED)
+        .filter(|c| c.status == "True" && c.reason == reasons::ROLLED_BACK);
+    Some(match previous_degraded {
+        Some(c) => Condition {
+            observed_generation: generation,
+            ..c.clone()
+        },
+        None => {
+            let rejected = previous.history.last().map_or("", |r| r.digest.as_str());
+            let pinned = previous
+                .image
+                .as_ref()
+                .and_then(|i| i.digest.as_deref())
+                .unwrap_or("");
+            condition(
+                types::DEGRADED,
+                true,
+                reasons::ROLLED_BACK,
+                format!(
+                    "the rollout of {rejected} failed and was rolled back to {pinned}; {rejected} is rejected until the tag points elsewhere"
+                ),
+                generation,
+                now,
+            )
+        }
+    })
 }
 
 /// A role whose Deployment runs `digest` and exceeded its progress deadline: "role: message".
@@ -350,5 +466,93 @@ mod tests {
         assert_eq!(current_pin(&a, &reference), Some(pin(D1)));
         a.spec.image = "registry.example.com/acme/app:next".into();
         assert_eq!(current_pin(&a, &reference), None);
+    }
+
+    #[test]
+    fn record_closes_the_failed_rollout_and_bounds_the_rejected_digests() {
+        let rollback = |bad: &str| Rollback {
+            rejected: bad.into(),
+            restored: D1.into(),
+            message: "m".into(),
+        };
+        let t = |s: i64| Timestamp::from_second(1_700_000_000 + s).unwrap();
+        let mut image = ImageStatus::default();
+        let mut history = vec![RolloutRecord {
+            digest: D2.into(),
+            started: Time(t(0)),
+            finished: None,
+            outcome: None,
+        }];
+        record(&mut image, &mut history, &rollback(D2), t(5));
+        assert_eq!(
+            history.len(),
+            1,
+            "the open rollout is closed, not duplicated"
+        );
+        assert_eq!(history[0].outcome, Some(RolloutOutcome::RolledBack));
+        assert_eq!(history[0].finished, Some(Time(t(5))));
+        assert_eq!(image.rejected_digests, vec![D2.to_owned()]);
+        // A digest with no open rollout gets a record of its own; a repeat is not listed twice.
+        record(&mut image, &mut history, &rollback(D3), t(6));
+        record(&mut image, &mut history, &rollback(D2), t(7));
+        assert_eq!(history.len(), 3);
+        assert_eq!(image.rejected_digests, vec![D3.to_owned(), D2.to_owned()]);
+        for i in 0..REJECTED_LIMIT {
+            record(
+                &mut image,
+                &mut history,
+                &rollback(&format!("sha256:{i:064x}")),
+                t(8),
+            );
+        }
+        assert_eq!(image.rejected_digests.len(), REJECTED_LIMIT);
+    }
+
+    #[test]
+    fn degraded_stays_rolled_back_until_a_new_digest_moves_forward() {
+        let t = Timestamp::from_second(1_700_000_000).unwrap();
+        let rollback = Rollback {
+            rejected: D2.into(),
+            restored: D1.into(),
+            message: "D2 failed; back on D1".into(),
+        };
+        let now = degraded_condition(
+            Some(&rollback),
+            &TradingAgentStatus::default(),
+            false,
+            Some(1),
+            t,
+        )
+        .expect("a rollback is the story");
+        assert_eq!(
+            (now.status.as_str(), now.reason.as_str()),
+            ("True", "RolledBack")
+        );
+        assert_eq!(now.message, rollback.message);
+
+        let mut previous = TradingAgentStatus {
+            conditions: vec![now.clone()],
+            ..TradingAgentStatus::default()
+        };
+        record(
+            &mut ImageStatus::default(),
+            &mut previous.history,
+            &rollback,
+            t,
+        );
+        let later = Timestamp::from_second(1_700_000_100).unwrap();
+        let kept = degraded_condition(None, &previous, false, Some(2), later).expect("sticky");
+        assert_eq!(kept.last_transition_time, now.last_transition_time);
+        assert_eq!(kept.observed_generation, Some(2));
+        assert_eq!(
+            degraded_condition(None, &previous, true, Some(2), later),
+            None,
+            "moving forward ends it"
+        );
+        assert_eq!(
+            degraded_condition(None, &TradingAgentStatus::default(), false, Some(2), later),
+            None,
+            "no rollback, no story"
+        );
     }
 }
