@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use trading_agent_operator::Error;
 use trading_agent_operator::digest::ImageReference;
 use trading_agent_operator::digest::{
-    Credentials, DigestResolver, Freshness, RegistryClient, RegistryClientConfig, RegistryError,
+    Credentials, DigestResolver, Freshness, RegistryClient, RegistryClientConfig,
 };
 use trading_agent_tests::proxy::{Fault, FaultProxy};
 use trading_agent_tests::registry::{Pusher, RegistryOptions, TempRegistry};
@@ -236,7 +237,7 @@ async fn rate_limit_retry_after_is_honoured_before_any_new_request() {
         .await
         .unwrap_err();
     assert!(
-        matches!(limited, RegistryError::RateLimited { .. }),
+        matches!(limited, Error::RegistryRateLimited { .. }),
         "{limited}"
     );
     let limited_at = Instant::now();
@@ -251,7 +252,7 @@ async fn rate_limit_retry_after_is_honoured_before_any_new_request() {
     let resolved = loop {
         match resolver.resolve(&reference, "v1", None, fresh()).await {
             Ok(digest) => break digest,
-            Err(RegistryError::RateLimited { .. }) => {
+            Err(Error::RegistryRateLimited { .. }) => {
                 tokio::time::sleep(Duration::from_millis(100)).await
             }
             Err(other) => panic!("{other}"),

@@ -152,7 +152,7 @@ impl ManualTriggers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::outcome::Blocked;
+    use crate::error::Error;
 
     #[test]
     fn freshness_is_the_strictest_of_interval_push_and_manual_trigger() {
@@ -211,9 +211,9 @@ mod tests {
                 .unwrap()
                 .pinned_to(Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap()),
         );
-        let failed = ImageOutcome::Unresolved(Blocked {
-            reason: "RegistryUnreachable",
-            message: "down".into(),
+        let failed = ImageOutcome::Unresolved(Error::RegistryUnreachable {
+            host: "registry.example.com".into(),
+            detail: "down".into(),
         });
         let after = |update, image: &ImageOutcome| requeue_after(&spec(tag, update), image);
         assert_eq!(

@@ -21,10 +21,10 @@ pub mod tag_resolver;
 pub mod webhook;
 
 pub use cache::{CacheKey, DigestCache};
-pub use client::{RegistryClient, RegistryClientConfig, RegistryError};
-pub use credentials::{Credentials, CredentialsError, DockerConfig};
+pub use client::{RegistryClient, RegistryClientConfig};
+pub use credentials::{Credentials, DockerConfig};
 pub use freshness::Freshness;
-pub use notification::{NotificationError, PushedTag, pushed_tags};
-pub use outcome::{Blocked, ImageOutcome};
+pub use notification::{PushedTag, pushed_tags};
+pub use outcome::ImageOutcome;
 pub use reference::{Digest, ImageReference, PinnedImage};
 pub use tag_resolver::DigestResolver;

@@ -1,15 +1,7 @@
 //! What resolving `spec.image` comes to: a pinned image, a kept one, or none, and why. Pure.
 
 use super::reference::PinnedImage;
-
-/// Why the operator could not apply anything this time (a user must act).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Blocked {
-    /// Condition reason.
-    pub reason: &'static str,
-    /// Human-readable explanation naming the field to fix.
-    pub message: String,
-}
+use crate::error::Error;
 
 /// The outcome of turning `spec.image` into a pinned image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,10 +14,10 @@ pub enum ImageOutcome {
         /// The digest that stays.
         pinned: PinnedImage,
         /// Why it was not replaced.
-        problem: Blocked,
+        problem: Error,
     },
     /// Not pinned; nothing may be deployed with it.
-    Unresolved(Blocked),
+    Unresolved(Error),
 }
 
 impl ImageOutcome {
@@ -38,7 +30,7 @@ impl ImageOutcome {
     }
 
     /// The problem `ImageResolved=False` reports, if any.
-    pub fn problem(&self) -> Option<&Blocked> {
+    pub fn problem(&self) -> Option<&Error> {
         match self {
             Self::Pinned(_) => None,
             Self::Kept { problem, .. } | Self::Unresolved(problem) => Some(problem),

@@ -15,12 +15,12 @@ use kube::api::Api;
 use kube::{Client, ResourceExt};
 
 use super::freshness::{ManualTriggers, freshness};
-pub use super::outcome::{Blocked, ImageOutcome};
+pub use super::outcome::ImageOutcome;
 use crate::digest::reference::{Digest, ImageReference, PinnedImage};
 use crate::digest::webhook::Triggers;
 use crate::digest::{Credentials, DigestResolver, DockerConfig};
+use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::resource::conditions::reasons;
 use crate::resource::{TradingAgent, UpdateMode};
 
 /// Turns a TradingAgent's `spec.image` into a pinned image (or says why it cannot).
@@ -74,7 +74,7 @@ impl RegistryResolver {
         &self,
         agent: &TradingAgent,
         reference: &ImageReference,
-    ) -> Result<Option<Credentials>, Blocked> {
+    ) -> Result<Option<Credentials>, Error> {
         if agent.spec.image_pull_secrets.is_empty() {
             return Ok(None);
         }
@@ -85,19 +85,15 @@ impl RegistryResolver {
             let secret = match secrets.get_opt(name).await {
                 Ok(Some(secret)) => secret,
                 Ok(None) => {
-                    return Err(Blocked {
-                        reason: reasons::PULL_SECRET_NOT_FOUND,
-                        message: format!(
-                            "Secret {name:?} named in spec.imagePullSecrets does not exist in namespace {ns:?}"
-                        ),
+                    return Err(Error::PullSecretNotFound {
+                        namespace: ns,
+                        name: name.clone(),
                     });
                 }
                 Err(e) => {
-                    return Err(Blocked {
-                        reason: reasons::PULL_SECRET_UNREADABLE,
-                        message: format!(
-                            "Secret {name:?} named in spec.imagePullSecrets could not be read: {e}"
-                        ),
+                    return Err(Error::PullSecretUnreadable {
+                        name: name.clone(),
+                        detail: e.to_string(),
                     });
                 }
             };
@@ -108,9 +104,9 @@ impl RegistryResolver {
                 .map(|(k, v)| (k, v.0))
                 .collect();
             let parsed = DockerConfig::from_secret(secret.type_.as_deref().unwrap_or(""), &data)
-                .map_err(|e| Blocked {
-                    reason: reasons::PULL_SECRET_INVALID,
-                    message: format!("Secret {name:?} named in spec.imagePullSecrets: {e}"),
+                .map_err(|e| Error::PullSecretInvalid {
+                    name: name.clone(),
+                    detail: e.to_string(),
                 })?;
             config.extend(parsed);
         }
@@ -147,10 +143,6 @@ impl RegistryResolver {
             .await;
         self.metrics
             .observe_registry_requests(self.digests.request_count());
-        let result = result.map_err(|e| Blocked {
-            reason: e.reason(),
-            message: e.to_string(),
-        });
         settle(&reference, current, result)
     }
 }
@@ -170,7 +162,7 @@ pub fn current_pin(agent: &TradingAgent, reference: &ImageReference) -> Option<P
 pub fn settle(
     reference: &ImageReference,
     current: Option<PinnedImage>,
-    result: Result<crate::digest::reference::Digest, Blocked>,
+    result: Result<Digest, Error>,
 ) -> (ImageOutcome, &'static str) {
     match (result, current) {
         (Ok(digest), _) => (
@@ -195,18 +187,15 @@ impl ImageResolver for RegistryResolver {
 /// The pure rule behind [`DigestInSpec`].
 pub fn pin_if_digest(image: &str) -> ImageOutcome {
     match ImageReference::parse(image) {
-        Err(e) => ImageOutcome::Unresolved(Blocked {
-            reason: reasons::INVALID_IMAGE_REFERENCE,
-            message: format!("spec.image {image:?}: {e}"),
+        Err(e) => ImageOutcome::Unresolved(Error::InvalidImageReference {
+            image: image.to_owned(),
+            detail: e.to_string(),
         }),
         Ok(reference) => match reference.digest().cloned() {
             Some(digest) => ImageOutcome::Pinned(reference.pinned_to(digest)),
-            None => ImageOutcome::Unresolved(Blocked {
-                reason: reasons::DIGEST_REQUIRED,
-                message: format!(
-                    "spec.image {image:?} names a tag but no digest; this operator build does not resolve tags at a registry and never deploys a mutable tag: use {}@sha256:<digest>",
-                    reference
-                ),
+            None => ImageOutcome::Unresolved(Error::DigestRequired {
+                image: image.to_owned(),
+                reference: reference.to_string(),
             }),
         },
     }
@@ -236,13 +225,13 @@ mod tests {
     fn a_tag_is_never_deployed() {
         match pin_if_digest("registry.example.com/acme/app:stable") {
             ImageOutcome::Unresolved(b) => {
-                assert_eq!(b.reason, "DigestRequired");
-                assert!(b.message.contains("never deploys a mutable tag"));
+                assert_eq!(b.reason(), "DigestRequired");
+                assert!(b.to_string().contains("never deploys a mutable tag"));
             }
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(pin_if_digest("app"), ImageOutcome::Unresolved(b) if b.reason == "DigestRequired")
+            matches!(pin_if_digest("app"), ImageOutcome::Unresolved(b) if b.reason() == "DigestRequired")
         );
     }
 
@@ -250,9 +239,9 @@ mod tests {
     fn a_failure_keeps_the_pinned_digest_or_deploys_nothing() {
         let reference = ImageReference::parse("registry.example.com/acme/app:stable").unwrap();
         let digest = crate::digest::reference::Digest::parse(DIGEST).unwrap();
-        let down = || Blocked {
-            reason: "RegistryUnreachable",
-            message: "registry registry.example.com unreachable: connection refused".into(),
+        let down = || Error::RegistryUnreachable {
+            host: "registry.example.com".into(),
+            detail: "connection refused".into(),
         };
         let pinned = reference.pinned_to(digest.clone());
         assert_eq!(
@@ -279,8 +268,8 @@ mod tests {
     fn a_malformed_reference_says_why() {
         match pin_if_digest("Bad//Image") {
             ImageOutcome::Unresolved(b) => {
-                assert_eq!(b.reason, "InvalidImageReference");
-                assert!(b.message.starts_with("spec.image"));
+                assert_eq!(b.reason(), "InvalidImageReference");
+                assert!(b.to_string().starts_with("spec.image"));
             }
             other => panic!("{other:?}"),
         }

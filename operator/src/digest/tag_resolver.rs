@@ -3,10 +3,11 @@
 //! cache ([`cache`]) that keeps registry traffic proportional to distinct images, not to agents.
 
 use super::cache::{CacheKey, DigestCache};
-use super::client::{RegistryClient, RegistryError};
+use super::client::RegistryClient;
 use super::credentials::Credentials;
 use super::freshness::Freshness;
 use crate::digest::reference::{Digest, ImageReference};
+use crate::error::Error;
 
 /// Resolves image tags to digests through one [`RegistryClient`] and one [`DigestCache`].
 pub struct DigestResolver {
@@ -29,7 +30,7 @@ impl DigestResolver {
         tag: &str,
         credentials: Option<&Credentials>,
         freshness: Freshness,
-    ) -> Result<Digest, RegistryError> {
+    ) -> Result<Digest, Error> {
         let key = CacheKey {
             registry: image.registry().to_owned(),
             repository: image.repository().to_owned(),

@@ -9,7 +9,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, GetParams};
 
 use super::Context;
-use super::status::{Blocked, reasons};
 use crate::error::{Error, Result};
 use crate::resource::TradingAgent;
 
@@ -20,14 +19,25 @@ use crate::resource::TradingAgent;
 /// reconciliation; this bounds that delay for busy agents too.
 pub const SECRET_RECHECK: Duration = Duration::from_secs(30);
 
-/// Stage 1: the database Secret must exist and hold the key; otherwise the resource is blocked.
-/// A Secret found holding the key is trusted for [`SECRET_RECHECK`]; a missing one is read again
-/// on every retry, so it is noticed as soon as it is created.
-pub(super) async fn database_secret(
-    ctx: &Context,
-    ns: &str,
-    agent: &TradingAgent,
-) -> Result<Option<(Blocked, Error)>> {
+/// What a TradingAgent points at, as found. A problem here is the user's to fix: it is reported
+/// in the status (`Ready=False` with [`Error::reason`]) and nothing is deployed until it is gone.
+#[derive(Debug, Default)]
+pub struct Dereferenced {
+    /// Why the database Secret cannot be used, if it cannot.
+    pub database_secret: Option<Error>,
+}
+
+/// Read what `agent` points at. `Err` only when the API server could not answer.
+pub async fn dereference(ctx: &Context, ns: &str, agent: &TradingAgent) -> Result<Dereferenced> {
+    Ok(Dereferenced {
+        database_secret: database_secret(ctx, ns, agent).await?,
+    })
+}
+
+/// The database Secret must exist and hold the key. A Secret found holding the key is trusted for
+/// [`SECRET_RECHECK`]; a missing one is read again on every retry, so it is noticed as soon as it
+/// is created.
+async fn database_secret(ctx: &Context, ns: &str, agent: &TradingAgent) -> Result<Option<Error>> {
     let reference = &agent.spec.database.secret_ref;
     let cache_key = SecretKeyRef {
         namespace: ns.to_owned(),
@@ -45,19 +55,11 @@ pub(super) async fn database_secret(
         Err(e) => return Err(e.into()),
     };
     let problem = match secret {
-        None => Some((
-            Blocked {
-                reason: reasons::SECRET_NOT_FOUND,
-                message: format!(
-                    "Secret {:?} named by spec.database.secretRef.name does not exist in namespace {ns:?}; create it with the database URL under key {:?}",
-                    reference.name, reference.key
-                ),
-            },
-            Error::SecretNotFound {
-                namespace: ns.to_owned(),
-                name: reference.name.clone(),
-            },
-        )),
+        None => Some(Error::SecretNotFound {
+            namespace: ns.to_owned(),
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+        }),
         Some(secret) => {
             let has_key = secret
                 .data
@@ -67,21 +69,10 @@ pub(super) async fn database_secret(
                     .string_data
                     .as_ref()
                     .is_some_and(|d| d.contains_key(&reference.key));
-            (!has_key).then(|| {
-                (
-                    Blocked {
-                        reason: reasons::SECRET_KEY_MISSING,
-                        message: format!(
-                            "Secret {:?} has no key {:?} (spec.database.secretRef.key)",
-                            reference.name, reference.key
-                        ),
-                    },
-                    Error::SecretKeyMissing {
-                        namespace: ns.to_owned(),
-                        name: reference.name.clone(),
-                        key: reference.key.clone(),
-                    },
-                )
+            (!has_key).then(|| Error::SecretKeyMissing {
+                namespace: ns.to_owned(),
+                name: reference.name.clone(),
+                key: reference.key.clone(),
             })
         }
     };

@@ -136,8 +136,8 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
 
     let started = Instant::now();
     // 1. dereference
-    let secret_problem = dereference::database_secret(&ctx, &ns, &agent).await?;
-    let dereferenced = started.elapsed();
+    let dereferenced = dereference::dereference(&ctx, &ns, &agent).await?;
+    let dereferenced_at = started.elapsed();
     // 2. validate
     let resolved = ctx.services.resolver.resolve(&agent).await;
     let validated = started.elapsed();
@@ -145,7 +145,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     let decision = rollback::decide(&agent, resolved, &current);
     let image = decision.image;
     // 3. build
-    let desired = match (image.pinned(), &secret_problem) {
+    let desired = match (image.pinned(), &dereferenced.database_secret) {
         (Some(pinned), None) => Some(desired_objects(&agent, pinned)?),
         _ => None,
     };
@@ -176,7 +176,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         agent: &agent,
         image: &image,
         applied,
-        blocked: secret_problem.as_ref().map(|(blocked, _)| blocked),
+        blocked: dereferenced.database_secret.as_ref(),
         deployments: &deployments,
         rollback,
         now,
@@ -187,15 +187,15 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     report::publish(&ctx, &agent, events).await;
     debug!(
         tradingagent = %key,
-        secret_ms = dereferenced.as_millis() as u64,
-        resolve_ms = (validated - dereferenced).as_millis() as u64,
+        secret_ms = dereferenced_at.as_millis() as u64,
+        resolve_ms = (validated - dereferenced_at).as_millis() as u64,
         apply_ms = (applied_at - validated).as_millis() as u64,
         status_ms = (status_at - applied_at).as_millis() as u64,
         events_ms = (started.elapsed() - status_at).as_millis() as u64,
         "reconcile stages"
     );
 
-    if let Some((_, error)) = secret_problem {
+    if let Some(error) = dereferenced.database_secret {
         // Reported; retry with back-off until the Secret appears.
         return Err(error);
     }

@@ -20,9 +20,10 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::conditions::{condition, find_condition};
 use super::rollout_state::{RolloutState, rollout_state};
-use crate::digest::outcome::{Blocked, ImageOutcome};
+use crate::digest::outcome::ImageOutcome;
 use crate::digest::pinner::current_pin;
 use crate::digest::reference::{Digest, ImageReference, digest_of};
+use crate::error::Error;
 use crate::resource::conditions::{reasons, types};
 use crate::resource::{
     ImageStatus, Role, RollbackPolicy, RolloutOutcome, RolloutRecord, TradingAgent,
@@ -208,10 +209,9 @@ pub fn decide(
         return PinDecision {
             image: ImageOutcome::Kept {
                 pinned: reference.pinned_to(healthy.clone()),
-                problem: Blocked {
-                    reason: reasons::DIGEST_REJECTED,
-                    message: format!("{} points at {bad}, whose rollout failed", reference),
-                },
+                problem: Error::DigestRejected(format!(
+                    "{reference} points at {bad}, whose rollout failed"
+                )),
             },
             rollback: Some(Rollback {
                 rejected: bad,
@@ -225,14 +225,11 @@ pub fn decide(
     if let ImageOutcome::Pinned(resolved_pin) = &resolved
         && rejected.contains(&resolved_pin.digest().as_str())
     {
-        let problem = Blocked {
-            reason: reasons::DIGEST_REJECTED,
-            message: format!(
-                "{} points at {}, whose rollout failed; it is not retried until the tag points elsewhere",
-                reference,
-                resolved_pin.digest()
-            ),
-        };
+        let problem = Error::DigestRejected(format!(
+            "{} points at {}, whose rollout failed; it is not retried until the tag points elsewhere",
+            reference,
+            resolved_pin.digest()
+        ));
         return plain(match current {
             Some(pinned) if pinned.digest() != resolved_pin.digest() => {
                 ImageOutcome::Kept { pinned, problem }
@@ -343,7 +340,7 @@ mod tests {
         match d.image {
             ImageOutcome::Kept { pinned, problem } => {
                 assert_eq!(pinned.digest().as_str(), D1);
-                assert_eq!(problem.reason, "DigestRejected");
+                assert_eq!(problem.reason(), "DigestRejected");
             }
             other => panic!("{other:?}"),
         }
@@ -413,8 +410,8 @@ mod tests {
         match decide(&a, ImageOutcome::Pinned(pin(D2)), &ds).image {
             ImageOutcome::Kept { pinned, problem } => {
                 assert_eq!(pinned.digest().as_str(), D1);
-                assert_eq!(problem.reason, "DigestRejected");
-                assert!(problem.message.contains(D2));
+                assert_eq!(problem.reason(), "DigestRejected");
+                assert!(problem.to_string().contains(D2));
             }
             other => panic!("{other:?}"),
         }
@@ -430,7 +427,7 @@ mod tests {
         let fresh = agent(IMAGE, None, None, &[D2]);
         assert!(matches!(
             decide(&fresh, ImageOutcome::Pinned(pin(D2)), &[]).image,
-            ImageOutcome::Unresolved(b) if b.reason == "DigestRejected"
+            ImageOutcome::Unresolved(b) if b.reason() == "DigestRejected"
         ));
     }
 
@@ -439,9 +436,9 @@ mod tests {
         let a = agent(IMAGE, Some(D1), Some(D1), &[D2]);
         let kept = ImageOutcome::Kept {
             pinned: pin(D1),
-            problem: Blocked {
-                reason: "RegistryUnreachable",
-                message: "down".into(),
+            problem: Error::RegistryUnreachable {
+                host: "r".into(),
+                detail: "down".into(),
             },
         };
         assert_eq!(decide(&a, kept.clone(), &[]).image, kept);

@@ -22,8 +22,9 @@ use k8s_openapi::jiff::Timestamp;
 use super::conditions::{condition, set_condition};
 use super::rollback::{self, Rollback};
 use super::rollout_state::{RolloutState, component_status, rollout_state};
-pub use crate::digest::outcome::{Blocked, ImageOutcome};
+pub use crate::digest::outcome::ImageOutcome;
 use crate::digest::reference::ImageReference;
+use crate::error::Error;
 pub use crate::resource::conditions::{reasons, types};
 use crate::resource::{
     ComponentsStatus, ImageStatus, Role, RolloutOutcome, RolloutRecord, TradingAgent,
@@ -43,7 +44,7 @@ pub struct Observation<'a> {
     /// Whether the pinned image was applied to the Deployments in this reconcile.
     pub applied: bool,
     /// A problem with a referenced object (the database Secret) that blocked applying.
-    pub blocked: Option<&'a Blocked>,
+    pub blocked: Option<&'a Error>,
     /// The Deployments as the API server returned them (after applying, when applied).
     pub deployments: &'a [(Role, Option<Deployment>)],
     /// A rollback applied in this reconcile.
@@ -55,7 +56,7 @@ pub struct Observation<'a> {
 impl Observation<'_> {
     /// What keeps the workloads from being deployed: a referenced object, or an image with no
     /// digest to pin.
-    fn blocker(&self) -> Option<&Blocked> {
+    fn blocker(&self) -> Option<&Error> {
         let image_blocker = match self.image {
             ImageOutcome::Unresolved(blocked) => Some(blocked),
             ImageOutcome::Pinned(_) | ImageOutcome::Kept { .. } => None,
@@ -167,10 +168,10 @@ pub fn image_resolved_condition(obs: &Observation<'_>) -> Condition {
         ImageOutcome::Kept { pinned, problem } => condition(
             types::IMAGE_RESOLVED,
             false,
-            problem.reason,
+            problem.reason(),
             format!(
                 "{}; the workloads stay on {}",
-                problem.message,
+                problem.condition_message(),
                 pinned.digest()
             ),
             generation,
@@ -179,8 +180,8 @@ pub fn image_resolved_condition(obs: &Observation<'_>) -> Condition {
         ImageOutcome::Unresolved(blocked) => condition(
             types::IMAGE_RESOLVED,
             false,
-            blocked.reason,
-            blocked.message.clone(),
+            blocked.reason(),
+            blocked.condition_message(),
             generation,
             obs.now,
         ),
@@ -191,7 +192,7 @@ pub fn image_resolved_condition(obs: &Observation<'_>) -> Condition {
 pub fn ready_condition(
     obs: &Observation<'_>,
     rollouts: &Rollouts,
-    blocker: Option<&Blocked>,
+    blocker: Option<&Error>,
 ) -> Condition {
     let generation = obs.agent.metadata.generation;
     let paused = obs.agent.spec.paused;
@@ -199,8 +200,8 @@ pub fn ready_condition(
         return condition(
             types::READY,
             false,
-            blocked.reason,
-            blocked.message.clone(),
+            blocked.reason(),
+            blocked.condition_message(),
             generation,
             obs.now,
         );
@@ -247,7 +248,7 @@ pub fn ready_condition(
 pub fn progressing_condition(
     obs: &Observation<'_>,
     rollouts: &Rollouts,
-    blocker: Option<&Blocked>,
+    blocker: Option<&Error>,
 ) -> Condition {
     let generation = obs.agent.metadata.generation;
     if obs.agent.spec.paused {
@@ -264,8 +265,8 @@ pub fn progressing_condition(
         return condition(
             types::PROGRESSING,
             false,
-            blocked.reason,
-            blocked.message.clone(),
+            blocked.reason(),
+            blocked.condition_message(),
             generation,
             obs.now,
         );
@@ -652,9 +653,9 @@ mod tests {
     #[test]
     fn tag_only_image_is_not_ready_with_digest_required() {
         let a = agent("registry.example.com/acme/app:stable");
-        let outcome = ImageOutcome::Unresolved(Blocked {
-            reason: reasons::DIGEST_REQUIRED,
-            message: "spec.image has no digest".into(),
+        let outcome = ImageOutcome::Unresolved(Error::DigestRequired {
+            image: "registry.example.com/acme/app:stable".into(),
+            reference: "registry.example.com/acme/app:stable".into(),
         });
         let ds: Vec<_> = Role::ALL.into_iter().map(|r| (r, None)).collect();
         let s = observe(&a, &outcome, &ds, t(0));
@@ -680,9 +681,9 @@ mod tests {
         let mut a = agent("x");
         a.status = Some(observe(&a, &pinned(D1), &all(&a, D1, 1), t(0)));
         a.spec.image = "registry.example.com/acme/app:next".into();
-        let outcome = ImageOutcome::Unresolved(Blocked {
-            reason: reasons::DIGEST_REQUIRED,
-            message: "no digest".into(),
+        let outcome = ImageOutcome::Unresolved(Error::DigestRequired {
+            image: "registry.example.com/acme/app:next".into(),
+            reference: "registry.example.com/acme/app:next".into(),
         });
         let s = observe(&a, &outcome, &all(&a, D1, 1), t(10));
         assert_eq!(s.image.as_ref().unwrap().digest.as_deref(), Some(D1));
@@ -692,9 +693,10 @@ mod tests {
     #[test]
     fn missing_secret_blocks_ready_with_its_reason() {
         let a = agent("x");
-        let blocked = Blocked {
-            reason: reasons::SECRET_NOT_FOUND,
-            message: "Secret desk/desk-db (spec.database.secretRef) not found".into(),
+        let blocked = Error::SecretNotFound {
+            namespace: "desk".into(),
+            name: "desk-db".into(),
+            key: "url".into(),
         };
         let ds: Vec<_> = Role::ALL.into_iter().map(|r| (r, None)).collect();
         let s = next_status(&Observation {
@@ -791,13 +793,20 @@ mod tests {
         );
     }
 
+    /// The digest stays, kept by a registry outage or (with `DigestRejected`) a rejected digest.
     fn kept(digest: &str, reason: &'static str) -> ImageOutcome {
+        let problem = if reason == reasons::DIGEST_REJECTED {
+            Error::DigestRejected("the tag points at a rejected digest".into())
+        } else {
+            Error::RegistryUnreachable {
+                host: "r".into(),
+                detail: "connection refused".into(),
+            }
+        };
+        assert_eq!(problem.reason(), reason);
         ImageOutcome::Kept {
             pinned: pinned(digest).pinned().unwrap().clone(),
-            problem: Blocked {
-                reason,
-                message: "registry r unreachable: connection refused".into(),
-            },
+            problem,
         }
     }
 
@@ -1090,9 +1099,9 @@ mod tests {
     }
 
     static IMAGE_NONE: std::sync::LazyLock<ImageOutcome> = std::sync::LazyLock::new(|| {
-        ImageOutcome::Unresolved(Blocked {
-            reason: reasons::DIGEST_REQUIRED,
-            message: "no digest".into(),
+        ImageOutcome::Unresolved(Error::DigestRequired {
+            image: "x".into(),
+            reference: "x".into(),
         })
     });
 }
