@@ -9,18 +9,18 @@ use std::time::{Duration, Instant};
 use trading_agent_operator::Error;
 use trading_agent_operator::digest::ImageReference;
 use trading_agent_operator::digest::{
-    Credentials, DigestResolver, Freshness, RegistryClient, RegistryClientConfig,
+    Credentials, Freshness, RegistryClient, RegistryClientConfig, TagResolver,
 };
 use trading_agent_tests::proxy::{Fault, FaultProxy};
 use trading_agent_tests::registry::{Pusher, RegistryOptions, TempRegistry};
 use trading_agent_tests::token_issuer::TokenIssuer;
 
-fn resolver_for(hosts: &[&str]) -> DigestResolver {
+fn resolver_for(hosts: &[&str]) -> TagResolver {
     let config = RegistryClientConfig {
         insecure_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
         request_timeout: Duration::from_secs(3),
     };
-    DigestResolver::new(RegistryClient::new(config).expect("client"))
+    TagResolver::new(RegistryClient::new(config).expect("client"))
 }
 
 fn image(host: &str, path: &str) -> ImageReference {

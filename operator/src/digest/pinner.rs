@@ -1,116 +1,75 @@
-//! The seam between the controller and digest resolution.
+//! Pinning one TradingAgent's image: the seam between the reconcile and the registries.
 //!
-//! The controller asks an [`ImageResolver`] to turn `spec.image` into a pinned image.
-//! [`RegistryResolver`] resolves tags at the registry (the operator's default);
-//! [`DigestInSpec`] pins only images that already carry a digest and refuses tags. Either way a
-//! mutable tag is never deployed.
+//! Three levels, each named for what it turns into what:
+//! - an [`ImagePinner`] turns an agent's `spec.image` into an [`ImageOutcome`] (pinned, kept, or
+//!   unresolved and why), with the agent's policy: `mode: Pin`, pull secrets, freshness, keeping
+//!   the pinned digest when the registry fails. [`RegistryPinner`] resolves tags (the operator's
+//!   default); [`DigestOnlyPinner`] accepts only digests written in `spec.image`;
+//! - a [`TagResolver`] turns `repository:tag` into a digest for every agent at once, through one
+//!   coalescing cache;
+//! - the [`RegistryClient`](super::client::RegistryClient) speaks the registry's HTTP API.
+//!
+//! Either way a mutable tag is never deployed.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
-use kube::{Client, ResourceExt};
+use kube::Client;
 
 use super::freshness::{ManualTriggers, freshness};
 pub use super::outcome::ImageOutcome;
+use super::pull_secrets;
+use crate::digest::TagResolver;
 use crate::digest::reference::{Digest, ImageReference, PinnedImage};
 use crate::digest::webhook::Triggers;
-use crate::digest::{Credentials, DigestResolver, DockerConfig};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::resource::{TradingAgent, UpdateMode};
 
 /// Turns a TradingAgent's `spec.image` into a pinned image (or says why it cannot).
-pub trait ImageResolver: Send + Sync + 'static {
-    /// Resolve the image of `agent`.
-    fn resolve<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome>;
+pub trait ImagePinner: Send + Sync + 'static {
+    /// What `agent`'s image is pinned to.
+    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome>;
 }
 
 /// Pins images that carry a digest; leaves tag-only images unresolved (`DigestRequired`).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct DigestInSpec;
+pub struct DigestOnlyPinner;
 
-impl ImageResolver for DigestInSpec {
-    fn resolve<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
+impl ImagePinner for DigestOnlyPinner {
+    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
         Box::pin(std::future::ready(pin_if_digest(&agent.spec.image)))
     }
 }
 
-/// Resolves tags at the registry through one shared [`DigestResolver`] (one cache, coalesced
+/// Resolves tags at the registry through one shared [`TagResolver`] (one cache, coalesced
 /// lookups), with credentials from the agent's `imagePullSecrets`.
-pub struct RegistryResolver {
+pub struct RegistryPinner {
     client: Client,
-    digests: DigestResolver,
+    tags: TagResolver,
     triggers: Arc<Triggers>,
     metrics: Metrics,
     /// The `resolve-now` values already seen.
     manual: ManualTriggers,
 }
 
-impl RegistryResolver {
-    /// A resolver reading pull secrets with `client`, asking registries through `digests`, and
+impl RegistryPinner {
+    /// A pinner reading pull secrets with `client`, asking registries through `tags`, and
     /// honouring the pushes recorded in `triggers`.
     pub fn new(
         client: Client,
-        digests: DigestResolver,
+        tags: TagResolver,
         triggers: Arc<Triggers>,
         metrics: Metrics,
     ) -> Self {
         Self {
             client,
-            digests,
+            tags,
             triggers,
             metrics,
             manual: ManualTriggers::default(),
         }
-    }
-
-    /// Credentials for `reference`'s registry from the agent's pull secrets (the first secret that
-    /// names the registry wins, as for the kubelet).
-    async fn credentials(
-        &self,
-        agent: &TradingAgent,
-        reference: &ImageReference,
-    ) -> Result<Option<Credentials>, Error> {
-        if agent.spec.image_pull_secrets.is_empty() {
-            return Ok(None);
-        }
-        let ns = agent.namespace().unwrap_or_default();
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
-        let mut config = DockerConfig::default();
-        for name in agent.spec.image_pull_secrets.iter().map(|s| &s.name) {
-            let secret = match secrets.get_opt(name).await {
-                Ok(Some(secret)) => secret,
-                Ok(None) => {
-                    return Err(Error::PullSecretNotFound {
-                        namespace: ns,
-                        name: name.clone(),
-                    });
-                }
-                Err(e) => {
-                    return Err(Error::PullSecretUnreadable {
-                        name: name.clone(),
-                        detail: e.to_string(),
-                    });
-                }
-            };
-            let data: BTreeMap<String, Vec<u8>> = secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
-            let parsed = DockerConfig::from_secret(secret.type_.as_deref().unwrap_or(""), &data)
-                .map_err(|e| Error::PullSecretInvalid {
-                    name: name.clone(),
-                    detail: e.to_string(),
-                })?;
-            config.extend(parsed);
-        }
-        Ok(config.credentials_for(reference.registry()).cloned())
     }
 
     async fn resolve_tag(&self, agent: &TradingAgent) -> (ImageOutcome, &'static str) {
@@ -127,7 +86,7 @@ impl RegistryResolver {
         {
             return (ImageOutcome::Pinned(pinned), "pin_mode");
         }
-        let credentials = match self.credentials(agent, &reference).await {
+        let credentials = match pull_secrets::credentials(&self.client, agent, &reference).await {
             Ok(credentials) => credentials,
             Err(problem) => return settle(&reference, current, Err(problem)),
         };
@@ -138,11 +97,11 @@ impl RegistryResolver {
             Instant::now(),
         );
         let result = self
-            .digests
+            .tags
             .resolve(&reference, &tag, credentials.as_ref(), freshness)
             .await;
         self.metrics
-            .observe_registry_requests(self.digests.request_count());
+            .observe_registry_requests(self.tags.request_count());
         settle(&reference, current, result)
     }
 }
@@ -174,8 +133,8 @@ pub fn settle(
     }
 }
 
-impl ImageResolver for RegistryResolver {
-    fn resolve<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
+impl ImagePinner for RegistryPinner {
+    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
         Box::pin(async move {
             let (outcome, label) = self.resolve_tag(agent).await;
             self.metrics.record_resolution(label);
@@ -184,7 +143,7 @@ impl ImageResolver for RegistryResolver {
     }
 }
 
-/// The pure rule behind [`DigestInSpec`].
+/// The pure rule behind [`DigestOnlyPinner`].
 pub fn pin_if_digest(image: &str) -> ImageOutcome {
     match ImageReference::parse(image) {
         Err(e) => ImageOutcome::Unresolved(Error::InvalidImageReference {

@@ -1,6 +1,6 @@
-//! Digest resolution at the registry: the OCI distribution client ([`client`]), credentials from
-//! `imagePullSecrets` ([`credentials`]), auth challenges ([`challenge`]) and the shared, coalescing
-//! cache ([`cache`]) that keeps registry traffic proportional to distinct images, not to agents.
+//! `repository:tag` → digest for every TradingAgent at once: one [`RegistryClient`] behind one
+//! shared, coalescing [`DigestCache`], so registry traffic grows with distinct images, not with
+//! agents. How fresh an answer must be is the caller's [`Freshness`].
 
 use super::cache::{CacheKey, DigestCache};
 use super::client::RegistryClient;
@@ -10,12 +10,13 @@ use crate::digest::reference::{Digest, ImageReference};
 use crate::error::Error;
 
 /// Resolves image tags to digests through one [`RegistryClient`] and one [`DigestCache`].
-pub struct DigestResolver {
+pub struct TagResolver {
     client: RegistryClient,
     cache: DigestCache,
 }
 
-impl DigestResolver {
+impl TagResolver {
+    /// A resolver asking registries through `client`, with an empty cache.
     pub fn new(client: RegistryClient) -> Self {
         Self {
             client,

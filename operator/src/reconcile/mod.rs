@@ -4,7 +4,7 @@
 //! | stage | file | talks to |
 //! |---|---|---|
 //! | 1. dereference: the database Secret must exist and hold its key | [`dereference`] | API server |
-//! | 2. resolve: `spec.image` → a pinned image | [`crate::digest`] | registries |
+//! | 2. resolve: `spec.image` → a pinned image | [`crate::digest::pinner`] | registries |
 //! | 3. decide: what to pin, given how the last rollout went (rollback, rejected digests) | [`rollback`] | pure |
 //! | 4. build: the desired children | [`build`] | pure |
 //! | 5. apply: server-side apply of what changed | [`apply`] (with [`applied`], pure) | API server |
@@ -42,7 +42,7 @@ use kube::{Client, ResourceExt};
 use tracing::{debug, warn};
 
 use crate::digest::freshness;
-use crate::digest::pinner::ImageResolver;
+use crate::digest::pinner::ImagePinner;
 use crate::digest::webhook::Triggers;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -63,7 +63,7 @@ pub struct Services {
     /// Who publishes events.
     pub reporter: Reporter,
     /// Turns `spec.image` into a pinned image.
-    pub resolver: Arc<dyn ImageResolver>,
+    pub pinner: Arc<dyn ImagePinner>,
     /// Where registry notifications reach the controller.
     pub triggers: Arc<Triggers>,
     /// Metrics.
@@ -139,7 +139,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     let dereferenced = dereference::dereference(&ctx, &ns, &agent).await?;
     let dereferenced_at = started.elapsed();
     // 2. validate
-    let resolved = ctx.services.resolver.resolve(&agent).await;
+    let resolved = ctx.services.pinner.pin(&agent).await;
     let validated = started.elapsed();
     let current = apply::cached_deployments(&ctx.stores, &ns, &agent.name_any());
     let decision = rollback::decide(&agent, resolved, &current);

@@ -1,5 +1,5 @@
 //! The process around the controller: its configuration ([`Config`]) and wiring ([`Operator`]:
-//! the HTTP servers, the digest resolver, the controller), [`leader`] election, the health and
+//! the HTTP servers, the image pinner, the controller), [`leader`] election, the health and
 //! metrics [`server`], and log set-up ([`telemetry`]).
 //!
 //! May depend on everything else in the crate; nothing depends on it.
@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use self::server::{AppState, Health};
-use crate::digest::pinner::{DigestInSpec, ImageResolver, RegistryResolver};
+use crate::digest::pinner::{DigestOnlyPinner, ImagePinner, RegistryPinner};
 use crate::digest::webhook::{self, Triggers, WebhookState};
-use crate::digest::{DigestResolver, RegistryClient, RegistryClientConfig};
+use crate::digest::{RegistryClient, RegistryClientConfig, TagResolver};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::reconcile::build::FIELD_MANAGER;
@@ -61,7 +61,7 @@ pub struct Config {
     /// Reconciliations allowed to run at once.
     pub concurrency: u16,
     /// Resolve tags at registries with these settings; `None` pins only digests written in
-    /// `spec.image` ([`DigestInSpec`]).
+    /// `spec.image` ([`DigestOnlyPinner`]).
     pub registry: Option<RegistryClientConfig>,
     /// Where the registry webhook listens (served only with a token).
     pub webhook_addr: Option<SocketAddr>,
@@ -94,7 +94,7 @@ pub struct Operator {
     config: Config,
     listener: TcpListener,
     webhook: Option<(TcpListener, WebhookToken)>,
-    resolver: Option<Arc<dyn ImageResolver>>,
+    pinner: Option<Arc<dyn ImagePinner>>,
     triggers: Arc<Triggers>,
     metrics: Metrics,
     registry: Registry,
@@ -121,7 +121,7 @@ impl Operator {
             config,
             listener,
             webhook,
-            resolver: None,
+            pinner: None,
             triggers: Arc::new(Triggers::default()),
             metrics,
             registry,
@@ -145,9 +145,9 @@ impl Operator {
         self.triggers.clone()
     }
 
-    /// Use another digest resolver (instead of the one `Config::registry` selects).
-    pub fn with_resolver(mut self, resolver: Arc<dyn ImageResolver>) -> Self {
-        self.resolver = Some(resolver);
+    /// Use another image pinner (instead of the one `Config::registry` selects).
+    pub fn with_pinner(mut self, pinner: Arc<dyn ImagePinner>) -> Self {
+        self.pinner = Some(pinner);
         self
     }
 
@@ -162,24 +162,24 @@ impl Operator {
             config,
             listener,
             webhook,
-            resolver,
+            pinner,
             triggers,
             metrics,
             registry,
         } = self;
-        let resolver: Arc<dyn ImageResolver> = match (resolver, &config.registry) {
-            (Some(resolver), _) => resolver,
+        let pinner: Arc<dyn ImagePinner> = match (pinner, &config.registry) {
+            (Some(pinner), _) => pinner,
             (None, Some(registry_config)) => {
                 let registry_client = RegistryClient::new(registry_config.clone())
                     .map_err(|e| Error::RegistryClient(e.to_string()))?;
-                Arc::new(RegistryResolver::new(
+                Arc::new(RegistryPinner::new(
                     client.clone(),
-                    DigestResolver::new(registry_client),
+                    TagResolver::new(registry_client),
                     triggers.clone(),
                     metrics.clone(),
                 ))
             }
-            (None, None) => Arc::new(DigestInSpec),
+            (None, None) => Arc::new(DigestOnlyPinner),
         };
         let webhook_server = webhook.map(|(listener, token)| {
             let app = webhook::router(WebhookState {
@@ -215,7 +215,7 @@ impl Operator {
                 controller: FIELD_MANAGER.to_owned(),
                 instance: Some(config.identity.clone()),
             },
-            resolver,
+            pinner,
             triggers,
             metrics: metrics.clone(),
         };
