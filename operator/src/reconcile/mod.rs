@@ -138,18 +138,19 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     // 1. dereference
     let dereferenced = dereference::dereference(&ctx, &ns, &agent).await?;
     let dereferenced_at = started.elapsed();
-    // 2. validate
+    // 2. resolve
     let resolved = ctx.services.pinner.pin(&agent).await;
-    let validated = started.elapsed();
+    let resolved_at = started.elapsed();
+    // 3. decide
     let current = apply::cached_deployments(&ctx.stores, &ns, &agent.name_any());
     let decision = rollback::decide(&agent, resolved, &current);
     let image = decision.image;
-    // 3. build
+    // 4. build
     let desired = match (image.pinned(), &dereferenced.database_secret) {
         (Some(pinned), None) => Some(desired_objects(&agent, pinned)?),
         _ => None,
     };
-    // 4. apply
+    // 5. apply
     let mut events = Vec::new();
     let (deployments, applied) = match desired {
         Some(objects) if !agent.spec.paused => (
@@ -169,7 +170,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
             "rollout failed: rolled back to the last healthy digest"
         );
     }
-    // 5. status
+    // 6. status
     let now =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let status = next_status(&Observation {
@@ -182,14 +183,15 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         now,
     });
     events.extend(events::status_events(agent.status.as_ref(), &status));
+    // 7. report
     report::write_status(&ctx, &agent, &ns, status).await?;
     let status_at = started.elapsed();
     report::publish(&ctx, &agent, events).await;
     debug!(
         tradingagent = %key,
         secret_ms = dereferenced_at.as_millis() as u64,
-        resolve_ms = (validated - dereferenced_at).as_millis() as u64,
-        apply_ms = (applied_at - validated).as_millis() as u64,
+        resolve_ms = (resolved_at - dereferenced_at).as_millis() as u64,
+        apply_ms = (applied_at - resolved_at).as_millis() as u64,
         status_ms = (status_at - applied_at).as_millis() as u64,
         events_ms = (started.elapsed() - status_at).as_millis() as u64,
         "reconcile stages"
