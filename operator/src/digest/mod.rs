@@ -2,7 +2,7 @@
 //!
 //! | file | owns | talks to |
 //! |---|---|---|
-//! | [`reference`] | image references and digests (distribution grammar) | pure |
+//! | [`reference`](mod@reference) | image references and digests (distribution grammar) | pure |
 //! | [`outcome`] | what pinning comes to: pinned, kept, unresolved | pure |
 //! | [`pinner`] | one agent's policy: `ImagePinner`, `RegistryPinner`, `DigestOnlyPinner` | — |
 //! | [`freshness`] | every freshness rule: polling interval, pushes, manual trigger, cached errors, requeue | pure |
