@@ -1,7 +1,7 @@
 //! Image references and digests, parsed per the distribution reference grammar.
 //!
 //! Pure code: no I/O. The controller uses it to decide whether `spec.image` already carries a
-//! digest; the digest resolver uses the normalised registry and repository to talk to the registry.
+//! digest; the tag resolver uses the normalised registry and repository to talk to the registry.
 //!
 //! Normalisation follows `docker/distribution`'s `ParseNormalizedNamed`: a name without a domain
 //! lives on Docker Hub (`docker.io`), and a single-segment Docker Hub name is an official image

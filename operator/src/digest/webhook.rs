@@ -37,7 +37,7 @@ struct Attached {
     reconcile: UnboundedSender<ObjectRef<TradingAgent>>,
 }
 
-/// Shared between the webhook (which records pushes) and the resolver (which must not answer
+/// Shared between the webhook (which records pushes) and the pinner (which must not answer
 /// with a lookup older than the last push of the tag it resolves).
 #[derive(Default)]
 pub struct Triggers {
@@ -95,7 +95,7 @@ impl Triggers {
             {
                 continue;
             }
-            // Recorded before the reconcile is queued, so the resolver sees it.
+            // Recorded before the reconcile is queued, so the pinner sees it.
             self.pushed.record(reference.repository(), tag, at);
             if attached
                 .reconcile

@@ -3,14 +3,14 @@
 //! status stage once the restored digest is applied) and kept in `Degraded` here
 //! ([`degraded_condition`]).
 //!
-//! The resolver reports what the tag points at; this stage decides what the workloads run:
+//! The pinner reports what the tag points at; this stage decides what the workloads run:
 //!
 //! - a new digest whose rollout failed (`ProgressDeadlineExceeded` on any role) while the last
 //!   healthy digest is known and `imageUpdate.rollback` is `Auto` → the last healthy digest is
 //!   pinned again and the failed one rejected ([`Rollback`]);
 //! - a tag that still points at a rejected digest → the current pin stays
 //!   ([`ImageOutcome::Kept`], `DigestRejected`) until the tag moves elsewhere (roll forward);
-//! - otherwise → what the resolver said.
+//! - otherwise → what the pinner said.
 //!
 //! A digest written in `spec.image` is the user's explicit choice and is never overridden.
 
@@ -170,7 +170,7 @@ fn failed_rollout(deployments: &[(Role, Option<Deployment>)], digest: &Digest) -
     })
 }
 
-/// Decide what to pin from the resolver's answer, the previous status and the Deployments as
+/// Decide what to pin from the pinner's answer, the previous status and the Deployments as
 /// they are now (before this reconcile applies anything).
 pub fn decide(
     agent: &TradingAgent,
@@ -239,7 +239,7 @@ pub fn decide(
         });
     }
 
-    // 3. Whatever the resolver found (a new digest rolls forward).
+    // 3. Whatever the pinner found (a new digest rolls forward).
     plain(resolved)
 }
 
