@@ -17,6 +17,7 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -167,19 +168,9 @@ impl Operator {
             metrics,
             registry,
         } = self;
-        let pinner: Arc<dyn ImagePinner> = match (pinner, &config.registry) {
-            (Some(pinner), _) => pinner,
-            (None, Some(registry_config)) => {
-                let registry_client = RegistryClient::new(registry_config.clone())
-                    .map_err(|e| Error::RegistryClient(e.to_string()))?;
-                Arc::new(RegistryPinner::new(
-                    client.clone(),
-                    TagResolver::new(registry_client),
-                    triggers.clone(),
-                    metrics.clone(),
-                ))
-            }
-            (None, None) => Arc::new(DigestOnlyPinner),
+        let pinner = match pinner {
+            Some(pinner) => pinner,
+            None => configured_pinner(&config, &client, &triggers, &metrics)?,
         };
         let webhook_server = webhook.map(|(listener, token)| {
             let app = webhook::router(WebhookState {
@@ -190,12 +181,7 @@ impl Operator {
             if let Ok(addr) = listener.local_addr() {
                 info!(%addr, path = webhook::PATH, "serving the registry webhook");
             }
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            })
+            serve(listener, app, &shutdown)
         });
         let health = Arc::new(Health::new(config.leader_election));
         let app = server::router(AppState {
@@ -203,12 +189,7 @@ impl Operator {
             registry: Arc::new(registry),
         });
         info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
-        let server_shutdown = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-                .await
-        });
+        let server = serve(listener, app, &shutdown);
 
         let services = Services {
             reporter: Reporter {
@@ -238,20 +219,54 @@ impl Operator {
         };
         health.set_shutting_down();
         shutdown.cancel();
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %e, "HTTP server failed"),
-            Err(e) => warn!(error = %e, "HTTP server task failed"),
-        }
+        stopped("HTTP server", server).await;
         if let Some(webhook_server) = webhook_server {
-            match webhook_server.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(error = %e, "webhook server failed"),
-                Err(e) => warn!(error = %e, "webhook server task failed"),
-            }
+            stopped("webhook server", webhook_server).await;
         }
         info!("operator stopped");
         result
+    }
+}
+
+/// The pinner `config` selects: tags resolved at registries with `config.registry`, or only
+/// digests written in `spec.image` without it.
+fn configured_pinner(
+    config: &Config,
+    client: &Client,
+    triggers: &Arc<Triggers>,
+    metrics: &Metrics,
+) -> Result<Arc<dyn ImagePinner>> {
+    let Some(registry_config) = &config.registry else {
+        return Ok(Arc::new(DigestOnlyPinner));
+    };
+    let registry_client = RegistryClient::new(registry_config.clone())
+        .map_err(|e| Error::RegistryClient(e.to_string()))?;
+    Ok(Arc::new(RegistryPinner::new(
+        client.clone(),
+        TagResolver::new(registry_client),
+        triggers.clone(),
+        metrics.clone(),
+    )))
+}
+
+type Server = JoinHandle<std::io::Result<()>>;
+
+/// Serve `app` on `listener` until `shutdown` is cancelled.
+fn serve(listener: TcpListener, app: axum::Router, shutdown: &CancellationToken) -> Server {
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    })
+}
+
+/// Wait for a server to stop; its failure is logged, not returned (the operator is stopping).
+async fn stopped(name: &str, server: Server) {
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "{name} failed"),
+        Err(e) => warn!(error = %e, "{name} task failed"),
     }
 }
 
