@@ -7,8 +7,8 @@ use clap::{ArgAction, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use trading_agent_operator::registry::RegistryClientConfig;
-use trading_agent_operator::telemetry::{self, LogFormat};
+use trading_agent_operator::digest::RegistryClientConfig;
+use trading_agent_operator::runtime::telemetry::{self, LogFormat};
 use trading_agent_operator::{Config, Error, Operator, WebhookToken, resource};
 
 /// Kubernetes operator for TradingAgent resources (tradingagents.dev/v1alpha1).
@@ -72,7 +72,7 @@ struct RunArgs {
     namespace: Option<String>,
 
     /// Reconciliations allowed to run at once (0 = unbounded). They mostly wait on the API
-    /// server: 32 converged 1,000 new agents in 58 s where 8 took 64 s (tests/bench/RESULTS.md).
+    /// server, so this may well exceed the number of cores.
     #[arg(long, default_value_t = 32)]
     concurrency: u16,
 

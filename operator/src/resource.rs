@@ -681,6 +681,61 @@ pub fn crd_yaml() -> Result<String, crate::Error> {
     ))
 }
 
+/// The status conditions' types and reasons (part of the API: users and tools match on them).
+pub mod conditions {
+    /// Condition types.
+    pub mod types {
+        /// Every component is rolled out on the pinned digest and ready.
+        pub const READY: &str = "Ready";
+        /// `spec.image` is pinned to a digest.
+        pub const IMAGE_RESOLVED: &str = "ImageResolved";
+        /// A rollout is under way.
+        pub const PROGRESSING: &str = "Progressing";
+        /// A rollout failed or pods cannot be created.
+        pub const DEGRADED: &str = "Degraded";
+    }
+
+    /// Condition reasons (CamelCase, part of the API: users and tools match on them).
+    pub mod reasons {
+        /// Ready: every component is ready.
+        pub const ALL_COMPONENTS_READY: &str = "AllComponentsReady";
+        /// Ready: some component is not ready yet.
+        pub const COMPONENTS_NOT_READY: &str = "ComponentsNotReady";
+        /// Ready/Progressing: reconciliation is paused.
+        pub const PAUSED: &str = "Paused";
+        /// ImageResolved: pinned to a digest (written in `spec.image`, or resolved from its tag).
+        pub const DIGEST_PINNED: &str = "DigestPinned";
+        /// ImageResolved: `spec.image` is a tag and no resolver can turn it into a digest.
+        pub const DIGEST_REQUIRED: &str = "DigestRequired";
+        /// ImageResolved: `spec.image` does not parse.
+        pub const INVALID_IMAGE_REFERENCE: &str = "InvalidImageReference";
+        /// ImageResolved: the tag points at a digest whose rollout failed; the current pin stays.
+        pub const DIGEST_REJECTED: &str = "DigestRejected";
+        /// ImageResolved: a Secret named in `spec.imagePullSecrets` does not exist.
+        pub const PULL_SECRET_NOT_FOUND: &str = "PullSecretNotFound";
+        /// ImageResolved: a Secret named in `spec.imagePullSecrets` is not a registry credential.
+        pub const PULL_SECRET_INVALID: &str = "PullSecretInvalid";
+        /// ImageResolved: a Secret named in `spec.imagePullSecrets` could not be read.
+        pub const PULL_SECRET_UNREADABLE: &str = "PullSecretUnreadable";
+        /// Degraded: a new digest failed to roll out and the last healthy one is pinned again.
+        pub const ROLLED_BACK: &str = "RolledBack";
+        /// The database Secret does not exist.
+        pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+        /// The database Secret lacks the key.
+        pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+        /// Progressing: Deployments are rolling out.
+        pub const ROLLING_OUT: &str = "RollingOut";
+        /// Progressing: nothing left to roll out.
+        pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+        /// Degraded: a Deployment exceeded its progress deadline.
+        pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+        /// Degraded: a Deployment cannot create its pods.
+        pub const REPLICA_FAILURE: &str = "ReplicaFailure";
+        /// Degraded: nothing is wrong.
+        pub const AS_EXPECTED: &str = "AsExpected";
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -833,7 +888,7 @@ mod tests {
             "a.b/c_d/e__f/g-h/i---j".to_owned(),
         ] {
             assert!(matches(IMAGE_REFERENCE_PATTERN, &ok), "{ok}");
-            crate::image::ImageReference::parse(&ok).unwrap();
+            crate::digest::reference::ImageReference::parse(&ok).unwrap();
         }
     }
 
@@ -853,7 +908,10 @@ mod tests {
             "https://registry.example.com/app".to_owned(),
         ] {
             assert!(!matches(IMAGE_REFERENCE_PATTERN, &bad), "{bad}");
-            assert!(crate::image::ImageReference::parse(&bad).is_err(), "{bad}");
+            assert!(
+                crate::digest::reference::ImageReference::parse(&bad).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -307,8 +307,8 @@ fn rules_of(objects: &[&Value]) -> BTreeMap<(String, Vec<String>), BTreeSet<Stri
     granted
 }
 
-/// What the operator's code calls, and nothing more (`operator/src/controller.rs`,
-/// `operator/src/operator.rs`, kube-runtime's event Recorder, kube-lease-manager).
+/// What the operator's code calls, and nothing more (`operator/src/reconcile/`, `operator/src/digest/`,
+/// `operator/src/runtime/`, kube-runtime's event Recorder, kube-lease-manager).
 fn expected_rules(lease_name: &str) -> BTreeMap<(String, Vec<String>), BTreeSet<String>> {
     let rule = |key: &str, names: &[&str], verbs: &[&str]| {
         (

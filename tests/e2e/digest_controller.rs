@@ -20,7 +20,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use trading_agent_operator::TradingAgent;
-use trading_agent_operator::status::find_condition;
+use trading_agent_operator::reconcile::conditions::find_condition;
 use trading_agent_tests::cluster::TestNamespace;
 use trading_agent_tests::process::free_loopback_port;
 use trading_agent_tests::proxy::FaultProxy;

@@ -6,20 +6,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trading_agent_operator::image::ImageReference;
-use trading_agent_operator::registry::{
-    Credentials, DigestResolver, Freshness, RegistryClient, RegistryClientConfig, RegistryError,
+use trading_agent_operator::Error;
+use trading_agent_operator::digest::ImageReference;
+use trading_agent_operator::digest::{
+    Credentials, Freshness, RegistryClient, RegistryClientConfig, TagResolver,
 };
 use trading_agent_tests::proxy::{Fault, FaultProxy};
 use trading_agent_tests::registry::{Pusher, RegistryOptions, TempRegistry};
 use trading_agent_tests::token_issuer::TokenIssuer;
 
-fn resolver_for(hosts: &[&str]) -> DigestResolver {
+fn resolver_for(hosts: &[&str]) -> TagResolver {
     let config = RegistryClientConfig {
         insecure_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
         request_timeout: Duration::from_secs(3),
     };
-    DigestResolver::new(RegistryClient::new(config).expect("client"))
+    TagResolver::new(RegistryClient::new(config).expect("client"))
 }
 
 fn image(host: &str, path: &str) -> ImageReference {
@@ -236,7 +237,7 @@ async fn rate_limit_retry_after_is_honoured_before_any_new_request() {
         .await
         .unwrap_err();
     assert!(
-        matches!(limited, RegistryError::RateLimited { .. }),
+        matches!(limited, Error::RegistryRateLimited { .. }),
         "{limited}"
     );
     let limited_at = Instant::now();
@@ -251,7 +252,7 @@ async fn rate_limit_retry_after_is_honoured_before_any_new_request() {
     let resolved = loop {
         match resolver.resolve(&reference, "v1", None, fresh()).await {
             Ok(digest) => break digest,
-            Err(RegistryError::RateLimited { .. }) => {
+            Err(Error::RegistryRateLimited { .. }) => {
                 tokio::time::sleep(Duration::from_millis(100)).await
             }
             Err(other) => panic!("{other}"),

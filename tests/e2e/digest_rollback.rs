@@ -17,8 +17,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use trading_agent_operator::TradingAgent;
+use trading_agent_operator::reconcile::conditions::find_condition;
 use trading_agent_operator::resource::RolloutOutcome;
-use trading_agent_operator::status::find_condition;
 use trading_agent_tests::cluster::TestNamespace;
 use trading_agent_tests::registry::{Pusher, RegistryOptions, TempRegistry};
 

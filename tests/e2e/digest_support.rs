@@ -14,9 +14,9 @@ use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use tokio::task::JoinHandle;
+use trading_agent_operator::digest::RegistryClientConfig;
+use trading_agent_operator::digest::webhook::Triggers;
 use trading_agent_operator::metrics::Metrics;
-use trading_agent_operator::registry::RegistryClientConfig;
-use trading_agent_operator::webhook::Triggers;
 use trading_agent_operator::{CancellationToken, Config, Operator, WebhookToken};
 use trading_agent_tests::cluster::deployment_image;
 

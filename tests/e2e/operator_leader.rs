@@ -22,7 +22,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use support::*;
 use trading_agent_operator::TradingAgent;
-use trading_agent_operator::status::find_condition;
+use trading_agent_operator::reconcile::conditions::find_condition;
 use trading_agent_tests::cluster::TestNamespace;
 
 const CHILD_ENV: &str = "TRADING_AGENT_OPERATOR_TEST_CHILD";
@@ -40,7 +40,9 @@ fn child_operator_process() {
         parts.next().unwrap().to_owned(),
         parts.next().unwrap().to_owned(),
     );
-    trading_agent_operator::telemetry::init(trading_agent_operator::telemetry::LogFormat::Text);
+    trading_agent_operator::runtime::telemetry::init(
+        trading_agent_operator::runtime::telemetry::LogFormat::Text,
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
         let client = client().await;

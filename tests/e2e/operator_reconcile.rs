@@ -21,7 +21,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use support::*;
 use trading_agent_operator::TradingAgent;
-use trading_agent_operator::status::find_condition;
+use trading_agent_operator::reconcile::conditions::find_condition;
 use trading_agent_tests::cluster::TestNamespace;
 
 const TIMEOUT: Duration = Duration::from_secs(60);

@@ -15,7 +15,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use trading_agent_operator::metrics::Metrics;
-use trading_agent_operator::status::find_condition;
+use trading_agent_operator::reconcile::conditions::find_condition;
 use trading_agent_operator::{CancellationToken, Config, Operator, TradingAgent, resource};
 
 /// A digest kwok never pulls: any well-formed one will do.

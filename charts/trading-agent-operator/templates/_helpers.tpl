@@ -102,11 +102,11 @@ The operator's rules outside leader election, one per API call it makes (see ope
 each is shared by the ClusterRole and, with watchNamespace, the namespaced Role.
 */}}
 {{- define "trading-agent-operator.rules" -}}
-# The controller lists and watches TradingAgents (operator/src/controller.rs: Controller::new).
+# The controller lists and watches TradingAgents (operator/src/reconcile/controller.rs: Controller::new).
 - apiGroups: ["tradingagents.dev"]
   resources: ["tradingagents"]
   verbs: ["get", "list", "watch"]
-# Status is written by server-side apply on the status subresource (write_status).
+# Status is written by server-side apply on the status subresource (reconcile/report.rs: write_status).
 - apiGroups: ["tradingagents.dev"]
   resources: ["tradingagents/status"]
   verbs: ["get", "patch"]

@@ -19,7 +19,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::challenge::{self, Challenge};
 use super::credentials::Credentials;
-use crate::image::{Digest, ImageReference};
+use crate::digest::reference::{Digest, ImageReference};
+use crate::error::Error;
 
 /// The manifest media types a tag may point at, all accepted.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
@@ -36,49 +37,6 @@ const DEFAULT_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(600);
 /// Tokens without `expires_in` live 60 s (the token specification's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
-
-/// Why a tag could not be resolved. Each kind maps to a condition reason users can act on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
-    #[error("registry {host} refused the credentials for {repository} ({detail})")]
-    Unauthorized {
-        host: String,
-        repository: String,
-        detail: String,
-    },
-    #[error("{repository}:{tag} not found at {host}")]
-    NotFound {
-        host: String,
-        repository: String,
-        tag: String,
-    },
-    #[error("registry {host} rate-limited us; next request in {}s", retry_in.as_secs().max(1))]
-    RateLimited { host: String, retry_in: Duration },
-    #[error("registry {host} unreachable: {detail}")]
-    Unreachable { host: String, detail: String },
-    #[error("registry {host} answered {status} for {repository}:{tag}")]
-    UnexpectedStatus {
-        host: String,
-        repository: String,
-        tag: String,
-        status: u16,
-    },
-    #[error("registry {host} answered with an invalid digest: {detail}")]
-    InvalidDigest { host: String, detail: String },
-}
-
-impl RegistryError {
-    /// The reason of the `ImageResolved=False` condition.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Unauthorized { .. } => "RegistryUnauthorized",
-            Self::NotFound { .. } => "TagNotFound",
-            Self::RateLimited { .. } => "RegistryRateLimited",
-            Self::Unreachable { .. } => "RegistryUnreachable",
-            Self::UnexpectedStatus { .. } | Self::InvalidDigest { .. } => "RegistryError",
-        }
-    }
-}
 
 /// Settings of a [`RegistryClient`].
 #[derive(Debug, Clone)]
@@ -166,7 +124,7 @@ impl RegistryClient {
         image: &ImageReference,
         tag: &str,
         credentials: Option<&Credentials>,
-    ) -> Result<Digest, RegistryError> {
+    ) -> Result<Digest, Error> {
         let host = image.api_host().to_owned();
         self.check_backoff(&host)?;
         let scheme = if self.insecure_hosts.contains(&host) {
@@ -190,7 +148,7 @@ impl RegistryClient {
             .await?;
         if let Some(digest) = response.headers().get("docker-content-digest") {
             let digest = digest.to_str().unwrap_or_default();
-            return Digest::parse(digest).map_err(|e| RegistryError::InvalidDigest {
+            return Digest::parse(digest).map_err(|e| Error::RegistryInvalidDigest {
                 host: host.clone(),
                 detail: e.to_string(),
             });
@@ -201,18 +159,18 @@ impl RegistryClient {
             .await?;
         let body = read_limited(response, MAX_MANIFEST_BYTES)
             .await
-            .map_err(|detail| RegistryError::Unreachable {
+            .map_err(|detail| Error::RegistryUnreachable {
                 host: host.clone(),
                 detail,
             })?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-        Digest::parse(&digest).map_err(|e| RegistryError::InvalidDigest {
+        Digest::parse(&digest).map_err(|e| Error::RegistryInvalidDigest {
             host,
             detail: e.to_string(),
         })
     }
 
-    /// Sends a manifest request, answering one auth challenge; maps failures to [`RegistryError`].
+    /// Sends a manifest request, answering one auth challenge; maps failures to [`Error`].
     async fn send_authenticated(
         &self,
         method: Method,
@@ -220,7 +178,7 @@ impl RegistryClient {
         scope: &str,
         credentials: Option<&Credentials>,
         context: &RequestContext<'_>,
-    ) -> Result<reqwest::Response, RegistryError> {
+    ) -> Result<reqwest::Response, Error> {
         let mut authorization = self.cached_authorization(context.host, scope, credentials);
         for attempt in 0..2 {
             let response = self
@@ -242,7 +200,7 @@ impl RegistryClient {
                     );
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    return Err(RegistryError::Unauthorized {
+                    return Err(Error::RegistryUnauthorized {
                         host: context.host.to_owned(),
                         repository: context.repository.to_owned(),
                         detail: match credentials {
@@ -252,7 +210,7 @@ impl RegistryClient {
                     });
                 }
                 StatusCode::NOT_FOUND => {
-                    return Err(RegistryError::NotFound {
+                    return Err(Error::TagNotFound {
                         host: context.host.to_owned(),
                         repository: context.repository.to_owned(),
                         tag: context.tag.to_owned(),
@@ -262,7 +220,7 @@ impl RegistryClient {
                     return Err(self.rate_limited(context.host, response.headers()));
                 }
                 status => {
-                    return Err(RegistryError::UnexpectedStatus {
+                    return Err(Error::RegistryUnexpectedStatus {
                         host: context.host.to_owned(),
                         repository: context.repository.to_owned(),
                         tag: context.tag.to_owned(),
@@ -280,7 +238,7 @@ impl RegistryClient {
         url: &str,
         authorization: Option<&str>,
         host: &str,
-    ) -> Result<reqwest::Response, RegistryError> {
+    ) -> Result<reqwest::Response, Error> {
         let mut request = self
             .http
             .request(method, url)
@@ -293,7 +251,7 @@ impl RegistryClient {
         request
             .send()
             .await
-            .map_err(|e| RegistryError::Unreachable {
+            .map_err(|e| Error::RegistryUnreachable {
                 host: host.to_owned(),
                 detail: error_chain(&e),
             })
@@ -324,8 +282,8 @@ impl RegistryClient {
         scope: &str,
         credentials: Option<&Credentials>,
         context: &RequestContext<'_>,
-    ) -> Result<String, RegistryError> {
-        let unauthorized = |detail: String| RegistryError::Unauthorized {
+    ) -> Result<String, Error> {
+        let unauthorized = |detail: String| Error::RegistryUnauthorized {
             host: context.host.to_owned(),
             repository: context.repository.to_owned(),
             detail,
@@ -372,7 +330,7 @@ impl RegistryClient {
         &self,
         key: &TokenRequest<'_>,
         context: &RequestContext<'_>,
-    ) -> Result<CachedToken, RegistryError> {
+    ) -> Result<CachedToken, Error> {
         let mut request = self.http.get(key.realm).query(&[("scope", key.scope)]);
         if let Some(service) = key.service {
             request = request.query(&[("service", service)]);
@@ -389,14 +347,14 @@ impl RegistryClient {
         let response = request
             .send()
             .await
-            .map_err(|e| RegistryError::Unreachable {
+            .map_err(|e| Error::RegistryUnreachable {
                 host: realm_host.clone(),
                 detail: error_chain(&e),
             })?;
         match response.status() {
             status if status.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(RegistryError::Unauthorized {
+                return Err(Error::RegistryUnauthorized {
                     host: context.host.to_owned(),
                     repository: context.repository.to_owned(),
                     detail: format!(
@@ -414,7 +372,7 @@ impl RegistryClient {
                 return Err(self.rate_limited(context.host, response.headers()));
             }
             status => {
-                return Err(RegistryError::UnexpectedStatus {
+                return Err(Error::RegistryUnexpectedStatus {
                     host: realm_host,
                     repository: context.repository.to_owned(),
                     tag: context.tag.to_owned(),
@@ -426,7 +384,7 @@ impl RegistryClient {
             response
                 .json()
                 .await
-                .map_err(|e| RegistryError::Unreachable {
+                .map_err(|e| Error::RegistryUnreachable {
                     host: realm_host,
                     detail: format!("token response: {}", error_chain(&e)),
                 })?;
@@ -443,10 +401,10 @@ impl RegistryClient {
         Ok(CachedToken { token, expires_at })
     }
 
-    fn check_backoff(&self, host: &str) -> Result<(), RegistryError> {
+    fn check_backoff(&self, host: &str) -> Result<(), Error> {
         let backoff = self.backoff.lock().expect("backoff lock");
         match backoff.get(host) {
-            Some(b) if b.until > Instant::now() => Err(RegistryError::RateLimited {
+            Some(b) if b.until > Instant::now() => Err(Error::RegistryRateLimited {
                 host: host.to_owned(),
                 retry_in: b.until - Instant::now(),
             }),
@@ -458,7 +416,7 @@ impl RegistryClient {
         self.backoff.lock().expect("backoff lock").remove(host);
     }
 
-    fn rate_limited(&self, host: &str, headers: &HeaderMap) -> RegistryError {
+    fn rate_limited(&self, host: &str, headers: &HeaderMap) -> Error {
         let mut backoff = self.backoff.lock().expect("backoff lock");
         let previous = backoff.get(host).map(|b| b.next);
         let wait = headers
@@ -473,7 +431,7 @@ impl RegistryClient {
                 next,
             },
         );
-        RegistryError::RateLimited {
+        Error::RegistryRateLimited {
             host: host.to_owned(),
             retry_in: wait,
         }
@@ -565,14 +523,14 @@ mod tests {
 
     #[test]
     fn every_error_has_a_condition_reason() {
-        let e = RegistryError::NotFound {
+        let e = Error::TagNotFound {
             host: "h".into(),
             repository: "r".into(),
             tag: "t".into(),
         };
         assert_eq!(e.reason(), "TagNotFound");
         assert_eq!(e.to_string(), "r:t not found at h");
-        let e = RegistryError::RateLimited {
+        let e = Error::RegistryRateLimited {
             host: "h".into(),
             retry_in: Duration::from_millis(300),
         };

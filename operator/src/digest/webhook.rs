@@ -7,7 +7,6 @@
 //! costs a request but never pins anything. Still, the endpoint requires
 //! `Authorization: Bearer <token>`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -21,9 +20,10 @@ use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{debug, info, warn};
 
-use crate::image::ImageReference;
+use super::freshness::Pushes;
+use crate::digest::reference::ImageReference;
+use crate::digest::{PushedTag, pushed_tags};
 use crate::metrics::Metrics;
-use crate::registry::{PushedTag, pushed_tags};
 use crate::resource::TradingAgent;
 
 /// The webhook's path.
@@ -37,11 +37,11 @@ struct Attached {
     reconcile: UnboundedSender<ObjectRef<TradingAgent>>,
 }
 
-/// Shared between the webhook (which records pushes) and the resolver (which must not answer
+/// Shared between the webhook (which records pushes) and the pinner (which must not answer
 /// with a lookup older than the last push of the tag it resolves).
 #[derive(Default)]
 pub struct Triggers {
-    pushed: Mutex<HashMap<(String, String), Instant>>,
+    pushed: Pushes,
     attached: Mutex<Option<Attached>>,
     last_notification: Mutex<Option<Instant>>,
 }
@@ -50,11 +50,7 @@ impl Triggers {
     /// When `repository:tag` was last announced as pushed (by a notification that concerned at
     /// least one TradingAgent).
     pub fn pushed_at(&self, repository: &str, tag: &str) -> Option<Instant> {
-        self.pushed
-            .lock()
-            .expect("triggers lock")
-            .get(&(repository.to_owned(), tag.to_owned()))
-            .copied()
+        self.pushed.pushed_at(repository, tag)
     }
 
     /// When the last notification that triggered a reconcile arrived (for tests and logs).
@@ -99,11 +95,8 @@ impl Triggers {
             {
                 continue;
             }
-            // Recorded before the reconcile is queued, so the resolver sees it.
-            self.pushed
-                .lock()
-                .expect("triggers lock")
-                .insert((reference.repository().to_owned(), tag.to_owned()), at);
+            // Recorded before the reconcile is queued, so the pinner sees it.
+            self.pushed.record(reference.repository(), tag, at);
             if attached
                 .reconcile
                 .unbounded_send(ObjectRef::from_obj(agent.as_ref()))

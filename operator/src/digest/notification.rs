@@ -10,6 +10,8 @@
 
 use serde::Deserialize;
 
+use crate::error::Error;
+
 /// A tag that was (re)pushed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PushedTag {
@@ -17,15 +19,6 @@ pub struct PushedTag {
     pub repository: String,
     /// The tag, e.g. `stable`.
     pub tag: String,
-}
-
-/// Why a webhook body was not understood.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NotificationError {
-    #[error("body is not JSON: {0}")]
-    NotJson(String),
-    #[error(r#"body is neither a Distribution notification envelope ({{"events": [...]}}) nor {{"repository": "...", "tag": "..."}}"#)]
-    UnknownShape,
 }
 
 #[derive(Deserialize)]
@@ -61,16 +54,16 @@ fn is_manifest(media_type: &str) -> bool {
 
 /// The tags a webhook body announces as pushed, deduplicated and sorted. An envelope of only
 /// ignorable events gives an empty list (answered 202, nothing to do).
-pub fn pushed_tags(body: &[u8]) -> Result<Vec<PushedTag>, NotificationError> {
+pub fn pushed_tags(body: &[u8]) -> Result<Vec<PushedTag>, Error> {
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| NotificationError::NotJson(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| Error::NotificationNotJson(e.to_string()))?;
     let parsed: Body =
-        serde_json::from_value(value).map_err(|_| NotificationError::UnknownShape)?;
+        serde_json::from_value(value).map_err(|_| Error::NotificationUnknownShape)?;
     let mut tags: Vec<PushedTag> = match parsed {
         Body::Generic { repository, tag } if !repository.is_empty() && !tag.is_empty() => {
             vec![PushedTag { repository, tag }]
         }
-        Body::Generic { .. } => return Err(NotificationError::UnknownShape),
+        Body::Generic { .. } => return Err(Error::NotificationUnknownShape),
         Body::Envelope { events } => events
             .into_iter()
             .filter(|e| {
@@ -166,7 +159,7 @@ mod tests {
         );
         assert_eq!(
             pushed_tags(br#"{"repository":"","tag":"stable"}"#),
-            Err(NotificationError::UnknownShape)
+            Err(Error::NotificationUnknownShape)
         );
     }
 
@@ -174,12 +167,12 @@ mod tests {
     fn garbage_is_refused_with_a_reason() {
         assert!(matches!(
             pushed_tags(b"not json"),
-            Err(NotificationError::NotJson(_))
+            Err(Error::NotificationNotJson(_))
         ));
         assert_eq!(
             pushed_tags(br#"{"hello":"world"}"#),
-            Err(NotificationError::UnknownShape)
+            Err(Error::NotificationUnknownShape)
         );
-        assert_eq!(pushed_tags(b"[]"), Err(NotificationError::UnknownShape));
+        assert_eq!(pushed_tags(b"[]"), Err(Error::NotificationUnknownShape));
     }
 }

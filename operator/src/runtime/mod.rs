@@ -1,10 +1,12 @@
-//! Wiring: the HTTP servers (health and metrics; the registry webhook), the digest resolver,
-//! leader election and the controller, until shutdown.
+//! The process around the controller: its configuration ([`Config`]) and wiring ([`Operator`]:
+//! the HTTP servers, the image pinner, the controller), [`leader`] election, the health and
+//! metrics [`server`], and log set-up ([`telemetry`]).
 //!
-//! Only the holder of the Lease runs the controller, so two replicas never both write. Losing the
-//! Lease stops the controller at once (in-flight reconciliations are dropped, not finished) and
-//! the process goes back to standing by; shutdown lets running reconciliations finish and then
-//! releases the Lease so a standby can take over without waiting for it to expire.
+//! May depend on everything else in the crate; nothing depends on it.
+
+pub mod leader;
+pub mod server;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,20 +15,20 @@ use std::time::Duration;
 use futures::{Future, FutureExt};
 use kube::Client;
 use kube::runtime::events::Reporter;
-use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use crate::controller::{self, Settings};
-use crate::desired::FIELD_MANAGER;
+use self::server::{AppState, Health};
+use crate::digest::pinner::{DigestOnlyPinner, ImagePinner, RegistryPinner};
+use crate::digest::webhook::{self, Triggers, WebhookState};
+use crate::digest::{RegistryClient, RegistryClientConfig, TagResolver};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::registry::{DigestResolver, RegistryClient, RegistryClientConfig};
-use crate::resolver::{DigestInSpec, ImageResolver, RegistryResolver};
-use crate::server::{self, AppState, Health};
-use crate::webhook::{self, Triggers, WebhookState};
+use crate::reconcile::build::FIELD_MANAGER;
+use crate::reconcile::{self, Services};
 
 /// The webhook's bearer token; `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
@@ -60,7 +62,7 @@ pub struct Config {
     /// Reconciliations allowed to run at once.
     pub concurrency: u16,
     /// Resolve tags at registries with these settings; `None` pins only digests written in
-    /// `spec.image` ([`DigestInSpec`]).
+    /// `spec.image` ([`DigestOnlyPinner`]).
     pub registry: Option<RegistryClientConfig>,
     /// Where the registry webhook listens (served only with a token).
     pub webhook_addr: Option<SocketAddr>,
@@ -93,7 +95,7 @@ pub struct Operator {
     config: Config,
     listener: TcpListener,
     webhook: Option<(TcpListener, WebhookToken)>,
-    resolver: Option<Arc<dyn ImageResolver>>,
+    pinner: Option<Arc<dyn ImagePinner>>,
     triggers: Arc<Triggers>,
     metrics: Metrics,
     registry: Registry,
@@ -120,7 +122,7 @@ impl Operator {
             config,
             listener,
             webhook,
-            resolver: None,
+            pinner: None,
             triggers: Arc::new(Triggers::default()),
             metrics,
             registry,
@@ -144,9 +146,9 @@ impl Operator {
         self.triggers.clone()
     }
 
-    /// Use another digest resolver (instead of the one `Config::registry` selects).
-    pub fn with_resolver(mut self, resolver: Arc<dyn ImageResolver>) -> Self {
-        self.resolver = Some(resolver);
+    /// Use another image pinner (instead of the one `Config::registry` selects).
+    pub fn with_pinner(mut self, pinner: Arc<dyn ImagePinner>) -> Self {
+        self.pinner = Some(pinner);
         self
     }
 
@@ -161,24 +163,14 @@ impl Operator {
             config,
             listener,
             webhook,
-            resolver,
+            pinner,
             triggers,
             metrics,
             registry,
         } = self;
-        let resolver: Arc<dyn ImageResolver> = match (resolver, &config.registry) {
-            (Some(resolver), _) => resolver,
-            (None, Some(registry_config)) => {
-                let registry_client = RegistryClient::new(registry_config.clone())
-                    .map_err(|e| Error::RegistryClient(e.to_string()))?;
-                Arc::new(RegistryResolver::new(
-                    client.clone(),
-                    DigestResolver::new(registry_client),
-                    triggers.clone(),
-                    metrics.clone(),
-                ))
-            }
-            (None, None) => Arc::new(DigestInSpec),
+        let pinner = match pinner {
+            Some(pinner) => pinner,
+            None => configured_pinner(&config, &client, &triggers, &metrics)?,
         };
         let webhook_server = webhook.map(|(listener, token)| {
             let app = webhook::router(WebhookState {
@@ -189,12 +181,7 @@ impl Operator {
             if let Ok(addr) = listener.local_addr() {
                 info!(%addr, path = webhook::PATH, "serving the registry webhook");
             }
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            })
+            serve(listener, app, &shutdown)
         });
         let health = Arc::new(Health::new(config.leader_election));
         let app = server::router(AppState {
@@ -202,41 +189,28 @@ impl Operator {
             registry: Arc::new(registry),
         });
         info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
-        let server_shutdown = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-                .await
-        });
+        let server = serve(listener, app, &shutdown);
 
-        let settings = Settings {
-            namespace: config.namespace.clone(),
-            concurrency: config.concurrency,
+        let services = Services {
             reporter: Reporter {
                 controller: FIELD_MANAGER.to_owned(),
                 instance: Some(config.identity.clone()),
             },
-            resolver,
+            pinner,
             triggers,
+            metrics: metrics.clone(),
         };
         let result = if config.leader_election {
-            lead_then_control(
-                &config,
-                client,
-                settings,
-                metrics,
-                health.clone(),
-                &shutdown,
-            )
-            .await
+            leader::lead_then_control(&config, client, services, health.clone(), &shutdown).await
         } else {
             metrics.leader.set(1);
             health.set_leading(true);
             let synced = health.clone();
-            controller::run(
+            reconcile::run(
                 client,
-                settings,
-                metrics,
+                config.namespace.as_deref(),
+                config.concurrency,
+                services,
                 move || synced.set_synced(),
                 signal(&shutdown),
             )
@@ -245,25 +219,61 @@ impl Operator {
         };
         health.set_shutting_down();
         shutdown.cancel();
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %e, "HTTP server failed"),
-            Err(e) => warn!(error = %e, "HTTP server task failed"),
-        }
+        stopped("HTTP server", server).await;
         if let Some(webhook_server) = webhook_server {
-            match webhook_server.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(error = %e, "webhook server failed"),
-                Err(e) => warn!(error = %e, "webhook server task failed"),
-            }
+            stopped("webhook server", webhook_server).await;
         }
         info!("operator stopped");
         result
     }
 }
 
+/// The pinner `config` selects: tags resolved at registries with `config.registry`, or only
+/// digests written in `spec.image` without it.
+fn configured_pinner(
+    config: &Config,
+    client: &Client,
+    triggers: &Arc<Triggers>,
+    metrics: &Metrics,
+) -> Result<Arc<dyn ImagePinner>> {
+    let Some(registry_config) = &config.registry else {
+        return Ok(Arc::new(DigestOnlyPinner));
+    };
+    let registry_client = RegistryClient::new(registry_config.clone())
+        .map_err(|e| Error::RegistryClient(e.to_string()))?;
+    Ok(Arc::new(RegistryPinner::new(
+        client.clone(),
+        TagResolver::new(registry_client),
+        triggers.clone(),
+        metrics.clone(),
+    )))
+}
+
+type Server = JoinHandle<std::io::Result<()>>;
+
+/// Serve `app` on `listener` until `shutdown` is cancelled.
+fn serve(listener: TcpListener, app: axum::Router, shutdown: &CancellationToken) -> Server {
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    })
+}
+
+/// Wait for a server to stop; its failure is logged, not returned (the operator is stopping).
+async fn stopped(name: &str, server: Server) {
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "{name} failed"),
+        Err(e) => warn!(error = %e, "{name} task failed"),
+    }
+}
+
 /// A shutdown future the controller accepts (`Send + Sync`), resolving when `token` is cancelled.
-fn signal(token: &CancellationToken) -> impl Future<Output = ()> + Send + Sync + 'static {
+pub(crate) fn signal(
+    token: &CancellationToken,
+) -> impl Future<Output = ()> + Send + Sync + 'static {
     let (tx, rx) = futures::channel::oneshot::channel::<()>();
     let token = token.clone();
     tokio::spawn(async move {
@@ -271,89 +281,6 @@ fn signal(token: &CancellationToken) -> impl Future<Output = ()> + Send + Sync +
         let _ = tx.send(());
     });
     rx.map(|_| ())
-}
-
-/// Wait until this process is (`true`) or is no longer (`false`) the leader; false if the Lease
-/// manager stopped. (The borrowed value is released here, keeping the callers' futures `Send`.)
-async fn wait_leading(leading: &mut tokio::sync::watch::Receiver<bool>, want: bool) -> bool {
-    leading.wait_for(|leader| *leader == want).await.is_ok()
-}
-
-async fn lead_then_control(
-    config: &Config,
-    client: Client,
-    settings: Settings,
-    metrics: Metrics,
-    health: Arc<Health>,
-    shutdown: &CancellationToken,
-) -> Result<()> {
-    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
-        .with_namespace(&config.lease_namespace)
-        .with_identity(&config.identity)
-        .with_duration(config.lease_duration.as_secs().max(2))
-        .with_grace(config.lease_grace.as_secs().max(1))
-        .build()
-        .await?;
-    let (mut leading, lease_task) = manager.watch().await;
-    info!(
-        lease = %format!("{}/{}", config.lease_namespace, config.lease_name),
-        identity = %config.identity,
-        "standing by for the leader Lease"
-    );
-
-    let outcome = loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
-            became = wait_leading(&mut leading, true) => {
-                if !became {
-                    break Err(Error::Leadership("the Lease manager stopped".to_owned()));
-                }
-            }
-        }
-        info!(identity = %config.identity, "acquired the leader Lease; starting the controller");
-        metrics.leader.set(1);
-        health.set_leading(true);
-        let stop = CancellationToken::new();
-        let synced = health.clone();
-        let controller = controller::run(
-            client.clone(),
-            settings.clone(),
-            metrics.clone(),
-            move || synced.set_synced(),
-            signal(&stop),
-        );
-        tokio::pin!(controller);
-        let lost = tokio::select! {
-            _ = &mut controller => false,
-            _ = shutdown.cancelled() => {
-                stop.cancel();
-                (&mut controller).await;
-                false
-            }
-            lost = wait_leading(&mut leading, false) => lost,
-        };
-        // Dropping the controller here aborts whatever it was still doing.
-        metrics.leader.set(0);
-        health.set_leading(false);
-        if lost {
-            warn!(identity = %config.identity, "lost the leader Lease; controller stopped, standing by");
-            continue;
-        }
-        if shutdown.is_cancelled() {
-            break Ok(());
-        }
-        error!("controller stopped unexpectedly");
-        break Ok(());
-    };
-
-    // Closing the channel makes the Lease manager release the Lease and stop.
-    drop(leading);
-    match lease_task.await {
-        Ok(Ok(_)) => info!("released the leader Lease"),
-        Ok(Err(e)) => warn!(error = %e, "could not release the leader Lease"),
-        Err(e) => warn!(error = %e, "Lease manager task failed"),
-    }
-    outcome
 }
 
 #[cfg(test)]

@@ -1,130 +1,38 @@
-//! The status stage's pure core: from what the reconcile found and did, compute the next
+//! Stage 6, status (pure): from what the reconcile found and did, compute the next
 //! `TradingAgentStatus`. Comparing it with the current one decides whether to write at all, so
 //! conditions keep their `lastTransitionTime` unless their status really changes.
+//!
+//! [`next_status`] is a few named steps, each unit-tested:
+//! 1. [`Rollouts::judge`] — where each Deployment's rollout stands;
+//! 2. the four conditions ([`image_resolved_condition`], [`ready_condition`],
+//!    [`progressing_condition`], [`degraded_condition`]), merged by [`set_condition`] (which keeps
+//!    the transition time while a condition's status holds); a rollback's `Degraded` is sticky
+//!    ([`rollback::degraded_condition`]);
+//! 3. [`record_pin`] — `status.image` and `status.history` for the digest applied: the
+//!    repository-change reset ([`forget_other_repository`]), the rollback record and rejected
+//!    digests ([`rollback::record`]), or a new rollout ([`start_rollout`]);
+//! 4. [`record_healthy`] — `lastHealthyDigest` and a rollout's success, once every component runs
+//!    the digest and is ready;
+//! 5. [`bound_history`].
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::image::{ImageReference, PinnedImage, digest_of};
+use super::conditions::{condition, set_condition};
+use super::rollback::{self, Rollback};
+use super::rollout_state::{RolloutState, component_status, rollout_state};
+pub use crate::digest::outcome::ImageOutcome;
+use crate::digest::reference::ImageReference;
+use crate::error::Error;
+pub use crate::resource::conditions::{reasons, types};
 use crate::resource::{
-    ComponentStatus, ComponentsStatus, ImageStatus, Role, RolloutOutcome, RolloutRecord,
-    TradingAgent, TradingAgentStatus,
+    ComponentsStatus, ImageStatus, Role, RolloutOutcome, RolloutRecord, TradingAgent,
+    TradingAgentStatus,
 };
-
-/// Condition types.
-pub mod types {
-    /// Every component is rolled out on the pinned digest and ready.
-    pub const READY: &str = "Ready";
-    /// `spec.image` is pinned to a digest.
-    pub const IMAGE_RESOLVED: &str = "ImageResolved";
-    /// A rollout is under way.
-    pub const PROGRESSING: &str = "Progressing";
-    /// A rollout failed or pods cannot be created.
-    pub const DEGRADED: &str = "Degraded";
-}
-
-/// Condition reasons (CamelCase, part of the API: users and tools match on them).
-pub mod reasons {
-    /// Ready: every component is ready.
-    pub const ALL_COMPONENTS_READY: &str = "AllComponentsReady";
-    /// Ready: some component is not ready yet.
-    pub const COMPONENTS_NOT_READY: &str = "ComponentsNotReady";
-    /// Ready/Progressing: reconciliation is paused.
-    pub const PAUSED: &str = "Paused";
-    /// ImageResolved: pinned to a digest (written in `spec.image`, or resolved from its tag).
-    pub const DIGEST_PINNED: &str = "DigestPinned";
-    /// ImageResolved: `spec.image` is a tag and no resolver can turn it into a digest.
-    pub const DIGEST_REQUIRED: &str = "DigestRequired";
-    /// ImageResolved: `spec.image` does not parse.
-    pub const INVALID_IMAGE_REFERENCE: &str = "InvalidImageReference";
-    /// ImageResolved: the tag points at a digest whose rollout failed; the current pin stays.
-    pub const DIGEST_REJECTED: &str = "DigestRejected";
-    /// ImageResolved: a Secret named in `spec.imagePullSecrets` does not exist.
-    pub const PULL_SECRET_NOT_FOUND: &str = "PullSecretNotFound";
-    /// ImageResolved: a Secret named in `spec.imagePullSecrets` is not a registry credential.
-    pub const PULL_SECRET_INVALID: &str = "PullSecretInvalid";
-    /// ImageResolved: a Secret named in `spec.imagePullSecrets` could not be read.
-    pub const PULL_SECRET_UNREADABLE: &str = "PullSecretUnreadable";
-    /// Degraded: a new digest failed to roll out and the last healthy one is pinned again.
-    pub const ROLLED_BACK: &str = "RolledBack";
-    /// The database Secret does not exist.
-    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
-    /// The database Secret lacks the key.
-    pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
-    /// Progressing: Deployments are rolling out.
-    pub const ROLLING_OUT: &str = "RollingOut";
-    /// Progressing: nothing left to roll out.
-    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
-    /// Degraded: a Deployment exceeded its progress deadline.
-    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
-    /// Degraded: a Deployment cannot create its pods.
-    pub const REPLICA_FAILURE: &str = "ReplicaFailure";
-    /// Degraded: nothing is wrong.
-    pub const AS_EXPECTED: &str = "AsExpected";
-}
 
 /// How many rollouts `status.history` keeps.
 pub const HISTORY_LIMIT: usize = 10;
-
-/// Why the operator could not apply anything this time (a user must act).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Blocked {
-    /// Condition reason.
-    pub reason: &'static str,
-    /// Human-readable explanation naming the field to fix.
-    pub message: String,
-}
-
-/// How many rejected digests `status.image.rejectedDigests` keeps.
-pub const REJECTED_LIMIT: usize = 10;
-
-/// The outcome of turning `spec.image` into a pinned image.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImageOutcome {
-    /// Pinned to a digest.
-    Pinned(PinnedImage),
-    /// Resolution failed (or found a rejected digest), but a digest is already pinned for this
-    /// reference: the workloads keep running it and `ImageResolved` says why nothing moved.
-    Kept {
-        /// The digest that stays.
-        pinned: PinnedImage,
-        /// Why it was not replaced.
-        problem: Blocked,
-    },
-    /// Not pinned; nothing may be deployed with it.
-    Unresolved(Blocked),
-}
-
-impl ImageOutcome {
-    /// The image to deploy, if any.
-    pub fn pinned(&self) -> Option<&PinnedImage> {
-        match self {
-            Self::Pinned(pinned) | Self::Kept { pinned, .. } => Some(pinned),
-            Self::Unresolved(_) => None,
-        }
-    }
-
-    /// The problem `ImageResolved=False` reports, if any.
-    pub fn problem(&self) -> Option<&Blocked> {
-        match self {
-            Self::Pinned(_) => None,
-            Self::Kept { problem, .. } | Self::Unresolved(problem) => Some(problem),
-        }
-    }
-}
-
-/// A rollback decided in this reconcile: the failed digest is rejected, the last healthy one
-/// pinned again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rollback {
-    /// The digest whose rollout failed.
-    pub rejected: String,
-    /// The last healthy digest, pinned again.
-    pub restored: String,
-    /// What happened, naming both digests (the `Degraded` message and the event note).
-    pub message: String,
-}
 
 /// Everything the status is computed from.
 #[derive(Clone, Debug)]
@@ -136,7 +44,7 @@ pub struct Observation<'a> {
     /// Whether the pinned image was applied to the Deployments in this reconcile.
     pub applied: bool,
     /// A problem with a referenced object (the database Secret) that blocked applying.
-    pub blocked: Option<&'a Blocked>,
+    pub blocked: Option<&'a Error>,
     /// The Deployments as the API server returned them (after applying, when applied).
     pub deployments: &'a [(Role, Option<Deployment>)],
     /// A rollback applied in this reconcile.
@@ -145,470 +53,53 @@ pub struct Observation<'a> {
     pub now: Timestamp,
 }
 
-/// Where one Deployment's rollout stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RolloutState {
-    /// The Deployment does not exist.
-    Missing,
-    /// Still rolling out; the string says how far.
-    Progressing(String),
-    /// Every desired pod is updated and ready.
-    Available,
-    /// The rollout failed (`reason` is a Degraded reason).
-    Failed {
-        /// Degraded reason.
-        reason: &'static str,
-        /// The Deployment controller's message.
-        message: String,
-    },
-}
-
-/// Judge one Deployment from its status as the Deployment controller reports it.
-pub fn rollout_state(deployment: Option<&Deployment>) -> RolloutState {
-    let Some(d) = deployment else {
-        return RolloutState::Missing;
-    };
-    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let status = d.status.clone().unwrap_or_default();
-    let conditions = status.conditions.unwrap_or_default();
-    // Conditions of an older generation (e.g. the deadline a rolled-back template exceeded) say
-    // nothing about the current template.
-    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
-        return RolloutState::Progressing("new spec not yet observed".to_owned());
-    }
-    if let Some(c) = conditions.iter().find(|c| {
-        c.type_ == "Progressing"
-            && c.status == "False"
-            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-    }) {
-        return RolloutState::Failed {
-            reason: reasons::PROGRESS_DEADLINE_EXCEEDED,
-            message: c.message.clone().unwrap_or_default(),
+impl Observation<'_> {
+    /// What keeps the workloads from being deployed: a referenced object, or an image with no
+    /// digest to pin.
+    fn blocker(&self) -> Option<&Error> {
+        let image_blocker = match self.image {
+            ImageOutcome::Unresolved(blocked) => Some(blocked),
+            ImageOutcome::Pinned(_) | ImageOutcome::Kept { .. } => None,
         };
+        self.blocked.or(image_blocker)
     }
-    if let Some(c) = conditions
-        .iter()
-        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
-    {
-        return RolloutState::Failed {
-            reason: reasons::REPLICA_FAILURE,
-            message: c.message.clone().unwrap_or_default(),
-        };
-    }
-    let updated = status.updated_replicas.unwrap_or(0);
-    let ready = status.ready_replicas.unwrap_or(0);
-    let total = status.replicas.unwrap_or(0);
-    if updated < desired {
-        return RolloutState::Progressing(format!("{updated}/{desired} updated"));
-    }
-    if total > updated {
-        return RolloutState::Progressing(format!("{} old pods terminating", total - updated));
-    }
-    if ready < desired {
-        return RolloutState::Progressing(format!("{ready}/{desired} ready"));
-    }
-    RolloutState::Available
-}
-
-/// A role's entry in `status.components`.
-pub fn component_status(deployment: &Deployment) -> ComponentStatus {
-    let status = deployment.status.clone().unwrap_or_default();
-    let image = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|p| p.containers.first())
-        .and_then(|c| c.image.as_deref());
-    ComponentStatus {
-        replicas: deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.replicas)
-            .unwrap_or(1),
-        ready_replicas: status.ready_replicas.unwrap_or(0),
-        updated_replicas: status.updated_replicas.unwrap_or(0),
-        digest: image.and_then(digest_of).map(|d| d.to_string()),
-    }
-}
-
-/// Build a condition stamped with `generation` and `now`.
-pub fn condition(
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: impl Into<String>,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Condition {
-    Condition {
-        type_: type_.to_owned(),
-        status: if status { "True" } else { "False" }.to_owned(),
-        reason: reason.to_owned(),
-        message: message.into(),
-        observed_generation: generation,
-        last_transition_time: Time(now),
-    }
-}
-
-/// Insert or replace a condition of the same type, keeping the old `lastTransitionTime` when
-/// the status did not change (the Kubernetes API conventions).
-pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) {
-    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
-        Some(existing) => {
-            if existing.status == new.status {
-                new.last_transition_time = existing.last_transition_time.clone();
-            }
-            *existing = new;
-        }
-        None => conditions.push(new),
-    }
-}
-
-/// The condition of a type, if present.
-pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conditions.iter().find(|c| c.type_ == type_)
-}
-
-/// Whether `status` says the resource is Ready.
-pub fn is_ready(status: Option<&TradingAgentStatus>) -> bool {
-    status
-        .and_then(|s| find_condition(&s.conditions, types::READY))
-        .is_some_and(|c| c.status == "True")
 }
 
 /// Compute the next status.
 pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
     let previous = obs.agent.status.clone().unwrap_or_default();
     let generation = obs.agent.metadata.generation;
-    let paused = obs.agent.spec.paused;
-    let now = obs.now;
-
-    let states: Vec<(Role, RolloutState)> = obs
-        .deployments
-        .iter()
-        .map(|(role, d)| (*role, rollout_state(d.as_ref())))
-        .collect();
-    let failed: Vec<String> = states
-        .iter()
-        .filter_map(|(role, s)| match s {
-            RolloutState::Failed { reason, message } => {
-                Some(format!("{role}: {reason}: {message}"))
-            }
-            _ => None,
-        })
-        .collect();
-    let first_failure_reason = states.iter().find_map(|(_, s)| match s {
-        RolloutState::Failed { reason, .. } => Some(*reason),
-        _ => None,
-    });
-    let progressing: Vec<String> = states
-        .iter()
-        .filter_map(|(role, s)| match s {
-            RolloutState::Progressing(how) => Some(format!("{role}: {how}")),
-            _ => None,
-        })
-        .collect();
-    let missing: Vec<String> = states
-        .iter()
-        .filter(|(_, s)| *s == RolloutState::Missing)
-        .map(|(role, _)| role.to_string())
-        .collect();
-    let all_available = states.iter().all(|(_, s)| *s == RolloutState::Available);
-
-    let image_blocker = match obs.image {
-        ImageOutcome::Unresolved(blocked) => Some(blocked),
-        ImageOutcome::Pinned(_) | ImageOutcome::Kept { .. } => None,
-    };
-    let blocker = obs.blocked.or(image_blocker);
+    let rollouts = Rollouts::judge(obs.deployments);
+    let blocker = obs.blocker();
 
     let mut conditions = previous.conditions.clone();
-
-    // ImageResolved
-    let image_condition = match obs.image {
-        ImageOutcome::Pinned(pinned) => condition(
-            types::IMAGE_RESOLVED,
-            true,
-            reasons::DIGEST_PINNED,
-            format!("{} is pinned to {}", obs.agent.spec.image, pinned.digest()),
-            generation,
-            now,
-        ),
-        ImageOutcome::Kept { pinned, problem } => condition(
-            types::IMAGE_RESOLVED,
-            false,
-            problem.reason,
-            format!(
-                "{}; the workloads stay on {}",
-                problem.message,
-                pinned.digest()
-            ),
-            generation,
-            now,
-        ),
-        ImageOutcome::Unresolved(blocked) => condition(
-            types::IMAGE_RESOLVED,
-            false,
-            blocked.reason,
-            blocked.message.clone(),
-            generation,
-            now,
-        ),
-    };
-    set_condition(&mut conditions, image_condition);
-
-    // Ready
-    let ready_condition = if let Some(blocked) = blocker {
-        condition(
-            types::READY,
-            false,
-            blocked.reason,
-            blocked.message.clone(),
-            generation,
-            now,
-        )
-    } else if all_available {
-        let suffix = if paused {
-            " (reconciliation paused)"
-        } else {
-            ""
-        };
-        condition(
-            types::READY,
-            true,
-            reasons::ALL_COMPONENTS_READY,
-            format!("api, bot and strategy are rolled out and ready{suffix}"),
-            generation,
-            now,
-        )
-    } else {
-        let mut parts = Vec::new();
-        if !missing.is_empty() {
-            parts.push(format!("missing: {}", missing.join(", ")));
-        }
-        parts.extend(failed.iter().cloned());
-        parts.extend(progressing.iter().cloned());
-        let reason = if paused {
-            reasons::PAUSED
-        } else {
-            first_failure_reason.unwrap_or(reasons::COMPONENTS_NOT_READY)
-        };
-        condition(
-            types::READY,
-            false,
-            reason,
-            parts.join("; "),
-            generation,
-            now,
-        )
-    };
-    set_condition(&mut conditions, ready_condition);
-
-    // Progressing
-    let progressing_condition = if paused {
-        condition(
-            types::PROGRESSING,
-            false,
-            reasons::PAUSED,
-            "spec.paused is true: status is reported but nothing is changed",
-            generation,
-            now,
-        )
-    } else if let Some(blocked) = blocker {
-        condition(
-            types::PROGRESSING,
-            false,
-            blocked.reason,
-            blocked.message.clone(),
-            generation,
-            now,
-        )
-    } else if !progressing.is_empty() || !missing.is_empty() {
-        let mut parts = progressing.clone();
-        if !missing.is_empty() {
-            parts.push(format!("missing: {}", missing.join(", ")));
-        }
-        condition(
-            types::PROGRESSING,
-            true,
-            reasons::ROLLING_OUT,
-            parts.join("; "),
-            generation,
-            now,
-        )
-    } else {
-        condition(
-            types::PROGRESSING,
-            false,
-            reasons::ROLLOUT_COMPLETE,
-            "no rollout in progress",
-            generation,
-            now,
-        )
-    };
-    set_condition(&mut conditions, progressing_condition);
-
-    // Degraded. After a rollback it stays True until a new digest is rolled out: the tag still
-    // points at the rejected digest, which a user needs to know about.
-    let moves_forward = obs.applied
-        && obs.rollback.is_none()
-        && matches!(obs.image, ImageOutcome::Pinned(p)
-            if previous.image.as_ref().and_then(|i| i.digest.as_deref()) != Some(p.digest().as_str()));
-    let still_rolled_back = !moves_forward
-        && previous
-            .history
-            .last()
-            .is_some_and(|r| r.outcome == Some(RolloutOutcome::RolledBack));
-    let previous_degraded = find_condition(&previous.conditions, types::DEGRADED)
-        .filter(|c| c.status == "True" && c.reason == reasons::ROLLED_BACK);
-    let degraded_condition = match (obs.rollback, first_failure_reason) {
-        (Some(rollback), _) => condition(
-            types::DEGRADED,
-            true,
-            reasons::ROLLED_BACK,
-            rollback.message.clone(),
-            generation,
-            now,
-        ),
-        // Sticky over failures too: right after a rollback the Deployments can still report the
-        // deadline the rejected template exceeded (Ready reports a real failure either way).
-        (None, _) if still_rolled_back => match previous_degraded {
-            Some(c) => Condition {
-                observed_generation: generation,
-                ..c.clone()
-            },
-            None => {
-                let rejected = previous.history.last().map_or("", |r| r.digest.as_str());
-                let pinned = previous
-                    .image
-                    .as_ref()
-                    .and_then(|i| i.digest.as_deref())
-                    .unwrap_or("");
-                condition(
-                    types::DEGRADED,
-                    true,
-                    reasons::ROLLED_BACK,
-                    format!(
-                        "the rollout of {rejected} failed and was rolled back to {pinned}; {rejected} is rejected until the tag points elsewhere"
-                    ),
-                    generation,
-                    now,
-                )
-            }
-        },
-        (None, Some(reason)) => condition(
-            types::DEGRADED,
-            true,
-            reason,
-            failed.join("; "),
-            generation,
-            now,
-        ),
-        (None, None) => condition(
-            types::DEGRADED,
-            false,
-            reasons::AS_EXPECTED,
-            "no failed rollout",
-            generation,
-            now,
-        ),
-    };
-    set_condition(&mut conditions, degraded_condition);
-
-    // Components
-    let mut components = ComponentsStatus::default();
-    for (role, deployment) in obs.deployments {
-        if let Some(d) = deployment {
-            components.set(*role, component_status(d));
-        }
+    for new in [
+        image_resolved_condition(obs),
+        ready_condition(obs, &rollouts, blocker),
+        progressing_condition(obs, &rollouts, blocker),
+        degraded_condition(obs, &previous, &rollouts),
+    ] {
+        set_condition(&mut conditions, new);
     }
-    let components = (components != ComponentsStatus::default()).then_some(components);
 
-    // Image and history
-    let mut image = previous.image.clone();
+    let components = components(obs.deployments);
     let mut history = previous.history.clone();
-    match (obs.image.pinned(), obs.applied) {
-        (Some(pinned), true) => {
-            let digest = pinned.digest().to_string();
-            let mut status = image.unwrap_or_default();
-            let moved = status.digest.as_deref() != Some(digest.as_str());
-            // A rollback target from another repository would not exist in this one.
-            let repository = |image: &str| ImageReference::parse(image).ok().map(|r| r.name());
-            if status.last_healthy_digest.is_some()
-                && repository(&status.reference) != repository(&obs.agent.spec.image)
-            {
-                status.last_healthy_digest = None;
-            }
-            status.reference = obs.agent.spec.image.clone();
-            if let Some(rollback) = obs.rollback {
-                status.resolved_at = Some(Time(now));
-                match history
-                    .iter_mut()
-                    .rev()
-                    .find(|r| r.digest == rollback.rejected && r.outcome.is_none())
-                {
-                    Some(record) => {
-                        record.finished = Some(Time(now));
-                        record.outcome = Some(RolloutOutcome::RolledBack);
-                    }
-                    None => history.push(RolloutRecord {
-                        digest: rollback.rejected.clone(),
-                        started: Time(now),
-                        finished: Some(Time(now)),
-                        outcome: Some(RolloutOutcome::RolledBack),
-                    }),
-                }
-                status.rejected_digests.retain(|d| *d != rollback.rejected);
-                status.rejected_digests.push(rollback.rejected.clone());
-                if status.rejected_digests.len() > REJECTED_LIMIT {
-                    let excess = status.rejected_digests.len() - REJECTED_LIMIT;
-                    status.rejected_digests.drain(..excess);
-                }
-            } else if moved {
-                status.resolved_at = Some(Time(now));
-                history.push(RolloutRecord {
-                    digest: digest.clone(),
-                    started: Time(now),
-                    finished: None,
-                    outcome: None,
-                });
-            }
-            status.short_digest = Some(pinned.digest().short());
-            status.digest = Some(digest);
-            image = Some(status);
-        }
-        _ => {
-            if image.is_none() {
-                image = Some(ImageStatus {
-                    reference: obs.agent.spec.image.clone(),
-                    ..ImageStatus::default()
-                });
-            }
-        }
-    }
-    let ready_now = blocker.is_none() && all_available;
-    if ready_now && let Some(status) = image.as_mut() {
-        // Only a digest every running component reports counts as healthy.
-        let running_digest = status.digest.clone().filter(|digest| {
-            components.as_ref().is_some_and(|c| {
-                Role::ALL
-                    .iter()
-                    .all(|r| c.get(*r).and_then(|s| s.digest.as_ref()) == Some(digest))
+    let mut image = match (obs.image.pinned(), obs.applied) {
+        (Some(_), true) => Some(record_pin(previous.image.clone(), &mut history, obs)),
+        _ => previous.image.clone().or_else(|| {
+            Some(ImageStatus {
+                reference: obs.agent.spec.image.clone(),
+                ..ImageStatus::default()
             })
-        });
-        if let Some(digest) = running_digest {
-            status.last_healthy_digest = Some(digest.clone());
-            if let Some(last) = history.last_mut()
-                && last.digest == digest
-                && last.outcome.is_none()
-            {
-                last.finished = Some(Time(now));
-                last.outcome = Some(RolloutOutcome::Succeeded);
-            }
-        }
+        }),
+    };
+    if blocker.is_none()
+        && rollouts.all_available
+        && let Some(image) = image.as_mut()
+    {
+        record_healthy(image, &mut history, components.as_ref(), obs.now);
     }
-    if history.len() > HISTORY_LIMIT {
-        history.drain(..history.len() - HISTORY_LIMIT);
-    }
+    bound_history(&mut history);
 
     TradingAgentStatus {
         observed_generation: generation,
@@ -619,11 +110,332 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
     }
 }
 
+/// Step 1: where the Deployments' rollouts stand, as the conditions' messages need it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rollouts {
+    /// "role: reason: message" per failed rollout.
+    pub failed: Vec<String>,
+    /// The Degraded reason of the first failed rollout.
+    pub first_failure_reason: Option<&'static str>,
+    /// "role: how far" per rollout under way.
+    pub progressing: Vec<String>,
+    /// Roles whose Deployment does not exist.
+    pub missing: Vec<String>,
+    /// Every Deployment is rolled out and ready.
+    pub all_available: bool,
+}
+
+impl Rollouts {
+    /// Judge every Deployment ([`rollout_state`]).
+    pub fn judge(deployments: &[(Role, Option<Deployment>)]) -> Self {
+        let states: Vec<(Role, RolloutState)> = deployments
+            .iter()
+            .map(|(role, d)| (*role, rollout_state(d.as_ref())))
+            .collect();
+        let mut rollouts = Self {
+            all_available: states.iter().all(|(_, s)| *s == RolloutState::Available),
+            ..Self::default()
+        };
+        for (role, state) in states {
+            match state {
+                RolloutState::Failed { reason, message } => {
+                    rollouts.first_failure_reason.get_or_insert(reason);
+                    rollouts.failed.push(format!("{role}: {reason}: {message}"));
+                }
+                RolloutState::Progressing(how) => {
+                    rollouts.progressing.push(format!("{role}: {how}"));
+                }
+                RolloutState::Missing => rollouts.missing.push(role.to_string()),
+                RolloutState::Available => {}
+            }
+        }
+        rollouts
+    }
+}
+
+/// Step 2a: `ImageResolved` — pinned, kept (and why nothing moved), or unresolved.
+pub fn image_resolved_condition(obs: &Observation<'_>) -> Condition {
+    let generation = obs.agent.metadata.generation;
+    match obs.image {
+        ImageOutcome::Pinned(pinned) => condition(
+            types::IMAGE_RESOLVED,
+            true,
+            reasons::DIGEST_PINNED,
+            format!("{} is pinned to {}", obs.agent.spec.image, pinned.digest()),
+            generation,
+            obs.now,
+        ),
+        ImageOutcome::Kept { pinned, problem } => condition(
+            types::IMAGE_RESOLVED,
+            false,
+            problem.reason(),
+            format!(
+                "{}; the workloads stay on {}",
+                problem.condition_message(),
+                pinned.digest()
+            ),
+            generation,
+            obs.now,
+        ),
+        ImageOutcome::Unresolved(blocked) => condition(
+            types::IMAGE_RESOLVED,
+            false,
+            blocked.reason(),
+            blocked.condition_message(),
+            generation,
+            obs.now,
+        ),
+    }
+}
+
+/// Step 2b: `Ready` — blocked, every component ready, or what is still missing, failed or rolling.
+pub fn ready_condition(
+    obs: &Observation<'_>,
+    rollouts: &Rollouts,
+    blocker: Option<&Error>,
+) -> Condition {
+    let generation = obs.agent.metadata.generation;
+    let paused = obs.agent.spec.paused;
+    if let Some(blocked) = blocker {
+        return condition(
+            types::READY,
+            false,
+            blocked.reason(),
+            blocked.condition_message(),
+            generation,
+            obs.now,
+        );
+    }
+    if rollouts.all_available {
+        let suffix = if paused {
+            " (reconciliation paused)"
+        } else {
+            ""
+        };
+        return condition(
+            types::READY,
+            true,
+            reasons::ALL_COMPONENTS_READY,
+            format!("api, bot and strategy are rolled out and ready{suffix}"),
+            generation,
+            obs.now,
+        );
+    }
+    let mut parts = Vec::new();
+    if !rollouts.missing.is_empty() {
+        parts.push(format!("missing: {}", rollouts.missing.join(", ")));
+    }
+    parts.extend(rollouts.failed.iter().cloned());
+    parts.extend(rollouts.progressing.iter().cloned());
+    let reason = if paused {
+        reasons::PAUSED
+    } else {
+        rollouts
+            .first_failure_reason
+            .unwrap_or(reasons::COMPONENTS_NOT_READY)
+    };
+    condition(
+        types::READY,
+        false,
+        reason,
+        parts.join("; "),
+        generation,
+        obs.now,
+    )
+}
+
+/// Step 2c: `Progressing` — paused, blocked, rolling out, or complete.
+pub fn progressing_condition(
+    obs: &Observation<'_>,
+    rollouts: &Rollouts,
+    blocker: Option<&Error>,
+) -> Condition {
+    let generation = obs.agent.metadata.generation;
+    if obs.agent.spec.paused {
+        return condition(
+            types::PROGRESSING,
+            false,
+            reasons::PAUSED,
+            "spec.paused is true: status is reported but nothing is changed",
+            generation,
+            obs.now,
+        );
+    }
+    if let Some(blocked) = blocker {
+        return condition(
+            types::PROGRESSING,
+            false,
+            blocked.reason(),
+            blocked.condition_message(),
+            generation,
+            obs.now,
+        );
+    }
+    if !rollouts.progressing.is_empty() || !rollouts.missing.is_empty() {
+        let mut parts = rollouts.progressing.clone();
+        if !rollouts.missing.is_empty() {
+            parts.push(format!("missing: {}", rollouts.missing.join(", ")));
+        }
+        return condition(
+            types::PROGRESSING,
+            true,
+            reasons::ROLLING_OUT,
+            parts.join("; "),
+            generation,
+            obs.now,
+        );
+    }
+    condition(
+        types::PROGRESSING,
+        false,
+        reasons::ROLLOUT_COMPLETE,
+        "no rollout in progress",
+        generation,
+        obs.now,
+    )
+}
+
+/// Step 2d: `Degraded` — a rollback (sticky until a new digest rolls out, see
+/// [`rollback::degraded_condition`]), a failed rollout, or nothing wrong.
+pub fn degraded_condition(
+    obs: &Observation<'_>,
+    previous: &TradingAgentStatus,
+    rollouts: &Rollouts,
+) -> Condition {
+    let generation = obs.agent.metadata.generation;
+    let previous_digest = previous.image.as_ref().and_then(|i| i.digest.as_deref());
+    let moves_forward = obs.applied
+        && obs.rollback.is_none()
+        && matches!(obs.image, ImageOutcome::Pinned(p) if previous_digest != Some(p.digest().as_str()));
+    if let Some(rolled_back) =
+        rollback::degraded_condition(obs.rollback, previous, moves_forward, generation, obs.now)
+    {
+        return rolled_back;
+    }
+    match rollouts.first_failure_reason {
+        Some(reason) => condition(
+            types::DEGRADED,
+            true,
+            reason,
+            rollouts.failed.join("; "),
+            generation,
+            obs.now,
+        ),
+        None => condition(
+            types::DEGRADED,
+            false,
+            reasons::AS_EXPECTED,
+            "no failed rollout",
+            generation,
+            obs.now,
+        ),
+    }
+}
+
+/// `status.components`, from the Deployments that exist.
+fn components(deployments: &[(Role, Option<Deployment>)]) -> Option<ComponentsStatus> {
+    let mut components = ComponentsStatus::default();
+    for (role, deployment) in deployments {
+        if let Some(d) = deployment {
+            components.set(*role, component_status(d));
+        }
+    }
+    (components != ComponentsStatus::default()).then_some(components)
+}
+
+/// Step 3: `status.image` once the pinned digest was applied, with the history entry it makes:
+/// a rollback's record, or a new rollout when the digest moved.
+pub fn record_pin(
+    previous: Option<ImageStatus>,
+    history: &mut Vec<RolloutRecord>,
+    obs: &Observation<'_>,
+) -> ImageStatus {
+    let mut status = previous.unwrap_or_default();
+    let Some(pinned) = obs.image.pinned() else {
+        return status;
+    };
+    let digest = pinned.digest().to_string();
+    let moved = status.digest.as_deref() != Some(digest.as_str());
+    forget_other_repository(&mut status, &obs.agent.spec.image);
+    status.reference = obs.agent.spec.image.clone();
+    if let Some(rollback) = obs.rollback {
+        status.resolved_at = Some(Time(obs.now));
+        rollback::record(&mut status, history, rollback, obs.now);
+    } else if moved {
+        status.resolved_at = Some(Time(obs.now));
+        start_rollout(history, &digest, obs.now);
+    }
+    status.short_digest = Some(pinned.digest().short());
+    status.digest = Some(digest);
+    status
+}
+
+/// Step 3a, the repository-change reset: a rollback target from another repository would not
+/// exist in this one, so `lastHealthyDigest` is forgotten when `spec.image` names another
+/// repository (another tag of the same repository keeps it).
+pub fn forget_other_repository(status: &mut ImageStatus, spec_image: &str) {
+    let repository = |image: &str| ImageReference::parse(image).ok().map(|r| r.name());
+    if status.last_healthy_digest.is_some()
+        && repository(&status.reference) != repository(spec_image)
+    {
+        status.last_healthy_digest = None;
+    }
+}
+
+/// Step 3b, history: a new digest starts a rollout record, finished later by [`record_healthy`]
+/// or [`rollback::record`].
+pub fn start_rollout(history: &mut Vec<RolloutRecord>, digest: &str, now: Timestamp) {
+    history.push(RolloutRecord {
+        digest: digest.to_owned(),
+        started: Time(now),
+        finished: None,
+        outcome: None,
+    });
+}
+
+/// Step 4, last-healthy: when every component is ready (the caller checks) and reports the
+/// pinned digest, that digest becomes `lastHealthyDigest` and its open rollout succeeded.
+pub fn record_healthy(
+    image: &mut ImageStatus,
+    history: &mut [RolloutRecord],
+    components: Option<&ComponentsStatus>,
+    now: Timestamp,
+) {
+    // Only a digest every running component reports counts as healthy.
+    let running_digest = image.digest.clone().filter(|digest| {
+        components.is_some_and(|c| {
+            Role::ALL
+                .iter()
+                .all(|r| c.get(*r).and_then(|s| s.digest.as_ref()) == Some(digest))
+        })
+    });
+    let Some(digest) = running_digest else {
+        return;
+    };
+    image.last_healthy_digest = Some(digest.clone());
+    if let Some(last) = history.last_mut()
+        && last.digest == digest
+        && last.outcome.is_none()
+    {
+        last.finished = Some(Time(now));
+        last.outcome = Some(RolloutOutcome::Succeeded);
+    }
+}
+
+/// Step 5: keep the last [`HISTORY_LIMIT`] rollouts.
+pub fn bound_history(history: &mut Vec<RolloutRecord>) {
+    if history.len() > HISTORY_LIMIT {
+        history.drain(..history.len() - HISTORY_LIMIT);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::desired_deployment;
-    use crate::image::{Digest, ImageReference};
+    use crate::digest::reference::{Digest, ImageReference};
+    use crate::reconcile::build::desired_deployment;
+    use crate::reconcile::conditions::{find_condition, is_ready};
+    use crate::reconcile::rollback::REJECTED_LIMIT;
     use crate::resource::TradingAgentSpec;
     use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 
@@ -841,9 +653,9 @@ mod tests {
     #[test]
     fn tag_only_image_is_not_ready_with_digest_required() {
         let a = agent("registry.example.com/acme/app:stable");
-        let outcome = ImageOutcome::Unresolved(Blocked {
-            reason: reasons::DIGEST_REQUIRED,
-            message: "spec.image has no digest".into(),
+        let outcome = ImageOutcome::Unresolved(Error::DigestRequired {
+            image: "registry.example.com/acme/app:stable".into(),
+            reference: "registry.example.com/acme/app:stable".into(),
         });
         let ds: Vec<_> = Role::ALL.into_iter().map(|r| (r, None)).collect();
         let s = observe(&a, &outcome, &ds, t(0));
@@ -869,9 +681,9 @@ mod tests {
         let mut a = agent("x");
         a.status = Some(observe(&a, &pinned(D1), &all(&a, D1, 1), t(0)));
         a.spec.image = "registry.example.com/acme/app:next".into();
-        let outcome = ImageOutcome::Unresolved(Blocked {
-            reason: reasons::DIGEST_REQUIRED,
-            message: "no digest".into(),
+        let outcome = ImageOutcome::Unresolved(Error::DigestRequired {
+            image: "registry.example.com/acme/app:next".into(),
+            reference: "registry.example.com/acme/app:next".into(),
         });
         let s = observe(&a, &outcome, &all(&a, D1, 1), t(10));
         assert_eq!(s.image.as_ref().unwrap().digest.as_deref(), Some(D1));
@@ -881,9 +693,10 @@ mod tests {
     #[test]
     fn missing_secret_blocks_ready_with_its_reason() {
         let a = agent("x");
-        let blocked = Blocked {
-            reason: reasons::SECRET_NOT_FOUND,
-            message: "Secret desk/desk-db (spec.database.secretRef) not found".into(),
+        let blocked = Error::SecretNotFound {
+            namespace: "desk".into(),
+            name: "desk-db".into(),
+            key: "url".into(),
         };
         let ds: Vec<_> = Role::ALL.into_iter().map(|r| (r, None)).collect();
         let s = next_status(&Observation {
@@ -943,29 +756,6 @@ mod tests {
     }
 
     #[test]
-    fn set_condition_replaces_by_type() {
-        let mut conditions = vec![condition("Ready", false, "A", "a", Some(1), t(0))];
-        set_condition(
-            &mut conditions,
-            condition("Ready", false, "B", "b", Some(2), t(5)),
-        );
-        assert_eq!(conditions.len(), 1);
-        assert_eq!(conditions[0].reason, "B");
-        assert_eq!(conditions[0].observed_generation, Some(2));
-        assert_eq!(conditions[0].last_transition_time, Time(t(0)));
-        set_condition(
-            &mut conditions,
-            condition("Ready", true, "C", "c", Some(2), t(9)),
-        );
-        assert_eq!(conditions[0].last_transition_time, Time(t(9)));
-        set_condition(
-            &mut conditions,
-            condition("Degraded", false, "D", "d", Some(2), t(9)),
-        );
-        assert_eq!(conditions.len(), 2);
-    }
-
-    #[test]
     fn history_records_rollouts_and_their_success() {
         let mut a = agent("x");
         let s = observe(&a, &pinned(D1), &all(&a, D1, 0), t(0));
@@ -1003,13 +793,20 @@ mod tests {
         );
     }
 
+    /// The digest stays, kept by a registry outage or (with `DigestRejected`) a rejected digest.
     fn kept(digest: &str, reason: &'static str) -> ImageOutcome {
+        let problem = if reason == reasons::DIGEST_REJECTED {
+            Error::DigestRejected("the tag points at a rejected digest".into())
+        } else {
+            Error::RegistryUnreachable {
+                host: "r".into(),
+                detail: "connection refused".into(),
+            }
+        };
+        assert_eq!(problem.reason(), reason);
         ImageOutcome::Kept {
             pinned: pinned(digest).pinned().unwrap().clone(),
-            problem: Blocked {
-                reason,
-                message: "registry r unreachable: connection refused".into(),
-            },
+            problem,
         }
     }
 
@@ -1149,7 +946,7 @@ mod tests {
         let elsewhere = ImageOutcome::Pinned(
             ImageReference::parse("registry.example.com/acme/other:stable")
                 .unwrap()
-                .pinned_to(crate::image::Digest::parse(D3).unwrap()),
+                .pinned_to(crate::digest::reference::Digest::parse(D3).unwrap()),
         );
         let s = observe(&a, &elsewhere, &all(&a, D3, 0), t(20));
         assert_eq!(s.image.as_ref().unwrap().last_healthy_digest, None);
@@ -1199,4 +996,112 @@ mod tests {
         let s = observe(&a, &pinned(D2), &ds, t(0));
         assert_eq!(s.image.unwrap().last_healthy_digest, None);
     }
+
+    // The named steps, one by one.
+
+    #[test]
+    fn step_rollouts_sorts_the_deployments_by_where_they_stand() {
+        let a = agent("x");
+        let mut ds = all(&a, D1, 1);
+        ds[1].1 = Some(deployment(&a, Role::Bot, D1, 0, 1));
+        ds[2].1 = None;
+        let rollouts = Rollouts::judge(&ds);
+        assert!(!rollouts.all_available);
+        assert_eq!(rollouts.missing, vec!["strategy".to_owned()]);
+        assert_eq!(rollouts.progressing, vec!["bot: 0/1 ready".to_owned()]);
+        assert!(rollouts.failed.is_empty() && rollouts.first_failure_reason.is_none());
+        assert!(Rollouts::judge(&all(&a, D1, 1)).all_available);
+    }
+
+    #[test]
+    fn step_repository_change_reset_keeps_the_target_within_one_repository() {
+        let status = |reference: &str| ImageStatus {
+            reference: reference.into(),
+            last_healthy_digest: Some(D1.into()),
+            ..ImageStatus::default()
+        };
+        let mut same = status("registry.example.com/acme/app:stable");
+        forget_other_repository(&mut same, "registry.example.com/acme/app:next");
+        assert_eq!(same.last_healthy_digest.as_deref(), Some(D1));
+        let mut other = status("registry.example.com/acme/app:stable");
+        forget_other_repository(&mut other, "registry.example.com/acme/other:stable");
+        assert_eq!(other.last_healthy_digest, None);
+    }
+
+    #[test]
+    fn step_history_starts_a_rollout_and_stays_bounded() {
+        let mut history = Vec::new();
+        start_rollout(&mut history, D1, t(5));
+        assert_eq!(
+            history,
+            vec![RolloutRecord {
+                digest: D1.into(),
+                started: Time(t(5)),
+                finished: None,
+                outcome: None,
+            }]
+        );
+        for i in 0..HISTORY_LIMIT + 2 {
+            start_rollout(&mut history, D2, t(i as i64));
+        }
+        bound_history(&mut history);
+        assert_eq!(history.len(), HISTORY_LIMIT);
+        assert!(
+            history.iter().all(|r| r.digest == D2),
+            "the oldest go first"
+        );
+    }
+
+    #[test]
+    fn step_last_healthy_needs_every_component_on_the_pinned_digest() {
+        let a = agent("x");
+        let on = |digest: &str| components(&all(&a, digest, 1));
+        let mut image = ImageStatus {
+            digest: Some(D2.into()),
+            last_healthy_digest: Some(D1.into()),
+            ..ImageStatus::default()
+        };
+        let mut history = Vec::new();
+        start_rollout(&mut history, D2, t(0));
+        record_healthy(&mut image, &mut history, on(D1).as_ref(), t(9));
+        assert_eq!(
+            image.last_healthy_digest.as_deref(),
+            Some(D1),
+            "not yet on D2"
+        );
+        assert_eq!(history[0].outcome, None);
+        record_healthy(&mut image, &mut history, on(D2).as_ref(), t(10));
+        assert_eq!(image.last_healthy_digest.as_deref(), Some(D2));
+        assert_eq!(history[0].outcome, Some(RolloutOutcome::Succeeded));
+        assert_eq!(history[0].finished, Some(Time(t(10))));
+    }
+
+    #[test]
+    fn step_conditions_are_sticky_while_their_status_holds() {
+        let a = agent("x");
+        let obs = |now| Observation {
+            agent: &a,
+            image: &IMAGE_NONE,
+            applied: false,
+            blocked: None,
+            deployments: &[],
+            rollback: None,
+            now,
+        };
+        let first = image_resolved_condition(&obs(t(0)));
+        let mut conditions = vec![first.clone()];
+        set_condition(&mut conditions, image_resolved_condition(&obs(t(60))));
+        assert_eq!(
+            conditions,
+            vec![first],
+            "same status: the transition time stays"
+        );
+    }
+
+    static IMAGE_NONE: std::sync::LazyLock<ImageOutcome> = std::sync::LazyLock::new(|| {
+        ImageOutcome::Unresolved(Error::DigestRequired {
+            image: "x".into(),
+            reference: "x".into(),
+        })
+    });
 }

@@ -7,9 +7,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::client::RegistryError;
 use super::credentials::Credentials;
-use crate::image::Digest;
+use super::freshness::Freshness;
+use crate::digest::reference::Digest;
+use crate::error::Error;
 
 /// What a lookup depends on. Credentials are part of the key: a digest resolved with one pull
 /// secret is never handed to a TradingAgent without it.
@@ -23,7 +24,7 @@ pub struct CacheKey {
 
 #[derive(Clone)]
 struct Lookup {
-    result: Result<Digest, RegistryError>,
+    result: Result<Digest, Error>,
     started_at: Instant,
 }
 
@@ -46,10 +47,10 @@ impl DigestCache {
         key: CacheKey,
         not_before: Option<Instant>,
         resolve: F,
-    ) -> Result<Digest, RegistryError>
+    ) -> Result<Digest, Error>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Digest, RegistryError>>,
+        Fut: Future<Output = Result<Digest, Error>>,
     {
         let slot = self
             .slots
@@ -61,7 +62,7 @@ impl DigestCache {
         // Holding the slot's lock across the request is what coalesces concurrent lookups.
         let mut lookup = slot.lock().await;
         if let Some(previous) = lookup.as_ref()
-            && not_before.is_none_or(|t| previous.started_at >= t)
+            && Freshness::accepts(not_before, previous.started_at)
         {
             return previous.result.clone();
         }
@@ -174,7 +175,7 @@ mod tests {
     #[tokio::test]
     async fn errors_are_shared_too() {
         let cache = DigestCache::default();
-        let down = RegistryError::Unreachable {
+        let down = Error::RegistryUnreachable {
             host: "r".into(),
             detail: "connection refused".into(),
         };

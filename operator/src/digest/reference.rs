@@ -1,7 +1,7 @@
 //! Image references and digests, parsed per the distribution reference grammar.
 //!
 //! Pure code: no I/O. The controller uses it to decide whether `spec.image` already carries a
-//! digest; the digest resolver uses the normalised registry and repository to talk to the registry.
+//! digest; the tag resolver uses the normalised registry and repository to talk to the registry.
 //!
 //! Normalisation follows `docker/distribution`'s `ParseNormalizedNamed`: a name without a domain
 //! lives on Docker Hub (`docker.io`), and a single-segment Docker Hub name is an official image
@@ -9,6 +9,8 @@
 //! `localhost`, or contains an upper-case letter.
 
 use std::fmt;
+
+use crate::error::Error;
 
 /// Docker Hub's canonical domain.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -19,70 +21,29 @@ pub const DEFAULT_TAG: &str = "latest";
 /// Longest name (domain and path) the grammar allows.
 pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
 
-/// What is wrong with an image reference.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ImageReferenceError {
-    /// Nothing to parse.
-    #[error("image reference is empty")]
-    Empty,
-    /// The registry part is not a host name, IPv4/IPv6 address or port.
-    #[error("invalid registry {0:?}: expected a host name or address with an optional :port")]
-    InvalidDomain(String),
-    /// A repository path segment breaks the grammar.
-    #[error(
-        "invalid repository path segment {0:?}: lower-case letters and digits separated by '.', '_', '__' or dashes"
-    )]
-    InvalidPathComponent(String),
-    /// The repository contains upper-case letters.
-    #[error("repository {0:?} must be lower-case")]
-    Uppercase(String),
-    /// Registry and repository together are too long.
-    #[error("image name is longer than {NAME_TOTAL_LENGTH_MAX} characters")]
-    NameTooLong,
-    /// The tag breaks the grammar.
-    #[error(
-        "invalid tag {0:?}: up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'"
-    )]
-    InvalidTag(String),
-    /// The digest is malformed or not sha256.
-    #[error(transparent)]
-    Digest(#[from] DigestError),
-}
-
-/// What is wrong with a digest.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DigestError {
-    /// Not `algorithm:hex`.
-    #[error("invalid digest {0:?}: expected sha256:<64 lower-case hex digits>")]
-    Malformed(String),
-    /// A well-formed digest of an algorithm other than sha256.
-    #[error("unsupported digest algorithm {0:?}: only sha256 is pinned")]
-    UnsupportedAlgorithm(String),
-}
-
 /// A content digest, `sha256:<64 lower-case hex digits>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(String);
 
 impl Digest {
     /// Parse `sha256:<64 hex>`; upper-case hex is refused, as registries emit lower case.
-    pub fn parse(s: &str) -> Result<Self, DigestError> {
+    pub fn parse(s: &str) -> Result<Self, Error> {
         let (algorithm, hex) = s
             .split_once(':')
-            .ok_or_else(|| DigestError::Malformed(s.to_owned()))?;
+            .ok_or_else(|| Error::DigestMalformed(s.to_owned()))?;
         let algorithm_ok = !algorithm.is_empty()
             && algorithm.split(['+', '.', '_', '-']).all(|c| {
                 c.starts_with(|ch: char| ch.is_ascii_alphabetic())
                     && c.chars().all(|ch| ch.is_ascii_alphanumeric())
             });
         if !algorithm_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(DigestError::Malformed(s.to_owned()));
+            return Err(Error::DigestMalformed(s.to_owned()));
         }
         if algorithm != "sha256" {
-            return Err(DigestError::UnsupportedAlgorithm(algorithm.to_owned()));
+            return Err(Error::DigestUnsupportedAlgorithm(algorithm.to_owned()));
         }
         if hex.len() != 64 || hex.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(DigestError::Malformed(s.to_owned()));
+            return Err(Error::DigestMalformed(s.to_owned()));
         }
         Ok(Self(s.to_owned()))
     }
@@ -120,9 +81,9 @@ pub struct ImageReference {
 
 impl ImageReference {
     /// Parse a reference such as `nginx`, `ghcr.io/acme/app:1.2`, `localhost:5000/app@sha256:…`.
-    pub fn parse(input: &str) -> Result<Self, ImageReferenceError> {
+    pub fn parse(input: &str) -> Result<Self, Error> {
         if input.is_empty() {
-            return Err(ImageReferenceError::Empty);
+            return Err(Error::ReferenceEmpty);
         }
         let (name_and_tag, digest) = match input.split_once('@') {
             Some((rest, digest)) => (rest, Some(Digest::parse(digest)?)),
@@ -140,13 +101,13 @@ impl ImageReference {
         if let Some(tag) = tag
             && !valid_tag(tag)
         {
-            return Err(ImageReferenceError::InvalidTag(tag.to_owned()));
+            return Err(Error::ReferenceInvalidTag(tag.to_owned()));
         }
         if name.is_empty() {
-            return Err(ImageReferenceError::Empty);
+            return Err(Error::ReferenceEmpty);
         }
         if name.len() > NAME_TOTAL_LENGTH_MAX {
-            return Err(ImageReferenceError::NameTooLong);
+            return Err(Error::ReferenceNameTooLong);
         }
 
         let (registry, remainder) = match name.split_once('/') {
@@ -156,7 +117,7 @@ impl ImageReference {
                     || first.chars().any(|c| c.is_ascii_uppercase()) =>
             {
                 if !valid_domain(first) {
-                    return Err(ImageReferenceError::InvalidDomain(first.to_owned()));
+                    return Err(Error::ReferenceInvalidDomain(first.to_owned()));
                 }
                 (first, rest)
             }
@@ -168,10 +129,10 @@ impl ImageReference {
             registry
         };
         if remainder.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(ImageReferenceError::Uppercase(remainder.to_owned()));
+            return Err(Error::ReferenceUppercase(remainder.to_owned()));
         }
         if let Some(bad) = remainder.split('/').find(|c| !valid_path_component(c)) {
-            return Err(ImageReferenceError::InvalidPathComponent(bad.to_owned()));
+            return Err(Error::ReferenceInvalidPathComponent(bad.to_owned()));
         }
         let repository = if registry == DOCKER_HUB && !remainder.contains('/') {
             format!("library/{remainder}")
@@ -522,48 +483,45 @@ mod tests {
 
     #[test]
     fn refuses_bad_references() {
-        let cases: &[(&str, ImageReferenceError)] = &[
-            ("", ImageReferenceError::Empty),
-            (":tag", ImageReferenceError::Empty),
-            ("Nginx", ImageReferenceError::Uppercase("Nginx".into())),
+        let cases: &[(&str, Error)] = &[
+            ("", Error::ReferenceEmpty),
+            (":tag", Error::ReferenceEmpty),
+            ("Nginx", Error::ReferenceUppercase("Nginx".into())),
             (
                 "docker.io/Acme/app",
-                ImageReferenceError::Uppercase("Acme/app".into()),
+                Error::ReferenceUppercase("Acme/app".into()),
             ),
-            (
-                "acme//app",
-                ImageReferenceError::InvalidPathComponent("".into()),
-            ),
+            ("acme//app", Error::ReferenceInvalidPathComponent("".into())),
             (
                 "acme/-app",
-                ImageReferenceError::InvalidPathComponent("-app".into()),
+                Error::ReferenceInvalidPathComponent("-app".into()),
             ),
             (
                 "acme/app-",
-                ImageReferenceError::InvalidPathComponent("app-".into()),
+                Error::ReferenceInvalidPathComponent("app-".into()),
             ),
             (
                 "acme/a___b",
-                ImageReferenceError::InvalidPathComponent("a___b".into()),
+                Error::ReferenceInvalidPathComponent("a___b".into()),
             ),
             (
                 "acme/a..b",
-                ImageReferenceError::InvalidPathComponent("a..b".into()),
+                Error::ReferenceInvalidPathComponent("a..b".into()),
             ),
-            ("app:.bad", ImageReferenceError::InvalidTag(".bad".into())),
-            ("app:-bad", ImageReferenceError::InvalidTag("-bad".into())),
-            ("app:", ImageReferenceError::InvalidTag("".into())),
+            ("app:.bad", Error::ReferenceInvalidTag(".bad".into())),
+            ("app:-bad", Error::ReferenceInvalidTag("-bad".into())),
+            ("app:", Error::ReferenceInvalidTag("".into())),
             (
                 "-bad.io/app",
-                ImageReferenceError::InvalidDomain("-bad.io".into()),
+                Error::ReferenceInvalidDomain("-bad.io".into()),
             ),
             (
                 "host:port/app",
-                ImageReferenceError::InvalidDomain("host:port".into()),
+                Error::ReferenceInvalidDomain("host:port".into()),
             ),
             (
                 "[zz::1]/app",
-                ImageReferenceError::InvalidDomain("[zz::1]".into()),
+                Error::ReferenceInvalidDomain("[zz::1]".into()),
             ),
         ];
         for (input, expected) in cases {
@@ -576,12 +534,12 @@ mod tests {
         let long_tag = format!("app:{}", "a".repeat(129));
         assert!(matches!(
             ImageReference::parse(&long_tag),
-            Err(ImageReferenceError::InvalidTag(_))
+            Err(Error::ReferenceInvalidTag(_))
         ));
         let long_name = format!("registry.example.com/{}", "a".repeat(250));
         assert_eq!(
             ImageReference::parse(&long_name),
-            Err(ImageReferenceError::NameTooLong)
+            Err(Error::ReferenceNameTooLong)
         );
     }
 
@@ -590,14 +548,12 @@ mod tests {
         let short = "app@sha256:abc";
         assert!(matches!(
             ImageReference::parse(short),
-            Err(ImageReferenceError::Digest(DigestError::Malformed(_)))
+            Err(Error::DigestMalformed(_))
         ));
         let sha512 = format!("app@sha512:{HEX}{HEX}");
         assert_eq!(
             ImageReference::parse(&sha512),
-            Err(ImageReferenceError::Digest(
-                DigestError::UnsupportedAlgorithm("sha512".into())
-            ))
+            Err(Error::DigestUnsupportedAlgorithm("sha512".into()))
         );
         let upper = format!("app@sha256:{}", HEX.to_uppercase());
         assert!(ImageReference::parse(&upper).is_err());

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::error::Error;
 use base64::Engine;
 use serde::Deserialize;
 
@@ -23,19 +24,6 @@ impl fmt::Debug for Credentials {
             .field("username", &self.username)
             .finish_non_exhaustive()
     }
-}
-
-/// Why a pull secret could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CredentialsError {
-    #[error(
-        "Secret type {0:?} is not a registry credential (want {DOCKER_CONFIG_JSON} or {DOCKER_CFG})"
-    )]
-    UnsupportedType(String),
-    #[error("Secret has no key {0:?}")]
-    MissingKey(&'static str),
-    #[error("Secret key {key:?} is not valid JSON of that format: {detail}")]
-    Malformed { key: &'static str, detail: String },
 }
 
 #[derive(Deserialize)]
@@ -78,17 +66,14 @@ pub struct DockerConfig {
 
 impl DockerConfig {
     /// Reads a Secret's `type` and `data` (already base64-decoded by the Kubernetes client).
-    pub fn from_secret(
-        secret_type: &str,
-        data: &BTreeMap<String, Vec<u8>>,
-    ) -> Result<Self, CredentialsError> {
+    pub fn from_secret(secret_type: &str, data: &BTreeMap<String, Vec<u8>>) -> Result<Self, Error> {
         let auths = match secret_type {
             DOCKER_CONFIG_JSON => {
                 let raw = data
                     .get(".dockerconfigjson")
-                    .ok_or(CredentialsError::MissingKey(".dockerconfigjson"))?;
+                    .ok_or(Error::PullSecretKeyMissing(".dockerconfigjson"))?;
                 let parsed: DockerConfigJson =
-                    serde_json::from_slice(raw).map_err(|e| CredentialsError::Malformed {
+                    serde_json::from_slice(raw).map_err(|e| Error::PullSecretMalformed {
                         key: ".dockerconfigjson",
                         detail: e.to_string(),
                     })?;
@@ -97,15 +82,15 @@ impl DockerConfig {
             DOCKER_CFG => {
                 let raw = data
                     .get(".dockercfg")
-                    .ok_or(CredentialsError::MissingKey(".dockercfg"))?;
+                    .ok_or(Error::PullSecretKeyMissing(".dockercfg"))?;
                 let parsed: BTreeMap<String, AuthEntry> =
-                    serde_json::from_slice(raw).map_err(|e| CredentialsError::Malformed {
+                    serde_json::from_slice(raw).map_err(|e| Error::PullSecretMalformed {
                         key: ".dockercfg",
                         detail: e.to_string(),
                     })?;
                 parsed
             }
-            other => return Err(CredentialsError::UnsupportedType(other.to_owned())),
+            other => return Err(Error::PullSecretUnsupportedType(other.to_owned())),
         };
         Ok(Self {
             entries: auths
@@ -217,15 +202,15 @@ mod tests {
     fn bad_secrets_say_what_is_wrong() {
         assert_eq!(
             DockerConfig::from_secret("Opaque", &BTreeMap::new()),
-            Err(CredentialsError::UnsupportedType("Opaque".into()))
+            Err(Error::PullSecretUnsupportedType("Opaque".into()))
         );
         assert_eq!(
             DockerConfig::from_secret(DOCKER_CONFIG_JSON, &BTreeMap::new()),
-            Err(CredentialsError::MissingKey(".dockerconfigjson"))
+            Err(Error::PullSecretKeyMissing(".dockerconfigjson"))
         );
         assert!(matches!(
             DockerConfig::from_secret(DOCKER_CONFIG_JSON, &data(".dockerconfigjson", "{not json")),
-            Err(CredentialsError::Malformed {
+            Err(Error::PullSecretMalformed {
                 key: ".dockerconfigjson",
                 ..
             })

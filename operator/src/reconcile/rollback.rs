@@ -1,21 +1,34 @@
-//! Choosing what to pin, between what the registry says and how the last rollout went. Pure.
+//! Stage 3, decide (pure): what to pin, between what the registry says and how the last rollout
+//! went. A rollback is decided here ([`decide`]), recorded here ([`record`], called by the
+//! status stage once the restored digest is applied) and kept in `Degraded` here
+//! ([`degraded_condition`]).
 //!
-//! The resolver reports what the tag points at; this stage decides what the workloads run:
+//! The pinner reports what the tag points at; this stage decides what the workloads run:
 //!
 //! - a new digest whose rollout failed (`ProgressDeadlineExceeded` on any role) while the last
 //!   healthy digest is known and `imageUpdate.rollback` is `Auto` → the last healthy digest is
 //!   pinned again and the failed one rejected ([`Rollback`]);
 //! - a tag that still points at a rejected digest → the current pin stays
 //!   ([`ImageOutcome::Kept`], `DigestRejected`) until the tag moves elsewhere (roll forward);
-//! - otherwise → what the resolver said.
+//! - otherwise → what the pinner said.
 //!
 //! A digest written in `spec.image` is the user's explicit choice and is never overridden.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 
-use crate::image::{Digest, ImageReference, PinnedImage, digest_of};
-use crate::resource::{Role, RollbackPolicy, TradingAgent};
-use crate::status::{Blocked, ImageOutcome, Rollback, RolloutState, reasons, rollout_state};
+use super::conditions::{condition, find_condition};
+use super::rollout_state::{RolloutState, rollout_state};
+use crate::digest::outcome::ImageOutcome;
+use crate::digest::pinner::current_pin;
+use crate::digest::reference::{Digest, ImageReference, digest_of};
+use crate::error::Error;
+use crate::resource::conditions::{reasons, types};
+use crate::resource::{
+    ImageStatus, Role, RollbackPolicy, RolloutOutcome, RolloutRecord, TradingAgent,
+    TradingAgentStatus,
+};
 
 /// What to pin, and whether that is a rollback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,14 +39,110 @@ pub struct PinDecision {
     pub rollback: Option<Rollback>,
 }
 
-/// The digest pinned for `agent`'s current `spec.image` (none after the reference changed).
-pub fn current_pin(agent: &TradingAgent, reference: &ImageReference) -> Option<PinnedImage> {
-    let image = agent.status.as_ref()?.image.as_ref()?;
-    if image.reference != agent.spec.image {
+/// How many rejected digests `status.image.rejectedDigests` keeps.
+pub const REJECTED_LIMIT: usize = 10;
+
+/// A rollback decided in this reconcile: the failed digest is rejected, the last healthy one
+/// pinned again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    /// The digest whose rollout failed.
+    pub rejected: String,
+    /// The last healthy digest, pinned again.
+    pub restored: String,
+    /// What happened, naming both digests (the `Degraded` message and the event note).
+    pub message: String,
+}
+
+/// Record a rollback decided in this reconcile (the status stage calls it once the restored
+/// digest is applied): the failed digest's rollout ends `RolledBack` in `history` (a record is
+/// added if it has none) and the digest joins `rejectedDigests` (the newest [`REJECTED_LIMIT`]).
+pub fn record(
+    image: &mut ImageStatus,
+    history: &mut Vec<RolloutRecord>,
+    rollback: &Rollback,
+    now: Timestamp,
+) {
+    match history
+        .iter_mut()
+        .rev()
+        .find(|r| r.digest == rollback.rejected && r.outcome.is_none())
+    {
+        Some(record) => {
+            record.finished = Some(Time(now));
+            record.outcome = Some(RolloutOutcome::RolledBack);
+        }
+        None => history.push(RolloutRecord {
+            digest: rollback.rejected.clone(),
+            started: Time(now),
+            finished: Some(Time(now)),
+            outcome: Some(RolloutOutcome::RolledBack),
+        }),
+    }
+    image.rejected_digests.retain(|d| *d != rollback.rejected);
+    image.rejected_digests.push(rollback.rejected.clone());
+    if image.rejected_digests.len() > REJECTED_LIMIT {
+        let excess = image.rejected_digests.len() - REJECTED_LIMIT;
+        image.rejected_digests.drain(..excess);
+    }
+}
+
+/// `Degraded=RolledBack`, when this reconcile rolled back, and kept (sticky) afterwards until a
+/// new digest moves forward: the tag still points at the rejected digest, which a user needs to
+/// know about. Sticky over failures too: right after a rollback the Deployments can still report
+/// the deadline the rejected template exceeded (`Ready` reports a real failure either way).
+/// `None` when no rollback is the story.
+pub fn degraded_condition(
+    rollback: Option<&Rollback>,
+    previous: &TradingAgentStatus,
+    moves_forward: bool,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<Condition> {
+    if let Some(rollback) = rollback {
+        return Some(condition(
+            types::DEGRADED,
+            true,
+            reasons::ROLLED_BACK,
+            rollback.message.clone(),
+            generation,
+            now,
+        ));
+    }
+    let still_rolled_back = !moves_forward
+        && previous
+            .history
+            .last()
+            .is_some_and(|r| r.outcome == Some(RolloutOutcome::RolledBack));
+    if !still_rolled_back {
         return None;
     }
-    let digest = Digest::parse(image.digest.as_deref()?).ok()?;
-    Some(reference.pinned_to(digest))
+    let previous_degraded = find_condition(&previous.conditions, types::DEGRADED)
+        .filter(|c| c.status == "True" && c.reason == reasons::ROLLED_BACK);
+    Some(match previous_degraded {
+        Some(c) => Condition {
+            observed_generation: generation,
+            ..c.clone()
+        },
+        None => {
+            let rejected = previous.history.last().map_or("", |r| r.digest.as_str());
+            let pinned = previous
+                .image
+                .as_ref()
+                .and_then(|i| i.digest.as_deref())
+                .unwrap_or("");
+            condition(
+                types::DEGRADED,
+                true,
+                reasons::ROLLED_BACK,
+                format!(
+                    "the rollout of {rejected} failed and was rolled back to {pinned}; {rejected} is rejected until the tag points elsewhere"
+                ),
+                generation,
+                now,
+            )
+        }
+    })
 }
 
 /// A role whose Deployment runs `digest` and exceeded its progress deadline: "role: message".
@@ -61,7 +170,7 @@ fn failed_rollout(deployments: &[(Role, Option<Deployment>)], digest: &Digest) -
     })
 }
 
-/// Decide what to pin from the resolver's answer, the previous status and the Deployments as
+/// Decide what to pin from the pinner's answer, the previous status and the Deployments as
 /// they are now (before this reconcile applies anything).
 pub fn decide(
     agent: &TradingAgent,
@@ -100,10 +209,9 @@ pub fn decide(
         return PinDecision {
             image: ImageOutcome::Kept {
                 pinned: reference.pinned_to(healthy.clone()),
-                problem: Blocked {
-                    reason: reasons::DIGEST_REJECTED,
-                    message: format!("{} points at {bad}, whose rollout failed", reference),
-                },
+                problem: Error::DigestRejected(format!(
+                    "{reference} points at {bad}, whose rollout failed"
+                )),
             },
             rollback: Some(Rollback {
                 rejected: bad,
@@ -117,14 +225,11 @@ pub fn decide(
     if let ImageOutcome::Pinned(resolved_pin) = &resolved
         && rejected.contains(&resolved_pin.digest().as_str())
     {
-        let problem = Blocked {
-            reason: reasons::DIGEST_REJECTED,
-            message: format!(
-                "{} points at {}, whose rollout failed; it is not retried until the tag points elsewhere",
-                reference,
-                resolved_pin.digest()
-            ),
-        };
+        let problem = Error::DigestRejected(format!(
+            "{} points at {}, whose rollout failed; it is not retried until the tag points elsewhere",
+            reference,
+            resolved_pin.digest()
+        ));
         return plain(match current {
             Some(pinned) if pinned.digest() != resolved_pin.digest() => {
                 ImageOutcome::Kept { pinned, problem }
@@ -134,14 +239,15 @@ pub fn decide(
         });
     }
 
-    // 3. Whatever the resolver found (a new digest rolls forward).
+    // 3. Whatever the pinner found (a new digest rolls forward).
     plain(resolved)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::desired_deployment;
+    use crate::digest::reference::PinnedImage;
+    use crate::reconcile::build::desired_deployment;
     use crate::resource::{ImageStatus, TradingAgentSpec, TradingAgentStatus};
     use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 
@@ -234,7 +340,7 @@ mod tests {
         match d.image {
             ImageOutcome::Kept { pinned, problem } => {
                 assert_eq!(pinned.digest().as_str(), D1);
-                assert_eq!(problem.reason, "DigestRejected");
+                assert_eq!(problem.reason(), "DigestRejected");
             }
             other => panic!("{other:?}"),
         }
@@ -304,8 +410,8 @@ mod tests {
         match decide(&a, ImageOutcome::Pinned(pin(D2)), &ds).image {
             ImageOutcome::Kept { pinned, problem } => {
                 assert_eq!(pinned.digest().as_str(), D1);
-                assert_eq!(problem.reason, "DigestRejected");
-                assert!(problem.message.contains(D2));
+                assert_eq!(problem.reason(), "DigestRejected");
+                assert!(problem.to_string().contains(D2));
             }
             other => panic!("{other:?}"),
         }
@@ -321,7 +427,7 @@ mod tests {
         let fresh = agent(IMAGE, None, None, &[D2]);
         assert!(matches!(
             decide(&fresh, ImageOutcome::Pinned(pin(D2)), &[]).image,
-            ImageOutcome::Unresolved(b) if b.reason == "DigestRejected"
+            ImageOutcome::Unresolved(b) if b.reason() == "DigestRejected"
         ));
     }
 
@@ -330,9 +436,9 @@ mod tests {
         let a = agent(IMAGE, Some(D1), Some(D1), &[D2]);
         let kept = ImageOutcome::Kept {
             pinned: pin(D1),
-            problem: Blocked {
-                reason: "RegistryUnreachable",
-                message: "down".into(),
+            problem: Error::RegistryUnreachable {
+                host: "r".into(),
+                detail: "down".into(),
             },
         };
         assert_eq!(decide(&a, kept.clone(), &[]).image, kept);
@@ -357,5 +463,93 @@ mod tests {
         assert_eq!(current_pin(&a, &reference), Some(pin(D1)));
         a.spec.image = "registry.example.com/acme/app:next".into();
         assert_eq!(current_pin(&a, &reference), None);
+    }
+
+    #[test]
+    fn record_closes_the_failed_rollout_and_bounds_the_rejected_digests() {
+        let rollback = |bad: &str| Rollback {
+            rejected: bad.into(),
+            restored: D1.into(),
+            message: "m".into(),
+        };
+        let t = |s: i64| Timestamp::from_second(1_700_000_000 + s).unwrap();
+        let mut image = ImageStatus::default();
+        let mut history = vec![RolloutRecord {
+            digest: D2.into(),
+            started: Time(t(0)),
+            finished: None,
+            outcome: None,
+        }];
+        record(&mut image, &mut history, &rollback(D2), t(5));
+        assert_eq!(
+            history.len(),
+            1,
+            "the open rollout is closed, not duplicated"
+        );
+        assert_eq!(history[0].outcome, Some(RolloutOutcome::RolledBack));
+        assert_eq!(history[0].finished, Some(Time(t(5))));
+        assert_eq!(image.rejected_digests, vec![D2.to_owned()]);
+        // A digest with no open rollout gets a record of its own; a repeat is not listed twice.
+        record(&mut image, &mut history, &rollback(D3), t(6));
+        record(&mut image, &mut history, &rollback(D2), t(7));
+        assert_eq!(history.len(), 3);
+        assert_eq!(image.rejected_digests, vec![D3.to_owned(), D2.to_owned()]);
+        for i in 0..REJECTED_LIMIT {
+            record(
+                &mut image,
+                &mut history,
+                &rollback(&format!("sha256:{i:064x}")),
+                t(8),
+            );
+        }
+        assert_eq!(image.rejected_digests.len(), REJECTED_LIMIT);
+    }
+
+    #[test]
+    fn degraded_stays_rolled_back_until_a_new_digest_moves_forward() {
+        let t = Timestamp::from_second(1_700_000_000).unwrap();
+        let rollback = Rollback {
+            rejected: D2.into(),
+            restored: D1.into(),
+            message: "D2 failed; back on D1".into(),
+        };
+        let now = degraded_condition(
+            Some(&rollback),
+            &TradingAgentStatus::default(),
+            false,
+            Some(1),
+            t,
+        )
+        .expect("a rollback is the story");
+        assert_eq!(
+            (now.status.as_str(), now.reason.as_str()),
+            ("True", "RolledBack")
+        );
+        assert_eq!(now.message, rollback.message);
+
+        let mut previous = TradingAgentStatus {
+            conditions: vec![now.clone()],
+            ..TradingAgentStatus::default()
+        };
+        record(
+            &mut ImageStatus::default(),
+            &mut previous.history,
+            &rollback,
+            t,
+        );
+        let later = Timestamp::from_second(1_700_000_100).unwrap();
+        let kept = degraded_condition(None, &previous, false, Some(2), later).expect("sticky");
+        assert_eq!(kept.last_transition_time, now.last_transition_time);
+        assert_eq!(kept.observed_generation, Some(2));
+        assert_eq!(
+            degraded_condition(None, &previous, true, Some(2), later),
+            None,
+            "moving forward ends it"
+        );
+        assert_eq!(
+            degraded_condition(None, &TradingAgentStatus::default(), false, Some(2), later),
+            None,
+            "no rollback, no story"
+        );
     }
 }

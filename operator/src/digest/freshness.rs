@@ -1,0 +1,291 @@
+//! How fresh a digest must be, in one place. A tag's digest may be reused from the shared cache
+//! ([`super::cache`]) unless one of these says it is too old:
+//!
+//! - the **polling interval** (`imageUpdate.interval`): no answer older than that; with polling
+//!   off, no older than [`RESYNC_INTERVAL`];
+//! - a **push**: a registry notification of the tag ([`Pushes`], recorded by the webhook) asks for
+//!   an answer that started after it arrived;
+//! - a **manual trigger**: a new value of the [`RESOLVE_NOW_ANNOTATION`] ([`ManualTriggers`]) asks
+//!   for an answer that started after it was seen.
+//!
+//! A failed lookup is cached like a digest and obeys the same rules, so a registry that is down is
+//! asked once per window, not once per TradingAgent. The same rules say when a TradingAgent is
+//! reconciled again without a change ([`requeue_after`]).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+
+use super::outcome::ImageOutcome;
+use crate::resource::{TradingAgent, TradingAgentSpec, UpdateMode};
+
+/// How often a healthy TradingAgent is reconciled even without a change (drift safety net), and
+/// how old a cached digest may be when polling is off (`interval: 0s`).
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+/// Longest wait before asking a registry again after a failed resolution.
+pub const REGISTRY_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The annotation that asks for a fresh resolution: set it to any new value
+/// (`kubectl annotate ta alpha tradingagents.dev/resolve-now="$(date +%s)" --overwrite`).
+pub const RESOLVE_NOW_ANNOTATION: &str = "tradingagents.dev/resolve-now";
+
+/// How many `resolve-now` values are remembered; beyond that the memory starts afresh (costing at
+/// most one extra lookup per annotated TradingAgent).
+const MANUAL_TRIGGERS_REMEMBERED: usize = 10_000;
+
+/// How fresh a resolution must be.
+#[derive(Debug, Clone, Copy)]
+pub enum Freshness {
+    /// Any lookup that started within this long ago will do (polling: the agent's interval).
+    MaxAge(Duration),
+    /// Only a lookup that started at or after this instant (a registry notification's arrival, a
+    /// manual trigger).
+    StartedAfter(Instant),
+}
+
+impl Freshness {
+    /// The earliest start of a lookup that is still fresh enough (`None`: any will do).
+    pub fn not_before(self) -> Option<Instant> {
+        match self {
+            Self::MaxAge(age) => Instant::now().checked_sub(age),
+            Self::StartedAfter(at) => Some(at),
+        }
+    }
+
+    /// Whether a lookup (answer or error alike) that started at `started_at` is fresh enough.
+    pub fn accepts(not_before: Option<Instant>, started_at: Instant) -> bool {
+        not_before.is_none_or(|t| started_at >= t)
+    }
+}
+
+/// How old a cached answer may be when polling is off (`interval: 0s`): the resync period.
+pub const UNPOLLED_MAX_AGE: Duration = RESYNC_INTERVAL;
+
+/// The rule for one TradingAgent: no older than the polling interval (or [`UNPOLLED_MAX_AGE`]
+/// when polling is off), and started after the last push of the tag and after a manual trigger,
+/// whichever is strictest.
+pub fn freshness(
+    interval: Option<Duration>,
+    pushed_at: Option<Instant>,
+    manual_at: Option<Instant>,
+    now: Instant,
+) -> Freshness {
+    let max_age = interval.unwrap_or(UNPOLLED_MAX_AGE);
+    let not_before = [now.checked_sub(max_age), pushed_at, manual_at]
+        .into_iter()
+        .flatten()
+        .max();
+    match not_before {
+        Some(at) => Freshness::StartedAfter(at),
+        None => Freshness::MaxAge(max_age),
+    }
+}
+
+/// When to reconcile again without a change: after the polling interval for a tracked tag (so a
+/// new digest is found within one interval), otherwise after [`RESYNC_INTERVAL`]; sooner (at most
+/// [`REGISTRY_RETRY_MAX`]) while resolution fails, so recovery is automatic.
+pub fn requeue_after(spec: &TradingAgentSpec, image: &ImageOutcome) -> Duration {
+    let follows_tag = !spec.image.contains('@') && spec.image_update.mode == UpdateMode::Track;
+    let poll = follows_tag
+        .then(|| spec.image_update.poll_interval().ok().flatten())
+        .flatten();
+    let base = poll.unwrap_or(RESYNC_INTERVAL);
+    match image {
+        ImageOutcome::Pinned(_) => base,
+        ImageOutcome::Kept { .. } | ImageOutcome::Unresolved(_) => base.min(REGISTRY_RETRY_MAX),
+    }
+}
+
+/// When each `repository:tag` was last announced as pushed (by a notification that concerned at
+/// least one TradingAgent).
+#[derive(Debug, Default)]
+pub struct Pushes {
+    at: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl Pushes {
+    /// Record a push of `repository:tag` that arrived `at`.
+    pub fn record(&self, repository: &str, tag: &str, at: Instant) {
+        self.lock()
+            .insert((repository.to_owned(), tag.to_owned()), at);
+    }
+
+    /// When `repository:tag` was last announced as pushed.
+    pub fn pushed_at(&self, repository: &str, tag: &str) -> Option<Instant> {
+        self.lock()
+            .get(&(repository.to_owned(), tag.to_owned()))
+            .copied()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Instant>> {
+        self.at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The last `resolve-now` annotation value seen, per TradingAgent.
+#[derive(Debug, Default)]
+pub struct ManualTriggers {
+    seen: Mutex<HashMap<String, String>>,
+}
+
+impl ManualTriggers {
+    /// Whether `agent` carries a `resolve-now` value not seen before (remembered from now on).
+    pub fn is_new(&self, agent: &TradingAgent) -> bool {
+        let Some(value) = agent.annotations().get(RESOLVE_NOW_ANNOTATION) else {
+            return false;
+        };
+        let key = agent.uid().unwrap_or_else(|| agent.name_any());
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(&key) == Some(value) {
+            return false;
+        }
+        if seen.len() >= MANUAL_TRIGGERS_REMEMBERED {
+            seen.clear();
+        }
+        seen.insert(key, value.clone());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn freshness_is_the_strictest_of_interval_push_and_manual_trigger() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let at = |f: Freshness| match f {
+            Freshness::StartedAfter(t) => now.duration_since(t),
+            Freshness::MaxAge(_) => panic!("expected a bound"),
+        };
+        assert_eq!(
+            at(freshness(Some(Duration::from_secs(2)), None, None, now)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(at(freshness(None, None, None, now)), UNPOLLED_MAX_AGE);
+        let pushed = now - Duration::from_millis(100);
+        assert_eq!(
+            at(freshness(
+                Some(Duration::from_secs(2)),
+                Some(pushed),
+                None,
+                now
+            )),
+            Duration::from_millis(100)
+        );
+        // An old push does not loosen the interval.
+        let old = now - Duration::from_secs(60);
+        assert_eq!(
+            at(freshness(
+                Some(Duration::from_secs(2)),
+                Some(old),
+                None,
+                now
+            )),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            at(freshness(None, Some(old), Some(now), now)),
+            Duration::ZERO
+        );
+    }
+
+    fn spec(image: &str, update: serde_json::Value) -> TradingAgentSpec {
+        serde_json::from_value(serde_json::json!({
+            "image": image,
+            "imageUpdate": update,
+            "database": {"secretRef": {"name": "db", "key": "url"}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn requeue_follows_the_polling_interval_of_a_tracked_tag() {
+        use crate::digest::reference::{Digest, ImageReference};
+        let tag = "registry.example.com/acme/app:stable";
+        let pinned = ImageOutcome::Pinned(
+            ImageReference::parse(tag)
+                .unwrap()
+                .pinned_to(Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap()),
+        );
+        let failed = ImageOutcome::Unresolved(Error::RegistryUnreachable {
+            host: "registry.example.com".into(),
+            detail: "down".into(),
+        });
+        let after = |update, image: &ImageOutcome| requeue_after(&spec(tag, update), image);
+        assert_eq!(
+            after(serde_json::json!({"interval": "2s"}), &pinned),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            after(serde_json::json!({"interval": "1h30m"}), &pinned),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            after(serde_json::json!({"interval": "500ms"}), &pinned),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            after(serde_json::json!({}), &pinned),
+            Duration::from_secs(300)
+        );
+        // Polling off, Pin mode, or a digest in spec: only the resync.
+        assert_eq!(
+            after(serde_json::json!({"interval": "0s"}), &pinned),
+            RESYNC_INTERVAL
+        );
+        assert_eq!(
+            after(
+                serde_json::json!({"interval": "2s", "mode": "Pin"}),
+                &pinned
+            ),
+            RESYNC_INTERVAL
+        );
+        let by_digest = spec(
+            &format!("{tag}@sha256:{}", "1".repeat(64)),
+            serde_json::json!({"interval": "2s"}),
+        );
+        assert_eq!(requeue_after(&by_digest, &pinned), RESYNC_INTERVAL);
+        // Failing: retry soon, but never faster than the interval.
+        assert_eq!(
+            after(serde_json::json!({"interval": "0s"}), &failed),
+            REGISTRY_RETRY_MAX
+        );
+        assert_eq!(
+            after(serde_json::json!({"interval": "2s"}), &failed),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn pushes_and_manual_triggers_are_remembered() {
+        let pushes = Pushes::default();
+        let at = Instant::now();
+        assert_eq!(pushes.pushed_at("acme/app", "stable"), None);
+        pushes.record("acme/app", "stable", at);
+        assert_eq!(pushes.pushed_at("acme/app", "stable"), Some(at));
+        assert_eq!(pushes.pushed_at("acme/app", "next"), None);
+
+        let manual = ManualTriggers::default();
+        let mut agent: TradingAgent = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tradingagents.dev/v1alpha1",
+            "kind": "TradingAgent",
+            "metadata": {"name": "alpha", "namespace": "desk", "uid": "u1"},
+            "spec": {"image": "r/acme/app:stable", "database": {"secretRef": {"name": "db", "key": "url"}}},
+        }))
+        .unwrap();
+        assert!(!manual.is_new(&agent), "no annotation, no trigger");
+        agent
+            .annotations_mut()
+            .insert(RESOLVE_NOW_ANNOTATION.into(), "1".into());
+        assert!(manual.is_new(&agent));
+        assert!(!manual.is_new(&agent), "the same value triggers once");
+        agent
+            .annotations_mut()
+            .insert(RESOLVE_NOW_ANNOTATION.into(), "2".into());
+        assert!(manual.is_new(&agent), "a new value triggers again");
+    }
+}

@@ -1,0 +1,236 @@
+//! Pinning one TradingAgent's image: the seam between the reconcile and the registries.
+//!
+//! Three levels, each named for what it turns into what:
+//! - an [`ImagePinner`] turns an agent's `spec.image` into an [`ImageOutcome`] (pinned, kept, or
+//!   unresolved and why), with the agent's policy: `mode: Pin`, pull secrets, freshness, keeping
+//!   the pinned digest when the registry fails. [`RegistryPinner`] resolves tags (the operator's
+//!   default); [`DigestOnlyPinner`] accepts only digests written in `spec.image`;
+//! - a [`TagResolver`] turns `repository:tag` into a digest for every agent at once, through one
+//!   coalescing cache;
+//! - the [`RegistryClient`](super::client::RegistryClient) speaks the registry's HTTP API.
+//!
+//! Either way a mutable tag is never deployed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use kube::Client;
+
+use super::freshness::{ManualTriggers, freshness};
+pub use super::outcome::ImageOutcome;
+use super::pull_secrets;
+use crate::digest::TagResolver;
+use crate::digest::reference::{Digest, ImageReference, PinnedImage};
+use crate::digest::webhook::Triggers;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::resource::{TradingAgent, UpdateMode};
+
+/// Turns a TradingAgent's `spec.image` into a pinned image (or says why it cannot).
+pub trait ImagePinner: Send + Sync + 'static {
+    /// What `agent`'s image is pinned to.
+    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome>;
+}
+
+/// Pins images that carry a digest; leaves tag-only images unresolved (`DigestRequired`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DigestOnlyPinner;
+
+impl ImagePinner for DigestOnlyPinner {
+    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
+        Box::pin(std::future::ready(pin_if_digest(&agent.spec.image)))
+    }
+}
+
+/// Resolves tags at the registry through one shared [`TagResolver`] (one cache, coalesced
+/// lookups), with credentials from the agent's `imagePullSecrets`.
+pub struct RegistryPinner {
+    client: Client,
+    tags: TagResolver,
+    triggers: Arc<Triggers>,
+    metrics: Metrics,
+    /// The `resolve-now` values already seen.
+    manual: ManualTriggers,
+}
+
+impl RegistryPinner {
+    /// A pinner reading pull secrets with `client`, asking registries through `tags`, and
+    /// honouring the pushes recorded in `triggers`.
+    pub fn new(
+        client: Client,
+        tags: TagResolver,
+        triggers: Arc<Triggers>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            client,
+            tags,
+            triggers,
+            metrics,
+            manual: ManualTriggers::default(),
+        }
+    }
+
+    async fn resolve_tag(&self, agent: &TradingAgent) -> (ImageOutcome, &'static str) {
+        let reference = match ImageReference::parse(&agent.spec.image) {
+            Ok(reference) => reference,
+            Err(_) => return (pin_if_digest(&agent.spec.image), "unresolved"),
+        };
+        let Some(tag) = reference.tag_to_resolve().map(str::to_owned) else {
+            return (pin_if_digest(&agent.spec.image), "given");
+        };
+        let current = current_pin(agent, &reference);
+        if agent.spec.image_update.mode == UpdateMode::Pin
+            && let Some(pinned) = current.clone()
+        {
+            return (ImageOutcome::Pinned(pinned), "pin_mode");
+        }
+        let credentials = match pull_secrets::credentials(&self.client, agent, &reference).await {
+            Ok(credentials) => credentials,
+            Err(problem) => return settle(&reference, current, Err(problem)),
+        };
+        let freshness = freshness(
+            agent.spec.image_update.poll_interval().ok().flatten(),
+            self.triggers.pushed_at(reference.repository(), &tag),
+            self.manual.is_new(agent).then(Instant::now),
+            Instant::now(),
+        );
+        let result = self
+            .tags
+            .resolve(&reference, &tag, credentials.as_ref(), freshness)
+            .await;
+        self.metrics
+            .observe_registry_requests(self.tags.request_count());
+        settle(&reference, current, result)
+    }
+}
+
+/// The digest pinned for `agent`'s current `spec.image` (none after the reference changed).
+pub fn current_pin(agent: &TradingAgent, reference: &ImageReference) -> Option<PinnedImage> {
+    let image = agent.status.as_ref()?.image.as_ref()?;
+    if image.reference != agent.spec.image {
+        return None;
+    }
+    let digest = Digest::parse(image.digest.as_deref()?).ok()?;
+    Some(reference.pinned_to(digest))
+}
+
+/// The outcome of a resolution (and its metric label): a digest is pinned; a failure keeps the
+/// digest already pinned for this reference, or leaves nothing to deploy when there is none.
+pub fn settle(
+    reference: &ImageReference,
+    current: Option<PinnedImage>,
+    result: Result<Digest, Error>,
+) -> (ImageOutcome, &'static str) {
+    match (result, current) {
+        (Ok(digest), _) => (
+            ImageOutcome::Pinned(reference.pinned_to(digest)),
+            "resolved",
+        ),
+        (Err(problem), Some(pinned)) => (ImageOutcome::Kept { pinned, problem }, "kept"),
+        (Err(problem), None) => (ImageOutcome::Unresolved(problem), "unresolved"),
+    }
+}
+
+impl ImagePinner for RegistryPinner {
+    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
+        Box::pin(async move {
+            let (outcome, label) = self.resolve_tag(agent).await;
+            self.metrics.record_resolution(label);
+            outcome
+        })
+    }
+}
+
+/// The pure rule behind [`DigestOnlyPinner`].
+pub fn pin_if_digest(image: &str) -> ImageOutcome {
+    match ImageReference::parse(image) {
+        Err(e) => ImageOutcome::Unresolved(Error::InvalidImageReference {
+            image: image.to_owned(),
+            detail: e.to_string(),
+        }),
+        Ok(reference) => match reference.digest().cloned() {
+            Some(digest) => ImageOutcome::Pinned(reference.pinned_to(digest)),
+            None => ImageOutcome::Unresolved(Error::DigestRequired {
+                image: image.to_owned(),
+                reference: reference.to_string(),
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_digest_is_used_as_given() {
+        match pin_if_digest(&format!("registry.example.com/acme/app:stable@{DIGEST}")) {
+            ImageOutcome::Pinned(p) => {
+                assert_eq!(p.digest().as_str(), DIGEST);
+                assert_eq!(
+                    p.image(),
+                    format!("registry.example.com/acme/app:stable@{DIGEST}")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_tag_is_never_deployed() {
+        match pin_if_digest("registry.example.com/acme/app:stable") {
+            ImageOutcome::Unresolved(b) => {
+                assert_eq!(b.reason(), "DigestRequired");
+                assert!(b.to_string().contains("never deploys a mutable tag"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(pin_if_digest("app"), ImageOutcome::Unresolved(b) if b.reason() == "DigestRequired")
+        );
+    }
+
+    #[test]
+    fn a_failure_keeps_the_pinned_digest_or_deploys_nothing() {
+        let reference = ImageReference::parse("registry.example.com/acme/app:stable").unwrap();
+        let digest = crate::digest::reference::Digest::parse(DIGEST).unwrap();
+        let down = || Error::RegistryUnreachable {
+            host: "registry.example.com".into(),
+            detail: "connection refused".into(),
+        };
+        let pinned = reference.pinned_to(digest.clone());
+        assert_eq!(
+            settle(&reference, None, Ok(digest.clone())),
+            (ImageOutcome::Pinned(pinned.clone()), "resolved")
+        );
+        assert_eq!(
+            settle(&reference, Some(pinned.clone()), Err(down())),
+            (
+                ImageOutcome::Kept {
+                    pinned,
+                    problem: down()
+                },
+                "kept"
+            )
+        );
+        assert_eq!(
+            settle(&reference, None, Err(down())),
+            (ImageOutcome::Unresolved(down()), "unresolved")
+        );
+    }
+
+    #[test]
+    fn a_malformed_reference_says_why() {
+        match pin_if_digest("Bad//Image") {
+            ImageOutcome::Unresolved(b) => {
+                assert_eq!(b.reason(), "InvalidImageReference");
+                assert!(b.to_string().starts_with("spec.image"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The controller loop (talks to the API server): the watches and their caches, and
+//! kube-runtime's `Controller` driving [`reconcile`] and [`error_policy`] for each TradingAgent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Future, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::Api;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tracing::{debug, info};
+
+use super::backoff::ErrorBackoff;
+use super::build::MANAGED_BY_SELECTOR;
+use super::{Context, Services, error_policy, reconcile};
+use crate::resource::TradingAgent;
+
+/// First retry delay after a failed reconciliation.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay after repeated failures.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Caches of the watched objects.
+#[derive(Clone)]
+pub struct Stores {
+    /// TradingAgents.
+    pub agents: Store<TradingAgent>,
+    /// Deployments the operator manages.
+    pub deployments: Store<Deployment>,
+    /// Services the operator manages.
+    pub services: Store<Service>,
+    /// PodDisruptionBudgets the operator manages.
+    pub pod_disruption_budgets: Store<PodDisruptionBudget>,
+}
+
+impl Stores {
+    /// Resolves once every cache has listed its objects (false if a cache's writer is gone).
+    pub async fn wait_until_ready(&self) -> bool {
+        ready(&self.agents).await
+            && ready(&self.deployments).await
+            && ready(&self.services).await
+            && ready(&self.pod_disruption_budgets).await
+    }
+}
+
+/// Wait for a store to be ready. kube-runtime's readiness signal wakes only the most recent
+/// waiter, and the controller waits on the TradingAgent store itself, so poll with a short
+/// timeout instead of waiting once: each poll re-registers, and a ready store answers at once.
+async fn ready<K>(store: &Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+            Ok(result) => return result.is_ok(),
+            Err(_elapsed) => continue,
+        }
+    }
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Run the controller until `shutdown` resolves (then finish running reconciliations) or the
+/// returned future is dropped (leadership lost: stop at once). `on_synced` is called once every
+/// cache has synced.
+pub async fn run(
+    client: Client,
+    namespace: Option<&str>,
+    concurrency: u16,
+    services: Services,
+    on_synced: impl FnOnce() + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ns = namespace;
+    let managed = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+
+    let (deployments, deployment_writer) = reflector::store();
+    let deployment_events = watcher(scoped::<Deployment>(&client, ns), managed.clone())
+        .default_backoff()
+        .modify(|d| d.managed_fields_mut().clear())
+        .reflect(deployment_writer)
+        .touched_objects();
+    let (service_cache, service_writer) = reflector::store();
+    let service_events = watcher(scoped::<Service>(&client, ns), managed.clone())
+        .default_backoff()
+        .modify(|s| s.managed_fields_mut().clear())
+        .reflect(service_writer)
+        .touched_objects();
+    let (pdbs, pdb_writer) = reflector::store();
+    let pdb_events = watcher(scoped::<PodDisruptionBudget>(&client, ns), managed)
+        .default_backoff()
+        .modify(|p| p.managed_fields_mut().clear())
+        .reflect(pdb_writer)
+        .touched_objects();
+
+    let controller = Controller::new(
+        scoped::<TradingAgent>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(ControllerConfig::default().concurrency(concurrency));
+
+    let stores = Stores {
+        agents: controller.store(),
+        deployments,
+        services: service_cache,
+        pod_disruption_budgets: pdbs,
+    };
+    // Registry notifications queue reconciles of the TradingAgents that follow the pushed tag.
+    let (notified, notifications) = futures::channel::mpsc::unbounded();
+    services.triggers.attach(stores.agents.clone(), notified);
+    let ready_stores = stores.clone();
+    let synced = tokio::spawn(async move {
+        if ready_stores.wait_until_ready().await {
+            info!("caches synced");
+            on_synced();
+        }
+    });
+
+    let triggers = services.triggers.clone();
+    let context = Arc::new(Context {
+        client,
+        services,
+        stores,
+        backoff: ErrorBackoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        written: Default::default(),
+        database_secrets: Default::default(),
+    });
+
+    info!(namespace = ns.unwrap_or("<all>"), "starting controller");
+    controller
+        .owns_stream(deployment_events)
+        .owns_stream(service_events)
+        .owns_stream(pdb_events)
+        .reconcile_on(notifications)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => debug!(%object, "reconciled"),
+                Err(error) => debug!(%error, "reconcile did not complete"),
+            }
+        })
+        .await;
+    synced.abort();
+    triggers.detach();
+    info!("controller stopped");
+}

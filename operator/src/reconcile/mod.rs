@@ -1,0 +1,213 @@
+//! Reconciling one TradingAgent, in named stages. Pure stages (no I/O, unit-tested without a
+//! cluster) are kept apart from the ones that talk to the API server:
+//!
+//! | stage | file | talks to |
+//! |---|---|---|
+//! | 1. dereference: the database Secret must exist and hold its key | [`dereference`] | API server |
+//! | 2. resolve: `spec.image` → a pinned image | [`crate::digest::pinner`] | registries |
+//! | 3. decide: what to pin, given how the last rollout went (rollback, rejected digests) | [`rollback`] | pure |
+//! | 4. build: the desired children | [`build`] | pure |
+//! | 5. apply: server-side apply of what changed | [`apply`] (with [`applied`], pure) | API server |
+//! | 6. status: the next status from what was observed | [`status`] (with [`rollout_state`]), pure | — |
+//! | 7. report: write the status if it changed, publish events | [`report`] (with [`events`], pure) | API server |
+//!
+//! Around them: [`controller`] (the watches and kube-runtime's controller loop), [`backoff`]
+//! (per-object retry delays), [`written`] (a cache lagging behind our own status write).
+//!
+//! May depend on [`crate::digest`], [`crate::resource`], [`crate::error`] and [`crate::metrics`];
+//! never on [`crate::runtime`].
+
+pub mod applied;
+pub mod apply;
+pub mod backoff;
+pub mod build;
+pub mod conditions;
+pub mod controller;
+pub mod dereference;
+pub mod events;
+pub mod report;
+pub mod rollback;
+pub mod rollout_state;
+pub mod status;
+pub mod written;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, ResourceExt};
+use tracing::{debug, warn};
+
+use crate::digest::freshness;
+use crate::digest::pinner::ImagePinner;
+use crate::digest::webhook::Triggers;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::resource::TradingAgent;
+use backoff::ErrorBackoff;
+use build::desired_objects;
+pub use controller::{Stores, run};
+use dereference::TrustedSecrets;
+use status::{Observation, next_status};
+use written::WrittenStatuses;
+
+/// How soon a reconciliation that found the cache behind our own status write runs again.
+pub const CACHE_BEHIND_RETRY: Duration = Duration::from_millis(100);
+
+/// What the process hands every controller run: long-lived, the same across leadership terms.
+#[derive(Clone)]
+pub struct Services {
+    /// Who publishes events.
+    pub reporter: Reporter,
+    /// Turns `spec.image` into a pinned image.
+    pub pinner: Arc<dyn ImagePinner>,
+    /// Where registry notifications reach the controller.
+    pub triggers: Arc<Triggers>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// What every reconciliation of one controller run shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// The long-lived services.
+    pub services: Services,
+    /// Caches of watched objects.
+    pub stores: Stores,
+    /// Per-object retry delays.
+    pub backoff: ErrorBackoff<ObjectRef<TradingAgent>>,
+    /// The status this process last wrote, per TradingAgent (see [`written`]).
+    pub written: WrittenStatuses<ObjectRef<TradingAgent>>,
+    /// Database Secrets recently found holding their key (see [`dereference`]).
+    pub database_secrets: TrustedSecrets,
+}
+
+/// Retry a failed reconciliation after this object's next back-off delay.
+pub fn error_policy(agent: Arc<TradingAgent>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(agent.as_ref());
+    let delay = ctx.backoff.next_delay(&key);
+    ctx.services.metrics.record_failure(error.metric_label());
+    ctx.services
+        .metrics
+        .objects_in_backoff
+        .set(ctx.backoff.len() as i64);
+    warn!(
+        tradingagent = %key,
+        %error,
+        reason = error.metric_label(),
+        retry_in_ms = delay.as_millis() as u64,
+        failures = ctx.backoff.failures(&key),
+        "reconciliation failed"
+    );
+    Action::requeue(delay)
+}
+
+/// Reconcile one TradingAgent.
+pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.services.metrics.start_reconcile();
+    ctx.services
+        .metrics
+        .managed_resources
+        .set(ctx.stores.agents.len() as i64);
+    // Objects deleted while backing off are never reconciled again: forget them.
+    ctx.backoff
+        .retain(|key| ctx.stores.agents.get(key).is_some());
+    ctx.written
+        .retain(|key| ctx.stores.agents.get(key).is_some());
+    if agent.metadata.deletion_timestamp.is_some() {
+        // Owner references hand the children to the garbage collector.
+        return Ok(Action::await_change());
+    }
+    let ns = agent
+        .namespace()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let key = ObjectRef::from_obj(agent.as_ref());
+    if ctx
+        .written
+        .cache_is_behind(&key, agent.status.as_ref(), Instant::now())
+    {
+        debug!(tradingagent = %key, "cache behind our last status write; retrying shortly");
+        return Ok(Action::requeue(CACHE_BEHIND_RETRY));
+    }
+
+    let started = Instant::now();
+    // 1. dereference
+    let dereferenced = dereference::dereference(&ctx, &ns, &agent).await?;
+    let dereferenced_at = started.elapsed();
+    // 2. resolve
+    let resolved = ctx.services.pinner.pin(&agent).await;
+    let resolved_at = started.elapsed();
+    // 3. decide
+    let current = apply::cached_deployments(&ctx.stores, &ns, &agent.name_any());
+    let decision = rollback::decide(&agent, resolved, &current);
+    let image = decision.image;
+    // 4. build
+    let desired = match (image.pinned(), &dereferenced.database_secret) {
+        (Some(pinned), None) => Some(desired_objects(&agent, pinned)?),
+        _ => None,
+    };
+    // 5. apply
+    let mut events = Vec::new();
+    let (deployments, applied) = match desired {
+        Some(objects) if !agent.spec.paused => (
+            apply::apply(&ctx, &agent, &ns, objects, &mut events).await?,
+            true,
+        ),
+        _ => (current, false),
+    };
+    let applied_at = started.elapsed();
+    let rollback = decision.rollback.as_ref().filter(|_| applied);
+    if let Some(rollback) = rollback {
+        ctx.services.metrics.rollbacks.inc();
+        warn!(
+            tradingagent = %key,
+            rejected = %rollback.rejected,
+            restored = %rollback.restored,
+            "rollout failed: rolled back to the last healthy digest"
+        );
+    }
+    // 6. status
+    let now =
+        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
+    let status = next_status(&Observation {
+        agent: &agent,
+        image: &image,
+        applied,
+        blocked: dereferenced.database_secret.as_ref(),
+        deployments: &deployments,
+        rollback,
+        now,
+    });
+    events.extend(events::status_events(agent.status.as_ref(), &status));
+    // 7. report
+    report::write_status(&ctx, &agent, &ns, status).await?;
+    let status_at = started.elapsed();
+    report::publish(&ctx, &agent, events).await;
+    debug!(
+        tradingagent = %key,
+        secret_ms = dereferenced_at.as_millis() as u64,
+        resolve_ms = (resolved_at - dereferenced_at).as_millis() as u64,
+        apply_ms = (applied_at - resolved_at).as_millis() as u64,
+        status_ms = (status_at - applied_at).as_millis() as u64,
+        events_ms = (started.elapsed() - status_at).as_millis() as u64,
+        "reconcile stages"
+    );
+
+    if let Some(error) = dereferenced.database_secret {
+        // Reported; retry with back-off until the Secret appears.
+        return Err(error);
+    }
+    ctx.backoff.reset(&key);
+    ctx.services
+        .metrics
+        .objects_in_backoff
+        .set(ctx.backoff.len() as i64);
+    Ok(Action::requeue(freshness::requeue_after(
+        &agent.spec,
+        &image,
+    )))
+}

@@ -1,0 +1,84 @@
+//! Stage 6, report (talks to the API server): write the status computed by [`super::status`] when
+//! it changed, and publish the events of [`super::events`].
+
+use std::time::Instant;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use tracing::warn;
+
+use super::Context;
+use super::build::FIELD_MANAGER;
+use super::events::{EventSpec, truncate};
+use crate::error::Result;
+use crate::resource::{TradingAgent, TradingAgentStatus};
+
+/// Stage 5: write the status only when it differs from what the API server has.
+pub(super) async fn write_status(
+    ctx: &Context,
+    agent: &TradingAgent,
+    ns: &str,
+    status: TradingAgentStatus,
+) -> Result<()> {
+    if agent.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<TradingAgent> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({
+        "apiVersion": TradingAgent::api_version(&()),
+        "kind": TradingAgent::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &agent.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.services.metrics.status_updates.inc();
+    ctx.written
+        .record(ObjectRef::from_obj(agent), status, Instant::now());
+    Ok(())
+}
+
+pub(super) async fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec>) {
+    if events.is_empty() {
+        return;
+    }
+    let reference = agent.object_ref(&());
+    // A fresh recorder: kube's recorder folds events of the same reason into a series that keeps
+    // the first note, and these notes (digests, messages) matter. Events are only emitted on
+    // transitions, so there is nothing to fold.
+    let recorder = Recorder::new(ctx.client.clone(), ctx.services.reporter.clone());
+    // All at once: a reconciliation that creates the children has five or six to tell, and one
+    // after the other they held its concurrency slot for longer than the applies did.
+    let publishing = events.into_iter().map(|event| {
+        let recorder = &recorder;
+        let reference = &reference;
+        async move {
+            let result = recorder
+                .publish(
+                    &Event {
+                        type_: if event.warning {
+                            EventType::Warning
+                        } else {
+                            EventType::Normal
+                        },
+                        reason: event.reason.clone(),
+                        note: Some(truncate(&event.note, 1000)),
+                        action: event.action.to_owned(),
+                        secondary: event.related.clone(),
+                    },
+                    reference,
+                )
+                .await;
+            if let Err(error) = result {
+                // Events are best effort; the status carries the same information.
+                warn!(%error, reason = %event.reason, "could not publish event");
+            }
+        }
+    });
+    futures::future::join_all(publishing).await;
+}
