@@ -10,6 +10,7 @@ use sqlx::ConnectOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::Role;
 use crate::config::{
     ApiConfig, BotConfig, Cli, Command, DatabaseConfig, ImportArgs, StrategyConfig, WorkerConfig,
 };
@@ -17,7 +18,7 @@ use crate::db::{self, Db};
 use crate::domain::{Symbol, Timeframe, market};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::server::{Liveness, Probes, Role, TerminationSignals};
+use crate::server::{Liveness, Probes, TerminationSignals};
 use crate::workers::bot::Bot;
 use crate::workers::notifier::Notifier;
 use crate::workers::strategy::StrategyRunner;

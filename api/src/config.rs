@@ -49,6 +49,24 @@ pub enum Command {
     SeedDemo(SeedDemoArgs),
 }
 
+/// Which long-running role this process runs (the `api`, `bot` or `strategy` command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Api,
+    Bot,
+    Strategy,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Bot => "bot",
+            Role::Strategy => "strategy",
+        }
+    }
+}
+
 /// How to reach PostgreSQL.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {

@@ -63,45 +63,101 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-impl Error {
-    /// Stable code: the JSON `code` and the metric label.
-    pub fn code(&self) -> &'static str {
+/// The stable machine-readable codes of API errors. Each code has one status, so the compiler
+/// checks that every error maps to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    ValidationFailed,
+    Unauthorized,
+    NotFound,
+    Conflict,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unavailable,
+    Internal,
+    MigrationFailed,
+    InvalidConfiguration,
+    Io,
+    Webhook,
+}
+
+impl ErrorCode {
+    /// The JSON `code` and the metric label.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Error::BadRequest(_) => "bad_request",
-            Error::Invalid(_) => "validation_failed",
-            Error::Unauthorized => "unauthorized",
-            Error::NotFound(_) => "not_found",
-            Error::Conflict(_) => "conflict",
-            Error::MethodNotAllowed => "method_not_allowed",
-            Error::PayloadTooLarge(_) => "payload_too_large",
-            Error::UnsupportedMediaType(_) => "unsupported_media_type",
-            Error::Unavailable(_) => "unavailable",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+            ErrorCode::MigrationFailed => "migration_failed",
+            ErrorCode::InvalidConfiguration => "invalid_configuration",
+            ErrorCode::Io => "io",
+            ErrorCode::Webhook => "webhook",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal
+            | ErrorCode::MigrationFailed
+            | ErrorCode::InvalidConfiguration
+            | ErrorCode::Io
+            | ErrorCode::Webhook => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// Stable code: the JSON `code`, the metric label and the status.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::Invalid(_) => ErrorCode::ValidationFailed,
+            Error::Unauthorized => ErrorCode::Unauthorized,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Error::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Database(e) => match classify(e) {
-                DbErrorClass::Unavailable => "unavailable",
-                DbErrorClass::Conflict => "conflict",
-                DbErrorClass::Invalid => "validation_failed",
-                DbErrorClass::Other => "internal",
+                DbErrorClass::Unavailable => ErrorCode::Unavailable,
+                DbErrorClass::Conflict => ErrorCode::Conflict,
+                DbErrorClass::Invalid => ErrorCode::ValidationFailed,
+                DbErrorClass::Other => ErrorCode::Internal,
             },
-            Error::Migrate(_) => "migration_failed",
-            Error::Config(_) => "invalid_configuration",
-            Error::Io(_) => "io",
-            Error::Webhook(_) => "webhook",
+            Error::Migrate(_) => ErrorCode::MigrationFailed,
+            Error::Config(_) => ErrorCode::InvalidConfiguration,
+            Error::Io(_) => ErrorCode::Io,
+            Error::Webhook(_) => ErrorCode::Webhook,
         }
     }
 
     pub fn status(&self) -> StatusCode {
-        match self.code() {
-            "bad_request" => StatusCode::BAD_REQUEST,
-            "validation_failed" => StatusCode::UNPROCESSABLE_ENTITY,
-            "unauthorized" => StatusCode::UNAUTHORIZED,
-            "not_found" => StatusCode::NOT_FOUND,
-            "conflict" => StatusCode::CONFLICT,
-            "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
-            "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-            "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     pub fn not_found(what: impl std::fmt::Display) -> Self {
@@ -114,7 +170,7 @@ impl Error {
 
     /// Whether retrying later may help (database down), as opposed to a bug or bad data.
     pub fn is_transient(&self) -> bool {
-        self.code() == "unavailable"
+        self.code() == ErrorCode::Unavailable
     }
 }
 
@@ -174,7 +230,7 @@ impl IntoResponse for Error {
             status,
             Json(ErrorBody {
                 error: ErrorDetail {
-                    code: self.code(),
+                    code: self.code().as_str(),
                     message,
                 },
             }),
@@ -219,7 +275,7 @@ mod tests {
         ];
         for (error, status, code) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");
-            assert_eq!(error.code(), code);
+            assert_eq!(error.code().as_str(), code);
         }
         assert_eq!(
             Error::not_found("strategy 4").to_string(),

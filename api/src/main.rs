@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(error) => {
-            tracing::error!(%error, code = error.code(), "exiting");
+            tracing::error!(%error, code = error.code().as_str(), "exiting");
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }

@@ -16,26 +16,9 @@ use serde::Serialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use utoipa::ToSchema;
 
+use crate::config::Role;
 use crate::db::Db;
 use crate::metrics::{Metrics, serve_metrics};
-
-/// Which role this process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Api,
-    Bot,
-    Strategy,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Api => "api",
-            Role::Bot => "bot",
-            Role::Strategy => "strategy",
-        }
-    }
-}
 
 /// A worker loop's heartbeat in memory: `/healthz` turns 503 when it is older than `stall_after`.
 pub struct Liveness {

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::Mutex;
+use trading_agent::config::Role;
 use trading_agent::config::{ServeConfig, WorkerConfig};
 use trading_agent::db::Db;
 use trading_agent::domain::Timeframe;
 use trading_agent::metrics::Metrics;
-use trading_agent::server::{Liveness, Probes, Role};
+use trading_agent::server::{Liveness, Probes};
 use trading_agent::workers::{LoopContext, Worker, run_loop};
 use trading_agent_tests::postgres::TempPostgres;
 

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::ApiQuery;
 use super::{AppState, page_limit};
 use crate::error::{ErrorBody, Result};
-use crate::store::{self, bot::ComponentHealth, events::Event};
+use crate::store::{self, events::Event, heartbeats::ComponentHealth};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Version {
@@ -35,7 +35,7 @@ pub async fn version() -> Json<Version> {
 #[utoipa::path(get, path = "/api/v2/health/components", tag = "system",
     responses((status = 200, body = [ComponentHealth]), (status = 401, body = ErrorBody)))]
 pub async fn components(State(state): State<AppState>) -> Result<Json<Vec<ComponentHealth>>> {
-    Ok(Json(store::bot::components(state.db.pool()?).await?))
+    Ok(Json(store::heartbeats::components(state.db.pool()?).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

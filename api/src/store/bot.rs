@@ -1,5 +1,4 @@
-//! `bot_state` (running / stopped / stop-entry) and `component_heartbeats` (each worker's last
-//! completed loop).
+//! `bot_state`: whether the bot trades (running / stopped / stop-entry).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -42,63 +41,4 @@ pub async fn set_state(db: impl PgExecutor<'_>, state: BotState) -> Result<(BotS
         },
         parse(previous),
     ))
-}
-
-/// One worker instance's liveness as recorded in the database.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
-pub struct ComponentHealth {
-    /// `bot` or `strategy`.
-    pub role: String,
-    /// Pod (host) name.
-    pub instance: String,
-    pub version: String,
-    pub started_at: DateTime<Utc>,
-    /// End of the last completed loop.
-    pub last_tick_at: DateTime<Utc>,
-    pub tick_interval_ms: i64,
-    /// True when no loop has completed for several intervals (stuck or gone).
-    pub stale: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Heartbeat<'a> {
-    pub role: &'a str,
-    pub instance: &'a str,
-    pub started_at: DateTime<Utc>,
-    pub tick_interval_ms: i64,
-    pub stall_after_ms: i64,
-}
-
-pub async fn beat(db: impl PgExecutor<'_>, h: &Heartbeat<'_>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO component_heartbeats
-             (role, instance, version, started_at, last_tick_at, tick_interval_ms, stall_after_ms)
-         VALUES ($1, $2, $3, $4, now(), $5, $6)
-         ON CONFLICT (role, instance) DO UPDATE
-         SET version = EXCLUDED.version, started_at = EXCLUDED.started_at,
-             last_tick_at = EXCLUDED.last_tick_at, tick_interval_ms = EXCLUDED.tick_interval_ms,
-             stall_after_ms = EXCLUDED.stall_after_ms",
-    )
-    .bind(h.role)
-    .bind(h.instance)
-    .bind(env!("CARGO_PKG_VERSION"))
-    .bind(h.started_at)
-    .bind(h.tick_interval_ms)
-    .bind(h.stall_after_ms)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Instances seen in the last day, newest first per role.
-pub async fn components(db: impl PgExecutor<'_>) -> Result<Vec<ComponentHealth>> {
-    Ok(sqlx::query_as(
-        "SELECT role, instance, version, started_at, last_tick_at, tick_interval_ms,
-                last_tick_at < now() - make_interval(secs => stall_after_ms / 1000.0) AS stale
-         FROM component_heartbeats
-         WHERE last_tick_at > now() - interval '1 day'
-         ORDER BY role, last_tick_at DESC",
-    )
-    .fetch_all(db)
-    .await?)
 }

@@ -3,11 +3,13 @@
 //! the integration tests run every query against a real PostgreSQL.
 //!
 //! Row types double as API response bodies (they derive `Serialize` and `ToSchema`), so what the
-//! API shows is what is stored.
+//! API shows is what is stored; text columns with a fixed set of values decode into enums, which
+//! the OpenAPI document lists.
 
 pub mod bot;
 pub mod candles;
 pub mod events;
+pub mod heartbeats;
 pub mod instruments;
 pub mod signals;
 pub mod strategies;
@@ -29,6 +31,9 @@ macro_rules! text_enum {
 }
 
 text_enum!(Action, Action::parse);
+text_enum!(signals::SignalStatus, signals::SignalStatus::parse);
+text_enum!(trading::TradeStatus, trading::TradeStatus::parse);
+text_enum!(trading::OrderStatus, trading::OrderStatus::parse);
 text_enum!(BotState, BotState::parse);
 text_enum!(StrategyKind, StrategyKind::parse);
 text_enum!(Timeframe, |t: &str| t.parse::<Timeframe>().ok());

@@ -2,12 +2,40 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 use utoipa::ToSchema;
 
 use crate::domain::{Action, Timeframe};
 use crate::error::{Error, Result};
+
+/// Where a signal is in its life: `new` until the bot handles it, then `executed` or `rejected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalStatus {
+    New,
+    Executed,
+    Rejected,
+}
+
+impl SignalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalStatus::New => "new",
+            SignalStatus::Executed => "executed",
+            SignalStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "new" => Some(SignalStatus::New),
+            "executed" => Some(SignalStatus::Executed),
+            "rejected" => Some(SignalStatus::Rejected),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Signal {
@@ -31,9 +59,8 @@ pub struct Signal {
     pub reason: String,
     /// Client key of a manual signal (`client_order_id`).
     pub idempotency_key: Option<String>,
-    /// `new` until the bot handles it, then `executed` or `rejected`.
-    #[schema(example = "executed")]
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: SignalStatus,
     /// Why it was rejected, e.g. `max_open_trades: max open trades reached (5)`.
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -140,7 +167,7 @@ pub async fn insert_manual(
 pub struct SignalFilter<'a> {
     pub strategy_id: Option<i64>,
     pub symbol: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub status: Option<SignalStatus>,
     pub before_id: Option<i64>,
     pub limit: i64,
 }
@@ -157,7 +184,7 @@ pub async fn list(db: impl PgExecutor<'_>, f: &SignalFilter<'_>) -> Result<Vec<S
     )
     .bind(f.strategy_id)
     .bind(f.symbol)
-    .bind(f.status)
+    .bind(f.status.map(SignalStatus::as_str))
     .bind(f.before_id)
     .bind(f.limit)
     .fetch_all(db)
@@ -186,14 +213,14 @@ pub async fn claim_next(tx: &mut PgConnection) -> Result<Option<Signal>> {
 pub async fn finish(
     tx: &mut PgConnection,
     id: i64,
-    status: &str,
+    status: SignalStatus,
     reason: Option<&str>,
 ) -> Result<()> {
     sqlx::query(
         "UPDATE signals SET status = $2, status_reason = $3, processed_at = now() WHERE id = $1",
     )
     .bind(id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(reason)
     .execute(tx)
     .await?;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgExecutor, Row};
 use utoipa::ToSchema;
@@ -10,8 +10,54 @@ use utoipa::ToSchema;
 use crate::domain::Action;
 use crate::domain::paper::Fill;
 use crate::error::{Error, Result};
-use crate::http::json::{self, WriteJson};
 use crate::store::PgDecimal;
+
+/// Paper orders fill at once, so `filled` is the only status so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Filled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Filled => "filled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "filled" => Some(OrderStatus::Filled),
+            _ => None,
+        }
+    }
+}
+
+/// `open` until the position is sold, then `closed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TradeStatus {
+    Open,
+    Closed,
+}
+
+impl TradeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradeStatus::Open => "open",
+            TradeStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "open" => Some(TradeStatus::Open),
+            "closed" => Some(TradeStatus::Closed),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Order {
@@ -31,8 +77,8 @@ pub struct Order {
     pub notional: Decimal,
     #[schema(value_type = String)]
     pub fee: Decimal,
-    #[schema(example = "filled")]
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     pub created_at: DateTime<Utc>,
 }
 
@@ -41,9 +87,7 @@ pub struct Trade {
     pub id: i64,
     pub symbol: String,
     pub strategy_id: Option<i64>,
-    /// `open` or `closed`.
-    #[schema(example = "open")]
-    pub status: String,
+    pub status: TradeStatus,
     #[schema(value_type = String)]
     pub quantity: Decimal,
     #[schema(value_type = String)]
@@ -74,7 +118,13 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Trade {
             id: row.try_get("id")?,
             symbol: row.try_get("symbol")?,
             strategy_id: row.try_get("strategy_id")?,
-            status: row.try_get("status")?,
+            status: row
+                .try_get::<String, _>("status")?
+                .try_into()
+                .map_err(|e: String| sqlx::Error::ColumnDecode {
+                    index: "status".into(),
+                    source: e.into(),
+                })?,
             quantity: decimal("quantity")?,
             entry_price: decimal("entry_price")?,
             entry_fee: decimal("entry_fee")?,
@@ -84,36 +134,6 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Trade {
             closed_at: row.try_get("closed_at")?,
             profit: opt_decimal("profit")?,
         })
-    }
-}
-
-impl WriteJson for Trade {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(br#"{"id":"#);
-        json::int(out, self.id);
-        out.extend_from_slice(br#","symbol":"#);
-        json::string(out, &self.symbol);
-        out.extend_from_slice(br#","strategy_id":"#);
-        json::opt_int(out, self.strategy_id);
-        out.extend_from_slice(br#","status":"#);
-        json::string(out, &self.status);
-        out.extend_from_slice(br#","quantity":"#);
-        json::decimal(out, &self.quantity);
-        out.extend_from_slice(br#","entry_price":"#);
-        json::decimal(out, &self.entry_price);
-        out.extend_from_slice(br#","entry_fee":"#);
-        json::decimal(out, &self.entry_fee);
-        out.extend_from_slice(br#","opened_at":"#);
-        json::timestamp(out, &self.opened_at);
-        out.extend_from_slice(br#","exit_price":"#);
-        json::opt_decimal(out, self.exit_price.as_ref());
-        out.extend_from_slice(br#","exit_fee":"#);
-        json::opt_decimal(out, self.exit_fee.as_ref());
-        out.extend_from_slice(br#","closed_at":"#);
-        json::opt_timestamp(out, self.closed_at.as_ref());
-        out.extend_from_slice(br#","profit":"#);
-        json::opt_decimal(out, self.profit.as_ref());
-        out.push(b'}');
     }
 }
 
@@ -295,7 +315,7 @@ pub async fn get_order(db: impl PgExecutor<'_>, id: i64) -> Result<Order> {
 
 pub async fn list_trades(
     db: impl PgExecutor<'_>,
-    status: Option<&str>,
+    status: Option<TradeStatus>,
     symbol: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Trade>> {
@@ -304,7 +324,7 @@ pub async fn list_trades(
          WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR symbol = $2)
          ORDER BY id DESC LIMIT $3",
     )
-    .bind(status)
+    .bind(status.map(TradeStatus::as_str))
     .bind(symbol)
     .bind(limit)
     .fetch_all(db)

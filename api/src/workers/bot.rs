@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::server::Liveness;
 use crate::store::events::{Level, NewEvent};
-use crate::store::signals::Signal;
+use crate::store::signals::{Signal, SignalStatus};
 use crate::store::{self};
 
 /// Most signals one tick handles (keeps a tick short after a backlog).
@@ -103,8 +103,13 @@ impl Bot {
         now: DateTime<Utc>,
     ) -> Result<Outcome> {
         if store::trading::order_exists_for(tx, signal.id).await? {
-            store::signals::finish(tx, signal.id, "executed", Some("order already existed"))
-                .await?;
+            store::signals::finish(
+                tx,
+                signal.id,
+                SignalStatus::Executed,
+                Some("order already existed"),
+            )
+            .await?;
             return Ok(Outcome::AlreadyExecuted);
         }
         // The account lock comes first: it serialises executions across replicas, so everything
@@ -166,7 +171,7 @@ impl Bot {
                 store::trading::set_balance(tx, balance).await?;
                 self.event(tx, "trade_opened", signal, &fill, trade_id, None)
                     .await?;
-                store::signals::finish(tx, signal.id, "executed", None).await?;
+                store::signals::finish(tx, signal.id, SignalStatus::Executed, None).await?;
                 Ok(Outcome::Executed { order_id, trade_id })
             }
             (Action::Sell, Some(trade)) => {
@@ -187,7 +192,7 @@ impl Bot {
                 .await?;
                 self.event(tx, "trade_closed", signal, &fill, trade.id, Some(profit))
                     .await?;
-                store::signals::finish(tx, signal.id, "executed", None).await?;
+                store::signals::finish(tx, signal.id, SignalStatus::Executed, None).await?;
                 Ok(Outcome::Executed {
                     order_id,
                     trade_id: trade.id,
@@ -224,7 +229,7 @@ impl Bot {
         rejection: Rejection,
     ) -> Result<Outcome> {
         let reason = format!("{}: {rejection}", rejection.code());
-        store::signals::finish(tx, signal.id, "rejected", Some(&reason)).await?;
+        store::signals::finish(tx, signal.id, SignalStatus::Rejected, Some(&reason)).await?;
         // A strategy's sell with nothing to sell is routine: no event for it.
         let routine = signal.strategy_id.is_some() && rejection == Rejection::NoOpenTrade;
         if !routine {

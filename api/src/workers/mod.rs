@@ -15,11 +15,12 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, watch};
 use tokio::time::MissedTickBehavior;
 
+use crate::config::Role;
 use crate::config::WorkerConfig;
 use crate::db::Db;
 use crate::error::Result;
 use crate::metrics::Metrics;
-use crate::server::{Liveness, Role};
+use crate::server::Liveness;
 use crate::store;
 
 /// One pass of a worker role.
@@ -69,14 +70,14 @@ pub async fn run_loop<W: Worker>(
             Err(_) => "waiting_for_database",
             Ok(pool) => match worker.tick(pool, &ctx.liveness).await {
                 Ok(()) => {
-                    let beat = store::bot::Heartbeat {
+                    let beat = store::heartbeats::Heartbeat {
                         role,
                         instance: &ctx.config.instance,
                         started_at: ctx.started_at,
                         tick_interval_ms: ctx.config.tick_interval.as_millis() as i64,
                         stall_after_ms: ctx.config.stall_after.as_millis() as i64,
                     };
-                    if let Err(error) = store::bot::beat(pool, &beat).await {
+                    if let Err(error) = store::heartbeats::beat(pool, &beat).await {
                         tracing::warn!(%error, "could not record the heartbeat");
                     }
                     "ok"
@@ -86,7 +87,7 @@ pub async fn run_loop<W: Worker>(
                     "database_unavailable"
                 }
                 Err(error) => {
-                    tracing::error!(%error, code = error.code(), role, "tick failed");
+                    tracing::error!(%error, code = error.code().as_str(), role, "tick failed");
                     "error"
                 }
             },

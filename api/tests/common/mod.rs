@@ -17,10 +17,11 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::watch;
 use trading_agent::config::DatabaseConfig;
+use trading_agent::config::Role;
 use trading_agent::db::Db;
 use trading_agent::domain::{Candle, Timeframe};
 use trading_agent::metrics::Metrics;
-use trading_agent::server::{Probes, Role};
+use trading_agent::server::Probes;
 use trading_agent_tests::postgres::TempPostgres;
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
