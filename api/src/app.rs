@@ -94,7 +94,7 @@ async fn import_candles(args: ImportArgs) -> Result<()> {
             format!("{}: {e}", args.file.display()),
         ))
     })?;
-    let candles = market::parse_csv(&data, timeframe)?;
+    let candles = market::parse_csv(&data, timeframe, Utc::now())?;
     let pool = connect_once(&database).await?;
     if !store::instruments::exists(&pool, symbol.as_str()).await? {
         return Err(Error::invalid(
@@ -178,7 +178,10 @@ async fn serve_api(config: ApiConfig) -> Result<()> {
         draining: draining.clone(),
         metrics: metrics.clone(),
     };
-    let app = http::router(http::state(db.clone(), metrics, &config.api_token), probes);
+    let app = http::router(
+        http::state(db.clone(), metrics, config.api_token.expose()),
+        probes,
+    );
     let delay = config.shutdown_delay;
     let shutdown = async move {
         let name = signals.recv().await;
@@ -213,15 +216,22 @@ async fn serve_bot(config: BotConfig) -> Result<()> {
         config.worker,
         Some(workers::SIGNALS_CHANNEL),
         move |metrics| {
-            let notifier = webhook
-                .map(|w| Notifier::new(w, metrics.clone()))
-                .transpose()?;
             Ok(Bot {
                 limits,
                 metrics,
-                notifier,
                 fault,
             })
+        },
+        // Webhook delivery in a task of its own: a dead webhook never holds up the bot's loop.
+        move |db, metrics, shutdown| {
+            let notifier = webhook
+                .map(|w| Notifier::new(w, metrics.clone()))
+                .transpose()?;
+            Ok(Some(tokio::spawn(workers::notifier::run(
+                db.clone(),
+                notifier,
+                shutdown,
+            ))))
         },
     )
     .await
@@ -229,18 +239,27 @@ async fn serve_bot(config: BotConfig) -> Result<()> {
 
 async fn serve_strategy(config: StrategyConfig) -> Result<()> {
     let demo_feed = config.demo_feed.clone();
-    serve_worker(Role::Strategy, config.worker, None, move |metrics| {
-        Ok(StrategyRunner { metrics, demo_feed })
-    })
+    serve_worker(
+        Role::Strategy,
+        config.worker,
+        None,
+        move |metrics| Ok(StrategyRunner { metrics, demo_feed }),
+        |_, _, _| Ok(None),
+    )
     .await
 }
 
-/// `wake_on`: a notification channel that triggers a tick at once (the bot: new signals).
+/// A task started beside a worker loop, stopped with it.
+type SideTask = Option<tokio::task::JoinHandle<()>>;
+
+/// `wake_on`: a notification channel that triggers a tick at once (the bot: new signals);
+/// `side`: a task of the role that runs beside the loop (the bot: webhook delivery).
 async fn serve_worker<W: Worker>(
     role: Role,
     config: WorkerConfig,
     wake_on: Option<&'static str>,
     make: impl FnOnce(Arc<Metrics>) -> Result<W>,
+    side: impl FnOnce(&Db, &Arc<Metrics>, tokio::sync::watch::Receiver<bool>) -> Result<SideTask>,
 ) -> Result<()> {
     let Common {
         mut signals,
@@ -252,6 +271,7 @@ async fn serve_worker<W: Worker>(
         draining,
     } = start_common(role, &config.serve).await?;
     let worker = make(metrics.clone())?;
+    let side_task = side(&db, &metrics, stop.subscribe())?;
     let liveness = Liveness::new(config.stall_after);
     let probes = Probes {
         role,
@@ -296,6 +316,11 @@ async fn serve_worker<W: Worker>(
     let _ = stop.send(true);
     if let Err(error) = worker_loop.await {
         tracing::error!(%error, "worker loop ended abnormally");
+    }
+    if let Some(task) = side_task
+        && let Err(error) = task.await
+    {
+        tracing::error!(%error, "side task ended abnormally");
     }
     let _ = db_task.await;
     match server.await {

@@ -104,8 +104,8 @@ pub struct ApiArgs {
     pub serve: ServeArgs,
 
     /// Bearer token that every request under /api/v2 (except /api/v2/version) must carry.
-    #[arg(long, env = "API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
+    #[arg(long, env = "API_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub api_token: Option<Secret>,
 
     /// After SIGTERM: how long /readyz answers 503 while requests are still served, so that load
     /// balancers stop sending traffic before the listener closes. A second signal skips it.
@@ -161,13 +161,19 @@ pub struct BotArgs {
     #[arg(long, env = "SLIPPAGE_BPS", default_value = "5")]
     pub slippage_bps: Decimal,
 
-    /// Signals older than this are rejected as stale instead of executed.
+    /// Entry signals older than this are rejected as stale instead of executed (exits always run).
     #[arg(long, env = "MAX_SIGNAL_AGE", default_value = "15m", value_parser = parse_duration)]
     pub max_signal_age: Duration,
 
+    /// Manual orders and protective exits fill at the latest candle close only if that candle
+    /// closed at most this long ago.
+    #[arg(long, env = "MAX_PRICE_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub max_price_age: Duration,
+
     /// Webhook that receives notifications (JSON POST); none: notifications stay in the feed only.
-    #[arg(long, env = "NOTIFY_WEBHOOK_URL")]
-    pub webhook_url: Option<String>,
+    /// Such URLs often carry a secret: --help never shows the value.
+    #[arg(long, env = "NOTIFY_WEBHOOK_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub webhook_url: Option<Secret>,
 
     /// First retry delay of a failed webhook delivery; it doubles per attempt (capped at 10 min).
     #[arg(long, env = "NOTIFY_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
@@ -225,8 +231,9 @@ pub struct SeedDemoArgs {
     #[command(flatten)]
     pub demo: DemoArgs,
 
-    /// Number of closed candles of history to write per symbol.
-    #[arg(long, default_value_t = 300)]
+    /// Number of closed candles of history to write per symbol (500: more than the demo
+    /// strategies read, RSI(14)'s 420 with its warm-up included).
+    #[arg(long, default_value_t = 500)]
     pub history: u32,
 }
 
@@ -308,10 +315,37 @@ impl ServeArgs {
     }
 }
 
+/// A secret setting: `Debug` and logs show `<redacted>`, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that needs it (comparing a request's bearer token).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret::new(value)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub serve: ServeConfig,
-    pub api_token: String,
+    pub api_token: Secret,
     pub shutdown_delay: Duration,
 }
 
@@ -323,7 +357,8 @@ impl ApiArgs {
         let serve = self.serve.validate()?;
         let token = self
             .api_token
-            .as_deref()
+            .as_ref()
+            .map(Secret::expose)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 invalid(
@@ -343,7 +378,7 @@ impl ApiArgs {
         }
         Ok(ApiConfig {
             serve,
-            api_token: token.to_owned(),
+            api_token: Secret::new(token),
             shutdown_delay: self.shutdown_delay,
         })
     }
@@ -388,7 +423,7 @@ impl WorkerArgs {
 
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    pub url: String,
+    pub url: Secret,
     pub retry_base: Duration,
     pub max_attempts: u32,
 }
@@ -434,7 +469,10 @@ impl BotArgs {
         if self.max_signal_age < Duration::from_secs(1) {
             return Err(invalid("MAX_SIGNAL_AGE must be at least 1s"));
         }
-        let webhook = match self.webhook_url.as_deref().map(str::trim) {
+        if self.max_price_age < Duration::from_secs(1) {
+            return Err(invalid("MAX_PRICE_AGE must be at least 1s"));
+        }
+        let webhook = match self.webhook_url.as_ref().map(|u| u.expose().trim()) {
             None | Some("") => None,
             Some(url) => {
                 let parsed = reqwest::Url::parse(url)
@@ -448,7 +486,7 @@ impl BotArgs {
                     return Err(invalid("NOTIFY_MAX_ATTEMPTS must be between 1 and 100"));
                 }
                 Some(WebhookConfig {
-                    url: url.to_owned(),
+                    url: Secret::new(url),
                     retry_base: self.webhook_retry_base.max(Duration::from_millis(10)),
                     max_attempts: self.webhook_max_attempts,
                 })
@@ -465,6 +503,8 @@ impl BotArgs {
                 slippage_bps: self.slippage_bps,
                 max_signal_age: chrono::Duration::from_std(self.max_signal_age)
                     .map_err(|_| invalid("MAX_SIGNAL_AGE is too large"))?,
+                max_price_age: chrono::Duration::from_std(self.max_price_age)
+                    .map_err(|_| invalid("MAX_PRICE_AGE is too large"))?,
             },
             webhook,
             fault: self.fault,
@@ -517,6 +557,10 @@ impl StrategyArgs {
 /// arithmetic on it could overflow.
 pub fn max_amount() -> Decimal {
     Decimal::from(1_000_000_000_000_i64)
+}
+
+fn parse_secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::new(text))
 }
 
 /// Parses `250ms`, `5s`, `2m`, `1h` (a bare number means seconds).
@@ -596,6 +640,40 @@ mod tests {
         let config = args.validate().expect("valid");
         assert_eq!(config.serve.listen.port(), 8000);
         assert!(config.serve.run_migrations);
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let cli = parse(&[
+            "trading-agent",
+            "api",
+            "--database-url",
+            "postgres://localhost/x",
+            "--api-token",
+            "token-0123456789-abcdef",
+        ]);
+        assert!(!format!("{cli:?}").contains("token-0123456789"), "{cli:?}");
+        let Command::Api(args) = cli.command else {
+            panic!("api")
+        };
+        let config = args.validate().expect("valid");
+        assert_eq!(config.api_token.expose(), "token-0123456789-abcdef");
+        assert!(!format!("{config:?}").contains("token-0123456789"));
+
+        let cli = parse(&[
+            "trading-agent",
+            "bot",
+            "--database-url",
+            "postgres://localhost/x",
+            "--webhook-url",
+            "https://hooks.example/T0/secret-path",
+        ]);
+        assert!(!format!("{cli:?}").contains("secret-path"), "{cli:?}");
+        let Command::Bot(args) = cli.command else {
+            panic!("bot")
+        };
+        let config = args.validate().expect("valid");
+        assert!(!format!("{config:?}").contains("secret-path"));
     }
 
     #[test]

@@ -264,6 +264,7 @@ pub async fn seed(
                 symbols: symbols.clone(),
                 timeframe: tf,
                 enabled: true,
+                exits: Default::default(),
             },
         )
         .await?;
@@ -282,7 +283,7 @@ mod tests {
         let from = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
         let candles = closed_candles("BTCUSDT", tf, from, from + chrono::Duration::hours(10));
         assert_eq!(candles.len(), 600);
-        validate_batch(&candles, tf).expect("valid candles");
+        validate_batch(&candles, tf, Utc::now()).expect("valid candles");
         assert_eq!(
             candles,
             closed_candles("BTCUSDT", tf, from, from + chrono::Duration::hours(10))
@@ -319,10 +320,10 @@ mod tests {
         for symbol in ["BTCUSDT", "ETHUSDT", "SOLUSDT", "ETHBTC"] {
             // Every minute of a day and a half: all phases of both waves.
             for minute in (0..2160).step_by(7) {
-                let end = first + chrono::Duration::minutes(300 + minute);
-                let history = seeded_history(symbol, tf, end - chrono::Duration::minutes(300), end);
-                assert_eq!(history.len(), 300);
-                validate_batch(&history, tf).expect("valid candles");
+                let end = first + chrono::Duration::minutes(500 + minute);
+                let history = seeded_history(symbol, tf, end - chrono::Duration::minutes(500), end);
+                assert_eq!(history.len(), 500);
+                validate_batch(&history, tf, end).expect("valid candles");
                 assert!(history.windows(2).all(|w| w[1].open == w[0].close));
                 let closes: Vec<f64> = history
                     .iter()

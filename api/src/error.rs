@@ -220,9 +220,14 @@ impl IntoResponse for Error {
                 tracing::warn!(error = %e, "database unavailable during request");
                 "database unavailable, retry later".to_owned()
             }
-            (Error::Database(sqlx::Error::Database(db)), _) => {
-                let constraint = db.constraint().unwrap_or("a database constraint");
-                format!("rejected by {constraint}: {}", db.message())
+            // Input that slipped past validation into a constraint: the client learns what kind
+            // of problem it is, never the schema's names nor PostgreSQL's wording (logged here).
+            (Error::Database(e), _) => {
+                tracing::warn!(error = %e, "request refused by the database");
+                match status {
+                    StatusCode::CONFLICT => "conflicts with a stored record".to_owned(),
+                    _ => "a value is out of range or inconsistent with stored data".to_owned(),
+                }
             }
             _ => self.to_string(),
         };
@@ -281,5 +286,59 @@ mod tests {
             Error::not_found("strategy 4").to_string(),
             "strategy 4 not found"
         );
+    }
+
+    #[derive(Debug)]
+    struct ConstraintViolation(&'static str);
+
+    impl std::fmt::Display for ConstraintViolation {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(
+                "new row for relation \"orders\" violates check constraint \"orders_notional_check\"",
+            )
+        }
+    }
+
+    impl std::error::Error for ConstraintViolation {}
+
+    impl sqlx::error::DatabaseError for ConstraintViolation {
+        fn message(&self) -> &str {
+            "new row for relation \"orders\" violates check constraint \"orders_notional_check\""
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn constraint(&self) -> Option<&str> {
+            Some("orders_notional_check")
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::CheckViolation
+        }
+    }
+
+    /// Issue 16: constraint names and PostgreSQL's messages reached API clients.
+    #[tokio::test]
+    async fn database_details_stay_on_the_server() {
+        for (code, status) in [("23514", 422), ("23505", 409)] {
+            let error = Error::Database(sqlx::Error::Database(Box::new(ConstraintViolation(code))));
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            for leak in ["orders_notional_check", "relation", "violates"] {
+                assert!(!body.contains(leak), "{body}");
+            }
+        }
     }
 }

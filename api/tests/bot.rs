@@ -35,6 +35,7 @@ fn limits() -> RiskLimits {
         fee_rate: d("0.001"),
         slippage_bps: d("5"),
         max_signal_age: ChronoDuration::minutes(15),
+        max_price_age: ChronoDuration::minutes(5),
     }
 }
 
@@ -42,7 +43,6 @@ fn bot(limits: RiskLimits) -> Bot {
     Bot {
         limits,
         metrics: Metrics::new("bot"),
-        notifier: None,
         fault: None,
     }
 }
@@ -63,6 +63,7 @@ async fn buy_signals(pool: &PgPool, n: usize) -> Vec<String> {
             symbols: symbols.clone(),
             timeframe: Timeframe::M1,
             enabled: true,
+            exits: Default::default(),
         },
     )
     .await
@@ -384,7 +385,7 @@ async fn webhook_delivery_retries_with_backoff_then_gives_up() {
 
     let notifier = Notifier::new(
         WebhookConfig {
-            url: format!("{base}/hook"),
+            url: format!("{base}/hook").as_str().into(),
             retry_base: Duration::from_millis(200),
             max_attempts: 5,
         },
@@ -437,7 +438,7 @@ async fn webhook_delivery_retries_with_backoff_then_gives_up() {
     drop(conn);
     let broken = Notifier::new(
         WebhookConfig {
-            url: format!("{base}/broken"),
+            url: format!("{base}/broken").as_str().into(),
             retry_base: Duration::from_millis(10),
             max_attempts: 2,
         },

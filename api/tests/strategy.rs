@@ -58,6 +58,7 @@ async fn signals_once_per_closed_candle_and_gaps_warn() {
             symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
             timeframe: tf,
             enabled: true,
+            exits: Default::default(),
         },
     )
     .await
@@ -143,6 +144,7 @@ async fn no_signal_when_the_newest_closed_candle_is_missing() {
             symbols: vec!["BTCUSDT".into()],
             timeframe: tf,
             enabled: true,
+            exits: Default::default(),
         },
     )
     .await
@@ -190,9 +192,9 @@ async fn demo_feed_moves_candles_to_signals_to_paper_trades() {
             fee_rate: d("0.001"),
             slippage_bps: d("5"),
             max_signal_age: chrono::Duration::minutes(15),
+            max_price_age: chrono::Duration::minutes(5),
         },
         metrics: Arc::clone(&metrics),
-        notifier: None,
         fault: None,
     };
     // Replay three hours minute by minute: feed, strategies, bot.
@@ -230,4 +232,52 @@ async fn demo_feed_moves_candles_to_signals_to_paper_trades() {
     .unwrap();
     let drift = (balance + open_cost - realized - d("10000")).abs();
     assert!(drift < d("0.0001"), "ledger off by {drift}");
+}
+
+/// Issue 16: one missing candle stopped a strategy for its whole look-back. The gap is now filled
+/// forward for the indicators (as freqtrade does) and still reported, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_is_filled_forward_and_reported_once() {
+    let db = database("fillforward").await;
+    let pool = &db.pool;
+    let tf = Timeframe::M1;
+    store::instruments::create(pool, "BTCUSDT", "BTC", "USDT")
+        .await
+        .unwrap();
+    // ...12, 12, [12 missing], 10, 15 up to 00:59: filled forward, SMA(2) crosses above SMA(3).
+    let mut closes = vec![12.0; 6];
+    closes.extend([12.0, 12.0, 10.0, 15.0]);
+    let mut candles = candles_with_closes(&closes, tf, at(0, 59, 0));
+    candles.retain(|c| c.open_time != at(0, 57, 0));
+    store::candles::upsert(pool, "BTCUSDT", tf, &candles)
+        .await
+        .unwrap();
+    store::strategies::create(
+        pool,
+        &StrategySpec {
+            name: "sma 2/3".into(),
+            params: StrategyParams::SmaCross(CrossParams { fast: 2, slow: 3 }),
+            symbols: vec!["BTCUSDT".into()],
+            timeframe: tf,
+            enabled: true,
+            exits: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let pass = run_pass(pool, at(1, 0, 30), None).await.unwrap();
+        assert_eq!(pass.gaps, 1);
+    }
+    let signals: Vec<(DateTime<Utc>, String)> =
+        sqlx::query_as("SELECT candle_open_time, action FROM signals")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(signals, vec![(at(0, 59, 0), "buy".into())]);
+    let gap_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE kind = 'data_gap'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(gap_events, 1);
 }

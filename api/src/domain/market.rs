@@ -252,12 +252,36 @@ pub fn max_volume() -> Decimal {
     Decimal::from(100_000_000_000_000_000_000_i128)
 }
 
-/// Validates a batch: each candle, and no open time twice.
-pub fn validate_batch(candles: &[Candle], timeframe: Timeframe) -> Result<(), Invalid> {
+/// How far ahead of our clock a feed's clock may run: a candle that opens later than this after
+/// `now` cannot have traded yet.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
+
+/// Refuses a candle that opens in the future (beyond [`MAX_CLOCK_SKEW_SECS`]).
+pub fn not_in_future(candle: &Candle, now: DateTime<Utc>) -> Result<(), Invalid> {
+    if candle.open_time > now + chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS) {
+        return Err(Invalid::new(
+            "open_time",
+            format!(
+                "{} is in the future (now {})",
+                candle.open_time.to_rfc3339(),
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a batch received at `now`: each candle, none in the future, no open time twice.
+pub fn validate_batch(
+    candles: &[Candle],
+    timeframe: Timeframe,
+    now: DateTime<Utc>,
+) -> Result<(), Invalid> {
     let mut seen = std::collections::HashSet::with_capacity(candles.len());
     for (i, candle) in candles.iter().enumerate() {
         candle
             .validate(timeframe)
+            .and_then(|()| not_in_future(candle, now))
             .map_err(|e| e.within(&format!("candles[{i}]")))?;
         if !seen.insert(candle.open_time) {
             return Err(Invalid::new(
@@ -273,9 +297,14 @@ pub fn validate_batch(candles: &[Candle], timeframe: Timeframe) -> Result<(), In
 }
 
 /// Parses candles from CSV with a header row naming at least `open_time,open,high,low,close,volume`
-/// (any order, extra columns ignored). `open_time` is RFC 3339 or Unix time in seconds or
-/// milliseconds. Errors name the line and column.
-pub fn parse_csv(data: &[u8], timeframe: Timeframe) -> Result<Vec<Candle>, Invalid> {
+/// (any order, extra columns ignored). `open_time` is RFC 3339 or Unix time in seconds,
+/// milliseconds, microseconds or nanoseconds. Candles opening after `now` are refused. Errors name
+/// the line and column.
+pub fn parse_csv(
+    data: &[u8],
+    timeframe: Timeframe,
+    now: DateTime<Utc>,
+) -> Result<Vec<Candle>, Invalid> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
@@ -319,6 +348,7 @@ pub fn parse_csv(data: &[u8], timeframe: Timeframe) -> Result<Vec<Candle>, Inval
         };
         candle
             .validate(timeframe)
+            .and_then(|()| not_in_future(&candle, now))
             .map_err(|e| Invalid::new(format!("csv line {line}, {}", e.field), e.problem))?;
         candles.push(candle);
         if candles.len() > MAX_CSV_ROWS {
@@ -362,11 +392,13 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(n) = text.parse::<i64>() {
-        // Heuristic used by every exchange export: 13 digits are milliseconds.
-        let t = if n.abs() >= 100_000_000_000 {
-            Utc.timestamp_millis_opt(n).single()
-        } else {
-            Utc.timestamp_opt(n, 0).single()
+        // By magnitude, as exchange exports write them: 10 digits are seconds, 13 milliseconds,
+        // 16 microseconds, 19 nanoseconds (each unit starts at 10^11 of itself, i.e. 1973).
+        let t = match n.unsigned_abs() {
+            0..100_000_000_000 => Utc.timestamp_opt(n, 0).single(),
+            100_000_000_000..100_000_000_000_000 => Utc.timestamp_millis_opt(n).single(),
+            100_000_000_000_000..100_000_000_000_000_000 => Utc.timestamp_micros(n).single(),
+            _ => Some(Utc.timestamp_nanos(n)),
         };
         return t.ok_or_else(|| format!("`{text}` is out of range"));
     }
@@ -379,6 +411,11 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The clock of these tests: 2026-01-01T00:00:30Z.
+    fn now() -> DateTime<Utc> {
+        t("2026-01-01T00:00:30Z")
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -470,7 +507,7 @@ mod tests {
     #[test]
     fn batch_rejects_duplicates_with_index() {
         let c = candle("100", "102", "99", "101");
-        let err = validate_batch(&[c.clone(), c], Timeframe::M5).unwrap_err();
+        let err = validate_batch(&[c.clone(), c], Timeframe::M5, now()).unwrap_err();
         assert_eq!(err.field, "candles[1].open_time");
     }
 
@@ -480,18 +517,19 @@ mod tests {
             2024-01-01T00:00:00Z,100,101,99,100.5,10\n\
             1704067260,100.5,102,100,101,12\n\
             1704067320000,101,101.5,100.5,101.25,0\n";
-        let candles = parse_csv(data, Timeframe::M1).unwrap();
+        let candles = parse_csv(data, Timeframe::M1, now()).unwrap();
         assert_eq!(candles.len(), 3);
         assert_eq!(candles[1].open_time, t("2024-01-01T00:01:00Z"));
         assert_eq!(candles[2].open_time, t("2024-01-01T00:02:00Z"));
         assert_eq!(candles[2].close, d("101.25"));
 
-        let err = parse_csv(b"open_time,open,high,low,close\n", Timeframe::M1).unwrap_err();
+        let err = parse_csv(b"open_time,open,high,low,close\n", Timeframe::M1, now()).unwrap_err();
         assert_eq!(err.to_string(), "csv: header row has no `volume` column");
 
         let err = parse_csv(
             b"open_time,open,high,low,close,volume\n2024-01-01T00:00:00Z,NaN,1,1,1,1\n",
             Timeframe::M1,
+            now(),
         )
         .unwrap_err();
         assert_eq!(
@@ -502,11 +540,48 @@ mod tests {
         let err = parse_csv(
             b"open_time,open,high,low,close,volume\n2024-01-01T00:00:30Z,1,1,1,1,1\n",
             Timeframe::M1,
+            now(),
         )
         .unwrap_err();
         assert_eq!(err.field, "csv line 2, open_time");
 
-        let err = parse_csv(b"open_time,open,high,low,close,volume\n", Timeframe::M1).unwrap_err();
+        let err = parse_csv(
+            b"open_time,open,high,low,close,volume\n",
+            Timeframe::M1,
+            now(),
+        )
+        .unwrap_err();
         assert!(err.problem.contains("no candle rows"));
+    }
+
+    /// Issue 16: a 16-digit timestamp parsed as milliseconds landed about the year 55,000.
+    #[test]
+    fn csv_timestamps_in_every_unit() {
+        for stamp in [
+            "1704067260",
+            "1704067260000",
+            "1704067260000000",
+            "1704067260000000000",
+        ] {
+            let data = format!("open_time,open,high,low,close,volume\n{stamp},1,1,1,1,1\n");
+            let candles = parse_csv(data.as_bytes(), Timeframe::M1, now()).unwrap();
+            assert_eq!(candles[0].open_time, t("2024-01-01T00:01:00Z"), "{stamp}");
+        }
+    }
+
+    /// Issue 16: candles in the future were accepted.
+    #[test]
+    fn candles_in_the_future_are_refused() {
+        let future = "open_time,open,high,low,close,volume\n2026-01-01T00:02:00Z,1,1,1,1,1\n";
+        let err = parse_csv(future.as_bytes(), Timeframe::M1, now()).unwrap_err();
+        assert_eq!(err.field, "csv line 2, open_time");
+        assert!(err.problem.contains("in the future"), "{err}");
+        let mut c = candle("1", "1", "1", "1");
+        c.open_time = t("2026-01-01T00:05:00Z");
+        let err = validate_batch(&[c.clone()], Timeframe::M5, now()).unwrap_err();
+        assert_eq!(err.field, "candles[0].open_time");
+        // Within the clock skew allowed, and the candle forming now, are fine.
+        c.open_time = t("2026-01-01T00:00:00Z");
+        assert_eq!(validate_batch(&[c], Timeframe::M5, now()), Ok(()));
     }
 }

@@ -71,6 +71,10 @@ pub fn sell(
 
 fn fill(price: Decimal, quantity: Decimal, fee_rate: Decimal) -> Option<Fill> {
     let notional = price.checked_mul(quantity)?.round_dp(SCALE);
+    // A quantity too small to be worth a unit of the last decimal place is no order at all.
+    if notional <= Decimal::ZERO {
+        return None;
+    }
     let fee = notional
         .checked_mul(fee_rate)?
         .round_dp_with_strategy(SCALE, RoundingStrategy::AwayFromZero);
@@ -89,14 +93,55 @@ pub fn cost(entry: &Fill) -> Decimal {
     entry.notional + entry.fee
 }
 
+/// An open position valued at a price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub quantity: Decimal,
+    pub entry_price: Decimal,
+    pub entry_fee: Decimal,
+    /// The latest price (the entry price when none is known).
+    pub price: Decimal,
+}
+
+/// Open positions valued together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Valuation {
+    /// Entry notional plus entry fee.
+    pub in_trades: Decimal,
+    /// Quantity at the latest price.
+    pub market_value: Decimal,
+    pub open_trades: usize,
+}
+
+/// Values `positions`. `None` when a value leaves the decimal range (stored prices and quantities
+/// come from clients: the arithmetic is checked, never a panic).
+pub fn value(positions: &[Position]) -> Option<Valuation> {
+    let mut valuation = Valuation {
+        open_trades: positions.len(),
+        ..Valuation::default()
+    };
+    for p in positions {
+        let cost = p
+            .quantity
+            .checked_mul(p.entry_price)?
+            .checked_add(p.entry_fee)?;
+        valuation.in_trades = valuation.in_trades.checked_add(cost)?;
+        let worth = p.quantity.checked_mul(p.price)?;
+        valuation.market_value = valuation.market_value.checked_add(worth)?;
+    }
+    Some(valuation)
+}
+
 /// Cash received from a sell.
 pub fn proceeds(exit: &Fill) -> Decimal {
     exit.notional - exit.fee
 }
 
-/// Realised profit of a round trip, net of both fees.
-pub fn profit(entry_notional: Decimal, entry_fee: Decimal, exit: &Fill) -> Decimal {
-    proceeds(exit) - entry_notional - entry_fee
+/// Realised profit of a round trip, net of both fees (`None` out of the decimal range).
+pub fn profit(entry_notional: Decimal, entry_fee: Decimal, exit: &Fill) -> Option<Decimal> {
+    proceeds(exit)
+        .checked_sub(entry_notional)?
+        .checked_sub(entry_fee)
 }
 
 #[cfg(test)]
@@ -134,7 +179,10 @@ mod tests {
         assert_eq!(exit.notional, dec!(109.89));
         assert_eq!(exit.fee, dec!(0.10989));
         // 109.89 - 0.10989 - 100 - 0.1 = 9.68011
-        assert_eq!(profit(entry.notional, entry.fee, &exit), dec!(9.68011));
+        assert_eq!(
+            profit(entry.notional, entry.fee, &exit),
+            Some(dec!(9.68011))
+        );
     }
 
     #[test]
@@ -145,8 +193,39 @@ mod tests {
             None
         );
         assert_eq!(sell(dec!(10), dec!(0), dec!(0.001), dec!(0)), None);
+        // A stake that buys 0.00000002 at 0.05: the notional rounds to 0, no fill.
+        assert_eq!(
+            buy(dec!(0.05), dec!(0.000000001), dec!(0.001), dec!(0)),
+            None
+        );
+        assert_eq!(
+            sell(dec!(0.05), dec!(0.00000002), dec!(0.001), dec!(0)),
+            None
+        );
         // Out-of-range numbers give no fill instead of a panic.
         assert_eq!(buy(Decimal::MAX, dec!(100), dec!(0.001), dec!(5)), None);
         assert_eq!(sell(Decimal::MAX, dec!(2), dec!(0.001), dec!(0)), None);
+    }
+
+    #[test]
+    fn valuation_is_checked() {
+        let p = Position {
+            quantity: dec!(2),
+            entry_price: dec!(100),
+            entry_fee: dec!(0.2),
+            price: dec!(110),
+        };
+        let v = value(&[p, p]).unwrap();
+        assert_eq!(v.in_trades, dec!(400.4));
+        assert_eq!(v.market_value, dec!(440));
+        assert_eq!(v.open_trades, 2);
+        // 10^20 units bought at 10^-8 and now quoted at 10^15: beyond Decimal, no panic.
+        let huge = Position {
+            quantity: dec!(100000000000000000000),
+            entry_price: dec!(0.00000001),
+            entry_fee: dec!(0),
+            price: dec!(1000000000000000),
+        };
+        assert_eq!(value(&[huge]), None);
     }
 }

@@ -15,7 +15,8 @@ use super::Action;
 pub enum BotState {
     /// Signals are executed.
     Running,
-    /// Nothing is executed; new strategy signals are rejected. Manual exits still run.
+    /// No entries; exits (strategy, protective and manual) still run, so no position is left
+    /// without its way out.
     Stopped,
     /// Exits are executed, entries rejected (wind down).
     StopEntry,
@@ -53,6 +54,8 @@ pub struct RiskLimits {
     pub fee_rate: Decimal,
     pub slippage_bps: Decimal,
     pub max_signal_age: chrono::Duration,
+    /// Oldest candle close that prices a manual order or a protective exit.
+    pub max_price_age: chrono::Duration,
 }
 
 /// What the bot knows when it decides on one signal.
@@ -61,7 +64,9 @@ pub struct RiskSnapshot {
     pub state: BotState,
     pub manual: bool,
     pub open_trades: u32,
-    pub symbol_has_open_trade: bool,
+    /// Entries: the signal's owner (its strategy, or a person) has an open trade on the symbol.
+    /// Exits: there is a trade for the signal to close.
+    pub has_open_trade: bool,
     /// Cash available in the quote currency.
     pub free_balance: Decimal,
     /// Realised profit of trades closed today (UTC); negative is a loss.
@@ -74,14 +79,31 @@ pub struct RiskSnapshot {
 pub enum Rejection {
     BotStopped,
     EntriesPaused,
-    Stale { age_secs: i64 },
-    MaxOpenTrades { limit: u32 },
+    Stale {
+        age_secs: i64,
+    },
+    MaxOpenTrades {
+        limit: u32,
+    },
     SymbolAlreadyOpen,
-    MaxNotional { stake: Decimal, limit: Decimal },
-    InsufficientBalance { needed: Decimal, free: Decimal },
-    DailyLossHalt { realized: Decimal, limit: Decimal },
+    MaxNotional {
+        stake: Decimal,
+        limit: Decimal,
+    },
+    InsufficientBalance {
+        needed: Decimal,
+        free: Decimal,
+    },
+    DailyLossHalt {
+        realized: Decimal,
+        limit: Decimal,
+    },
     NoOpenTrade,
     NoPrice,
+    /// The stake or quantity is too small to fill at this price (rounds to nothing).
+    OrderTooSmall,
+    /// Executing failed in a way that would repeat on every retry (the bot's log has the cause).
+    ExecutionFailed,
 }
 
 impl Rejection {
@@ -97,6 +119,8 @@ impl Rejection {
             Rejection::DailyLossHalt { .. } => "daily_loss_halt",
             Rejection::NoOpenTrade => "no_open_trade",
             Rejection::NoPrice => "no_price",
+            Rejection::OrderTooSmall => "order_too_small",
+            Rejection::ExecutionFailed => "execution_failed",
         }
     }
 }
@@ -110,7 +134,10 @@ impl fmt::Display for Rejection {
             Rejection::MaxOpenTrades { limit } => {
                 write!(f, "max open trades reached ({limit})")
             }
-            Rejection::SymbolAlreadyOpen => write!(f, "a trade is already open for this symbol"),
+            Rejection::SymbolAlreadyOpen => write!(
+                f,
+                "a trade of the same strategy (or a manual one) is already open for this symbol"
+            ),
             Rejection::MaxNotional { stake, limit } => {
                 write!(f, "stake {stake} exceeds the max notional {limit}")
             }
@@ -122,36 +149,39 @@ impl fmt::Display for Rejection {
                 "daily loss limit reached: realised {realized} today, limit {limit}"
             ),
             Rejection::NoOpenTrade => write!(f, "no open trade to exit for this symbol"),
-            Rejection::NoPrice => write!(f, "no candle to price the order"),
+            Rejection::NoPrice => write!(f, "no recent candle to price the order"),
+            Rejection::OrderTooSmall => {
+                write!(f, "the order is too small to fill at this price")
+            }
+            Rejection::ExecutionFailed => {
+                write!(f, "the order could not be executed (see the bot's log)")
+            }
         }
     }
 }
 
 /// Decides whether a signal may be executed. `stake` is the quote amount of an entry (ignored for
-/// exits). Exits are allowed whenever a trade is open, except that a stopped bot only runs
-/// manual exits.
+/// exits). Exits are allowed whenever there is a trade to close, whatever the bot's state and the
+/// signal's age: a late exit still limits a loss, a dropped one leaves the position open.
 pub fn check(
     limits: &RiskLimits,
     snapshot: &RiskSnapshot,
     action: Action,
     stake: Decimal,
 ) -> Result<(), Rejection> {
-    if !snapshot.manual && snapshot.signal_age > limits.max_signal_age {
-        return Err(Rejection::Stale {
-            age_secs: snapshot.signal_age.num_seconds(),
-        });
-    }
     match action {
         Action::Sell => {
-            if snapshot.state == BotState::Stopped && !snapshot.manual {
-                return Err(Rejection::BotStopped);
-            }
-            if !snapshot.symbol_has_open_trade {
+            if !snapshot.has_open_trade {
                 return Err(Rejection::NoOpenTrade);
             }
             Ok(())
         }
         Action::Buy => {
+            if !snapshot.manual && snapshot.signal_age > limits.max_signal_age {
+                return Err(Rejection::Stale {
+                    age_secs: snapshot.signal_age.num_seconds(),
+                });
+            }
             match snapshot.state {
                 BotState::Running => {}
                 BotState::Stopped => return Err(Rejection::BotStopped),
@@ -163,7 +193,7 @@ pub fn check(
                     limit: limits.daily_loss_limit,
                 });
             }
-            if snapshot.symbol_has_open_trade {
+            if snapshot.has_open_trade {
                 return Err(Rejection::SymbolAlreadyOpen);
             }
             if snapshot.open_trades >= limits.max_open_trades {
@@ -205,6 +235,7 @@ mod tests {
             fee_rate: dec!(0.001),
             slippage_bps: dec!(5),
             max_signal_age: chrono::Duration::minutes(15),
+            max_price_age: chrono::Duration::minutes(5),
         }
     }
 
@@ -213,7 +244,7 @@ mod tests {
             state: BotState::Running,
             manual: false,
             open_trades: 0,
-            symbol_has_open_trade: false,
+            has_open_trade: false,
             free_balance: dec!(1000),
             realized_today: dec!(0),
             signal_age: chrono::Duration::seconds(3),
@@ -258,7 +289,7 @@ mod tests {
             ),
             (
                 RiskSnapshot {
-                    symbol_has_open_trade: true,
+                    has_open_trade: true,
                     ..snapshot()
                 },
                 dec!(100),
@@ -308,30 +339,21 @@ mod tests {
     fn exits() {
         let l = limits();
         let open = RiskSnapshot {
-            symbol_has_open_trade: true,
+            has_open_trade: true,
             ..snapshot()
         };
         assert_eq!(check(&l, &open, Action::Sell, dec!(0)), Ok(()));
-        // Exits are still allowed in stop-entry and after the daily loss halt.
-        let winding_down = RiskSnapshot {
-            state: BotState::StopEntry,
-            realized_today: dec!(-100),
-            ..open.clone()
-        };
-        assert_eq!(check(&l, &winding_down, Action::Sell, dec!(0)), Ok(()));
-        let stopped = RiskSnapshot {
-            state: BotState::Stopped,
-            ..open.clone()
-        };
-        assert_eq!(
-            check(&l, &stopped, Action::Sell, dec!(0)),
-            Err(Rejection::BotStopped)
-        );
-        let manual = RiskSnapshot {
-            manual: true,
-            ..stopped
-        };
-        assert_eq!(check(&l, &manual, Action::Sell, dec!(0)), Ok(()));
+        // Exits are still allowed in stop-entry, in a stopped bot, after the daily loss halt, and
+        // when the signal is old (issue 16: exits were lost).
+        for state in [BotState::StopEntry, BotState::Stopped] {
+            let winding_down = RiskSnapshot {
+                state,
+                realized_today: dec!(-100),
+                signal_age: chrono::Duration::hours(2),
+                ..open.clone()
+            };
+            assert_eq!(check(&l, &winding_down, Action::Sell, dec!(0)), Ok(()));
+        }
         assert_eq!(
             check(&l, &snapshot(), Action::Sell, dec!(0)),
             Err(Rejection::NoOpenTrade)

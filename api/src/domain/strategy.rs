@@ -150,13 +150,21 @@ impl StrategyParams {
     }
 
     /// How many closed candles one evaluation reads. Fixed per strategy, so evaluating the same
-    /// candle twice gives the same answer (EMA and Wilder RSI depend on their starting point; three
-    /// periods of warm-up make that dependence negligible).
+    /// candle twice gives the same answer. EMA and Wilder RSI are seeded the way TA-Lib seeds them
+    /// (an SMA, the mean of the first changes) at the start of the window, then run long enough for
+    /// that seed's weight to fade below [`SEED_WEIGHT`]: the values then agree with TA-Lib's over
+    /// the whole history to within 1e-9 (a test compares them).
     pub fn lookback(&self) -> usize {
         match self {
             StrategyParams::SmaCross(p) => p.slow as usize + 1,
-            StrategyParams::EmaCross(p) => 3 * p.slow as usize + 1,
-            StrategyParams::Rsi(p) => 3 * p.period as usize + 2,
+            StrategyParams::EmaCross(p) => {
+                let alpha = 2.0 / (p.slow as f64 + 1.0);
+                p.slow as usize + warm_up(1.0 - alpha) + 1
+            }
+            StrategyParams::Rsi(p) => {
+                let n = p.period as f64;
+                p.period as usize + 1 + warm_up((n - 1.0) / n) + 1
+            }
         }
     }
 
@@ -213,6 +221,18 @@ impl StrategyParams {
                 }
             }
         }
+    }
+}
+
+/// Weight of a recursive indicator's seed that is small enough to ignore.
+pub const SEED_WEIGHT: f64 = 1e-13;
+
+/// Steps after which a weight that shrinks by `decay` per step is below [`SEED_WEIGHT`].
+fn warm_up(decay: f64) -> usize {
+    if decay <= 0.0 {
+        0
+    } else {
+        (SEED_WEIGHT.ln() / decay.ln()).ceil() as usize
     }
 }
 
@@ -325,10 +345,12 @@ mod tests {
             oversold: 50.0,
             overbought: 85.0,
         });
-        assert_eq!(p.lookback(), 11);
-        // Changes 0 0 0 0 +1 +1 -1 +2 +1 -2. By hand (Wilder, period 3): RSI 50, 50, 100, 100,
+        // period + 1 candles for the seed, then 74 for its weight to fall below 1e-13 ((2/3)^74),
+        // and one more for the previous value.
+        assert_eq!(p.lookback(), 79);
+        // Changes 0 ... 0 +1 +1 -1 +2 +1 -2. By hand (Wilder, period 3): RSI 50, 50, 100, 100,
         // 52.63, 80.43, 86.41, 45.08. The last two cross 85 downwards -> sell.
-        let mut closes = vec![44.0; 4];
+        let mut closes = vec![44.0; p.lookback() - 7];
         closes.extend([44.0, 45.0, 46.0, 45.0, 47.0, 48.0, 46.0]);
         let (action, _) = p.evaluate(&closes).unwrap();
         assert_eq!(action, Action::Sell);

@@ -43,7 +43,7 @@ pub fn array<T: WriteJson>(rows: &[T], row_hint: usize) -> JsonBytes {
 }
 
 /// Any `Serialize` value through serde_json (the slow path for unusual values).
-fn serde(out: &mut Vec<u8>, value: &impl Serialize) {
+pub fn serde(out: &mut Vec<u8>, value: &impl Serialize) {
     // Writing into a Vec cannot fail, and none of the values here fails to serialise.
     let _ = serde_json::to_writer(out, value);
 }

@@ -138,7 +138,7 @@ pub async fn upsert_candles(
             ),
         ));
     }
-    market::validate_batch(&batch.candles, batch.timeframe)?;
+    market::validate_batch(&batch.candles, batch.timeframe, chrono::Utc::now())?;
     require_known_symbol(&state, &batch.symbol).await?;
     let upserted = store::candles::upsert(
         state.db.pool()?,
@@ -161,7 +161,8 @@ pub struct ImportQuery {
 }
 
 /// CSV import: a header row with `open_time,open,high,low,close,volume` (any order; `open_time` in
-/// RFC 3339 or Unix seconds/milliseconds), validated like the JSON upsert; errors name the line.
+/// RFC 3339 or Unix seconds, milliseconds, microseconds or nanoseconds), validated like the JSON
+/// upsert (no candle in the future); errors name the line.
 #[utoipa::path(post, path = "/api/v2/candles/import", tag = "market data", params(ImportQuery),
     request_body(content = String, content_type = "text/csv",
         example = "open_time,open,high,low,close,volume\n2025-01-01T00:00:00Z,100,101,99,100.5,12\n"),
@@ -172,7 +173,7 @@ pub async fn import_candles(
     ApiQuery(query): ApiQuery<ImportQuery>,
     ApiBytes(body): ApiBytes,
 ) -> Result<Json<Upserted>> {
-    let candles = market::parse_csv(&body, query.timeframe)?;
+    let candles = market::parse_csv(&body, query.timeframe, chrono::Utc::now())?;
     require_known_symbol(&state, &query.symbol).await?;
     let upserted = store::candles::upsert(
         state.db.pool()?,

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -83,6 +83,7 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64> {
         trading::create_order,
         trading::list_trades,
         trading::get_trade,
+        trading::set_trade_exits,
         trading::balance,
         trading::profit,
         trading::bot_status,
@@ -92,7 +93,7 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64> {
         trading::force_enter,
         trading::force_exit,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ResponseDescriptions),
     security(("bearer" = [])),
     tags(
         (name = "market data", description = "Instruments and candles"),
@@ -119,6 +120,42 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// OpenAPI requires a `description` on every response object; the handlers' annotations give one
+/// only where there is more to say than the status, so the status's reason phrase fills the rest.
+struct ResponseDescriptions;
+
+impl Modify for ResponseDescriptions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(response) = response
+                        && response.description.is_empty()
+                    {
+                        response.description = status
+                            .parse::<u16>()
+                            .ok()
+                            .and_then(|code| axum::http::StatusCode::from_u16(code).ok())
+                            .and_then(|code| code.canonical_reason())
+                            .unwrap_or("Response")
+                            .to_owned();
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -159,6 +196,7 @@ pub fn router(state: AppState, probes: Probes) -> Router {
         .route("/orders/{id}", get(trading::get_order))
         .route("/trades", get(trading::list_trades))
         .route("/trades/{id}", get(trading::get_trade))
+        .route("/trades/{id}/exits", put(trading::set_trade_exits))
         .route("/balance", get(trading::balance))
         .route("/profit", get(trading::profit))
         .route("/bot", get(trading::bot_status))

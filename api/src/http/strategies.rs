@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::domain::exits::Exits;
 use crate::domain::{Invalid, StrategyKind, StrategyParams, Symbol, Timeframe};
 use crate::error::{Error, ErrorBody, Result};
 use crate::store::{self, strategies::Strategy, strategies::StrategySpec};
@@ -35,6 +36,9 @@ pub struct StrategyInput {
     pub timeframe: Timeframe,
     #[serde(default = "default_enabled")]
     pub enabled: bool,
+    /// Protective exits (stop-loss, trailing stop, minimal ROI by age) for the trades it opens.
+    #[serde(default)]
+    pub exits: Exits,
 }
 
 fn default_enabled() -> bool {
@@ -77,12 +81,14 @@ impl StrategyInput {
                 ));
             }
         }
+        self.exits.validate()?;
         Ok(StrategySpec {
             name: name.to_owned(),
             params,
             symbols: self.symbols,
             timeframe: self.timeframe,
             enabled: self.enabled,
+            exits: self.exits,
         })
     }
 }

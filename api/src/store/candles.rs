@@ -149,11 +149,13 @@ pub async fn closed_window(
     Ok(rows)
 }
 
-/// Close of the newest closed candle of `symbol` across timeframes, to price manual orders.
+/// Close of the newest closed candle of `symbol` across timeframes, to price manual orders;
+/// `None` unless that candle closed at `oldest_close` or later (an old close is no price).
 pub async fn latest_close(
     db: impl PgExecutor<'_>,
     symbol: &str,
     now: DateTime<Utc>,
+    oldest_close: DateTime<Utc>,
 ) -> Result<Option<Decimal>> {
     // Newest first through the (symbol, open_time) index; the few newest rows always contain the
     // newest closed candle unless a symbol has more than 16 unclosed ones, which cannot happen
@@ -172,7 +174,33 @@ pub async fn latest_close(
     Ok(rows
         .into_iter()
         .find(|(t, tf, _)| *t + tf.duration() <= now)
+        .filter(|(t, tf, _)| *t + tf.duration() >= oldest_close)
         .map(|(_, _, close)| close))
+}
+
+/// The latest price of `symbol`: the close of its newest candle in any timeframe, closed or still
+/// forming (the last trade so far), if that candle ends at `oldest_close` or later. With the
+/// candle's timeframe and open time, which a protective exit's signal records.
+pub async fn latest_price(
+    db: impl PgExecutor<'_>,
+    symbol: &str,
+    now: DateTime<Utc>,
+    oldest_close: DateTime<Utc>,
+) -> Result<Option<(Timeframe, DateTime<Utc>, Decimal)>> {
+    let rows: Vec<(DateTime<Utc>, String, Decimal)> = sqlx::query_as(
+        "SELECT open_time, timeframe, close FROM candles
+         WHERE symbol = $1 AND open_time <= $2 ORDER BY open_time DESC LIMIT 16",
+    )
+    .bind(symbol)
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    // Of the newest rows, the one whose data is the most recent: the candle that ends last.
+    Ok(rows
+        .into_iter()
+        .filter_map(|(t, tf, close)| Some((tf.parse::<Timeframe>().ok()?, t, close)))
+        .filter(|(tf, t, _)| *t + tf.duration() >= oldest_close)
+        .min_by_key(|(tf, t, _)| (std::cmp::Reverse(*t), tf.seconds())))
 }
 
 /// The newest close per symbol (any timeframe, closed or not), to value open trades.

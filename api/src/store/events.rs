@@ -112,34 +112,43 @@ pub struct Due {
     pub data: Json<serde_json::Value>,
 }
 
-/// Locks up to `limit` due entries for this transaction (other bots skip them).
-pub async fn claim_due(tx: &mut PgConnection, limit: i64) -> Result<Vec<Due>> {
+/// Leases up to `limit` due entries in one statement: they are not due again for `lease`, so
+/// other bots skip them while this one sends them, and no transaction spans the network call.
+pub async fn lease_due(
+    db: impl PgExecutor<'_>,
+    limit: i64,
+    lease: std::time::Duration,
+) -> Result<Vec<Due>> {
     Ok(sqlx::query_as(
-        "SELECT o.event_id, o.attempts, e.created_at, e.level, e.kind, e.message, e.data
-         FROM notification_outbox o JOIN events e ON e.id = o.event_id
-         WHERE o.status = 'pending' AND o.next_attempt_at <= now()
-         ORDER BY o.event_id LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
+        "UPDATE notification_outbox o SET next_attempt_at = now() + make_interval(secs => $2)
+         FROM events e
+         WHERE e.id = o.event_id
+           AND o.event_id IN (SELECT event_id FROM notification_outbox
+                              WHERE status = 'pending' AND next_attempt_at <= now()
+                              ORDER BY event_id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING o.event_id, o.attempts, e.created_at, e.level, e.kind, e.message, e.data",
     )
     .bind(limit)
-    .fetch_all(tx)
+    .bind(lease.as_secs_f64())
+    .fetch_all(db)
     .await?)
 }
 
-pub async fn mark_delivered(tx: &mut PgConnection, event_id: i64) -> Result<()> {
+pub async fn mark_delivered(db: impl PgExecutor<'_>, event_id: i64) -> Result<()> {
     sqlx::query(
         "UPDATE notification_outbox SET status = 'delivered', attempts = attempts + 1,
                 delivered_at = now(), last_error = NULL
          WHERE event_id = $1",
     )
     .bind(event_id)
-    .execute(tx)
+    .execute(db)
     .await?;
     Ok(())
 }
 
 /// Records a failed attempt: retried after `retry_in`, or given up (`failed`) when `give_up`.
 pub async fn mark_failed(
-    tx: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     event_id: i64,
     error: &str,
     retry_in: std::time::Duration,
@@ -156,7 +165,7 @@ pub async fn mark_failed(
     .bind(error)
     .bind(retry_in.as_secs_f64())
     .bind(give_up)
-    .execute(tx)
+    .execute(db)
     .await?;
     Ok(())
 }

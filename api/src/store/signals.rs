@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 use utoipa::ToSchema;
 
+use crate::domain::exits::ExitReason;
 use crate::domain::{Action, Timeframe};
 use crate::error::{Error, Result};
 
@@ -65,6 +66,27 @@ pub struct Signal {
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub processed_at: Option<DateTime<Utc>>,
+    /// A protective exit's trade: the signal closes this trade only.
+    pub trade_id: Option<i64>,
+    /// Why a protective exit fired (`stop_loss`, `trailing_stop`, `roi`).
+    #[sqlx(try_from = "Option<String>")]
+    #[schema(value_type = Option<ExitReason>)]
+    pub exit_reason: OptionalExitReason,
+}
+
+/// `Option<ExitReason>` decoded from a nullable text column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct OptionalExitReason(pub Option<ExitReason>);
+
+impl TryFrom<Option<String>> for OptionalExitReason {
+    type Error = String;
+    fn try_from(value: Option<String>) -> Result<Self, String> {
+        value
+            .map(|text| ExitReason::parse(&text).ok_or(format!("unexpected exit reason `{text}`")))
+            .transpose()
+            .map(OptionalExitReason)
+    }
 }
 
 /// `Option<Timeframe>` decoded from a nullable text column.
@@ -113,6 +135,52 @@ pub async fn insert_strategy_signal(
     .bind(s.action.as_str())
     .bind(s.price)
     .bind(&s.reason)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A protective exit of one trade, priced by a candle of the symbol.
+#[derive(Debug, Clone)]
+pub struct NewExitSignal<'a> {
+    pub trade_id: i64,
+    pub strategy_id: Option<i64>,
+    pub symbol: &'a str,
+    pub timeframe: Timeframe,
+    pub candle_open_time: DateTime<Utc>,
+    pub price: Decimal,
+    pub reason: ExitReason,
+    pub message: String,
+}
+
+/// Writes a protective exit unless one is pending for the trade (or, for a strategy's trade, the
+/// strategy already has a sell on that candle, which closes the trade too). Returns whether a row
+/// was written.
+pub async fn insert_exit(db: impl PgExecutor<'_>, s: &NewExitSignal<'_>) -> Result<bool> {
+    // A manual trade's exit needs an idempotency key (the schema pairs manual signals with one):
+    // per trade and candle, so a later candle can try again if this one was rejected.
+    let key = s.strategy_id.is_none().then(|| {
+        format!(
+            "exit-trade-{}-{}",
+            s.trade_id,
+            s.candle_open_time.timestamp()
+        )
+    });
+    let result = sqlx::query(
+        "INSERT INTO signals (strategy_id, symbol, timeframe, candle_open_time, action, price,
+                              reason, idempotency_key, trade_id, exit_reason)
+         VALUES ($1, $2, $3, $4, 'sell', $5, $6, $7, $8, $9)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(s.strategy_id)
+    .bind(s.symbol)
+    .bind(s.timeframe.as_str())
+    .bind(s.candle_open_time)
+    .bind(s.price)
+    .bind(&s.message)
+    .bind(key)
+    .bind(s.trade_id)
+    .bind(s.reason.as_str())
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -208,6 +276,16 @@ pub async fn claim_next(tx: &mut PgConnection) -> Result<Option<Signal>> {
     )
     .fetch_optional(tx)
     .await?)
+}
+
+/// Locks signal `id` for this transaction if it is still `new`; false when another bot handled it.
+pub async fn claim(tx: &mut PgConnection, id: i64) -> Result<bool> {
+    let row: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM signals WHERE id = $1 AND status = 'new' FOR UPDATE")
+            .bind(id)
+            .fetch_optional(tx)
+            .await?;
+    Ok(row.is_some())
 }
 
 pub async fn finish(

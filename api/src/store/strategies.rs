@@ -6,6 +6,7 @@ use sqlx::PgExecutor;
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
+use crate::domain::exits::Exits;
 use crate::domain::{StrategyKind, StrategyParams, Timeframe};
 use crate::error::{Error, Result};
 
@@ -24,6 +25,9 @@ pub struct Strategy {
     #[sqlx(try_from = "String")]
     pub timeframe: Timeframe,
     pub enabled: bool,
+    /// Protective exits copied onto every trade the strategy opens.
+    #[schema(value_type = Exits)]
+    pub exits: Json<Exits>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -43,6 +47,7 @@ pub struct StrategySpec {
     pub symbols: Vec<String>,
     pub timeframe: Timeframe,
     pub enabled: bool,
+    pub exits: Exits,
 }
 
 fn name_taken(name: &str) -> Error {
@@ -51,8 +56,8 @@ fn name_taken(name: &str) -> Error {
 
 pub async fn create(db: impl PgExecutor<'_>, spec: &StrategySpec) -> Result<Strategy> {
     sqlx::query_as(
-        "INSERT INTO strategies (name, kind, params, symbols, timeframe, enabled)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO strategies (name, kind, params, symbols, timeframe, enabled, exits)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (name) DO NOTHING RETURNING *",
     )
     .bind(&spec.name)
@@ -61,6 +66,7 @@ pub async fn create(db: impl PgExecutor<'_>, spec: &StrategySpec) -> Result<Stra
     .bind(&spec.symbols)
     .bind(spec.timeframe.as_str())
     .bind(spec.enabled)
+    .bind(Json(&spec.exits))
     .fetch_optional(db)
     .await?
     .ok_or_else(|| name_taken(&spec.name))
@@ -69,7 +75,7 @@ pub async fn create(db: impl PgExecutor<'_>, spec: &StrategySpec) -> Result<Stra
 pub async fn update(db: impl PgExecutor<'_>, id: i64, spec: &StrategySpec) -> Result<Strategy> {
     let result = sqlx::query_as(
         "UPDATE strategies SET name = $2, kind = $3, params = $4, symbols = $5, timeframe = $6,
-                enabled = $7, updated_at = now()
+                enabled = $7, exits = $8, updated_at = now()
          WHERE id = $1 RETURNING *",
     )
     .bind(id)
@@ -79,6 +85,7 @@ pub async fn update(db: impl PgExecutor<'_>, id: i64, spec: &StrategySpec) -> Re
     .bind(&spec.symbols)
     .bind(spec.timeframe.as_str())
     .bind(spec.enabled)
+    .bind(Json(&spec.exits))
     .fetch_optional(db)
     .await;
     match result {
@@ -98,6 +105,16 @@ pub async fn set_enabled(db: impl PgExecutor<'_>, id: i64, enabled: bool) -> Res
     .fetch_optional(db)
     .await?
     .ok_or_else(|| Error::not_found(format!("strategy {id}")))
+}
+
+/// The protective exits of strategy `id` (empty when it has none).
+pub async fn exits(db: impl PgExecutor<'_>, id: i64) -> Result<Exits> {
+    let exits: Option<Json<Exits>> =
+        sqlx::query_scalar("SELECT exits FROM strategies WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(exits.map(|e| e.0).unwrap_or_default())
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> Result<Strategy> {
@@ -136,8 +153,8 @@ pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> Result<()> {
 /// Creates the strategy unless one with the same name exists (demo seeding).
 pub async fn ensure(db: impl PgExecutor<'_>, spec: &StrategySpec) -> Result<()> {
     sqlx::query(
-        "INSERT INTO strategies (name, kind, params, symbols, timeframe, enabled)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+        "INSERT INTO strategies (name, kind, params, symbols, timeframe, enabled, exits)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
     )
     .bind(&spec.name)
     .bind(spec.params.kind().as_str())
@@ -145,6 +162,7 @@ pub async fn ensure(db: impl PgExecutor<'_>, spec: &StrategySpec) -> Result<()> 
     .bind(&spec.symbols)
     .bind(spec.timeframe.as_str())
     .bind(spec.enabled)
+    .bind(Json(&spec.exits))
     .execute(db)
     .await?;
     Ok(())

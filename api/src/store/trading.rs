@@ -4,10 +4,12 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Row};
 use utoipa::ToSchema;
 
 use crate::domain::Action;
+use crate::domain::exits::{ExitReason, Exits};
 use crate::domain::paper::Fill;
 use crate::error::{Error, Result};
 use crate::store::PgDecimal;
@@ -103,6 +105,13 @@ pub struct Trade {
     /// Realised profit net of both fees (closed trades).
     #[schema(value_type = Option<String>)]
     pub profit: Option<Decimal>,
+    /// Why it was closed (closed trades).
+    pub exit_reason: Option<ExitReason>,
+    /// Protective exits watched by the bot: the strategy's at entry, or set on the trade.
+    pub exits: Exits,
+    /// Highest price seen since entry (for the trailing stop), once the bot has watched it.
+    #[schema(value_type = Option<String>)]
+    pub peak_price: Option<Decimal>,
 }
 
 // By hand rather than derived: the NUMERIC columns go through the fast decoder (`PgDecimal`),
@@ -133,6 +142,17 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Trade {
             exit_fee: opt_decimal("exit_fee")?,
             closed_at: row.try_get("closed_at")?,
             profit: opt_decimal("profit")?,
+            exit_reason: row
+                .try_get::<Option<String>, _>("exit_reason")?
+                .map(|text| {
+                    ExitReason::parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
+                        index: "exit_reason".into(),
+                        source: format!("unexpected exit reason `{text}`").into(),
+                    })
+                })
+                .transpose()?,
+            exits: row.try_get::<Json<Exits>, _>("exits")?.0,
+            peak_price: opt_decimal("peak_price")?,
         })
     }
 }
@@ -170,13 +190,30 @@ pub async fn set_balance(tx: &mut PgConnection, balance: Decimal) -> Result<()> 
     Ok(())
 }
 
-pub async fn open_trade_for(tx: &mut PgConnection, symbol: &str) -> Result<Option<Trade>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM trades WHERE symbol = $1 AND status = 'open' FOR UPDATE")
-            .bind(symbol)
-            .fetch_optional(tx)
-            .await?,
+/// The open trade of `symbol` owned by `strategy_id` (`None`: the manual one), locked.
+pub async fn open_trade_of(
+    tx: &mut PgConnection,
+    symbol: &str,
+    strategy_id: Option<i64>,
+) -> Result<Option<Trade>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM trades WHERE symbol = $1 AND status = 'open'
+           AND strategy_id IS NOT DISTINCT FROM $2 FOR UPDATE",
     )
+    .bind(symbol)
+    .bind(strategy_id)
+    .fetch_optional(tx)
+    .await?)
+}
+
+/// The oldest open trade of `symbol`, whoever owns it, locked.
+pub async fn oldest_open_trade(tx: &mut PgConnection, symbol: &str) -> Result<Option<Trade>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM trades WHERE symbol = $1 AND status = 'open' ORDER BY id LIMIT 1 FOR UPDATE",
+    )
+    .bind(symbol)
+    .fetch_optional(tx)
+    .await?)
 }
 
 pub async fn count_open(db: impl PgExecutor<'_>) -> Result<i64> {
@@ -202,11 +239,12 @@ pub async fn insert_open_trade(
     symbol: &str,
     strategy_id: Option<i64>,
     fill: &Fill,
+    exits: &Exits,
     at: DateTime<Utc>,
 ) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO trades (symbol, strategy_id, status, quantity, entry_price, entry_fee, opened_at)
-         VALUES ($1, $2, 'open', $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO trades (symbol, strategy_id, status, quantity, entry_price, entry_fee, opened_at, exits)
+         VALUES ($1, $2, 'open', $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(symbol)
     .bind(strategy_id)
@@ -214,6 +252,7 @@ pub async fn insert_open_trade(
     .bind(fill.price)
     .bind(fill.fee)
     .bind(at)
+    .bind(Json(exits))
     .fetch_one(tx)
     .await?)
 }
@@ -223,10 +262,12 @@ pub async fn close_trade(
     trade_id: i64,
     fill: &Fill,
     profit: Decimal,
+    reason: ExitReason,
     at: DateTime<Utc>,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE trades SET status = 'closed', exit_price = $2, exit_fee = $3, profit = $4, closed_at = $5
+        "UPDATE trades SET status = 'closed', exit_price = $2, exit_fee = $3, profit = $4,
+                closed_at = $5, exit_reason = $6
          WHERE id = $1",
     )
     .bind(trade_id)
@@ -234,9 +275,54 @@ pub async fn close_trade(
     .bind(fill.fee)
     .bind(profit)
     .bind(at)
+    .bind(reason.as_str())
     .execute(tx)
     .await?;
     Ok(())
+}
+
+/// The open trade `id`, locked; `None` when it is closed or unknown.
+pub async fn open_trade(tx: &mut PgConnection, id: i64) -> Result<Option<Trade>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM trades WHERE id = $1 AND status = 'open' FOR UPDATE")
+            .bind(id)
+            .fetch_optional(tx)
+            .await?,
+    )
+}
+
+/// Open trades with protective exits, oldest first.
+pub async fn open_trades_with_exits(db: impl PgExecutor<'_>) -> Result<Vec<Trade>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM trades WHERE status = 'open' AND exits <> '{}'::jsonb ORDER BY id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Raises the trade's peak price (never lowers it).
+pub async fn raise_peak(db: impl PgExecutor<'_>, id: i64, peak: Decimal) -> Result<()> {
+    sqlx::query(
+        "UPDATE trades SET peak_price = $2
+         WHERE id = $1 AND status = 'open' AND (peak_price IS NULL OR peak_price < $2)",
+    )
+    .bind(id)
+    .bind(peak)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the protective exits of open trade `id`.
+pub async fn set_exits(db: impl PgExecutor<'_>, id: i64, exits: &Exits) -> Result<Trade> {
+    let updated: Option<Trade> = sqlx::query_as(
+        "UPDATE trades SET exits = $2 WHERE id = $1 AND status = 'open' RETURNING *",
+    )
+    .bind(id)
+    .bind(Json(exits))
+    .fetch_optional(db)
+    .await?;
+    updated.ok_or_else(|| Error::Conflict(format!("trade {id} is not open (or does not exist)")))
 }
 
 /// Inserts the order for a signal. `None` when an order with this key exists already.
@@ -339,9 +425,10 @@ pub async fn get_trade(db: impl PgExecutor<'_>, id: i64) -> Result<Trade> {
         .ok_or_else(|| Error::not_found(format!("trade {id}")))
 }
 
-/// Totals over closed trades.
+/// Totals over the trades: counts and profit of the closed ones, fees of all (the entry fee of an
+/// open trade is paid already).
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ClosedTotals {
+pub struct TradeTotals {
     pub closed_trades: i64,
     pub winning_trades: i64,
     pub losing_trades: i64,
@@ -349,14 +436,14 @@ pub struct ClosedTotals {
     pub fees: Decimal,
 }
 
-pub async fn closed_totals(db: impl PgExecutor<'_>) -> Result<ClosedTotals> {
+pub async fn totals(db: impl PgExecutor<'_>) -> Result<TradeTotals> {
     Ok(sqlx::query_as(
-        "SELECT count(*) AS closed_trades,
-                count(*) FILTER (WHERE profit > 0) AS winning_trades,
-                count(*) FILTER (WHERE profit < 0) AS losing_trades,
-                COALESCE(sum(profit), 0) AS realized,
-                COALESCE(sum(entry_fee + exit_fee), 0) AS fees
-         FROM trades WHERE status = 'closed'",
+        "SELECT count(*) FILTER (WHERE status = 'closed') AS closed_trades,
+                count(*) FILTER (WHERE status = 'closed' AND profit > 0) AS winning_trades,
+                count(*) FILTER (WHERE status = 'closed' AND profit < 0) AS losing_trades,
+                COALESCE(sum(profit) FILTER (WHERE status = 'closed'), 0) AS realized,
+                COALESCE(sum(entry_fee), 0) + COALESCE(sum(exit_fee), 0) AS fees
+         FROM trades",
     )
     .fetch_one(db)
     .await?)

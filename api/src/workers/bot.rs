@@ -5,6 +5,8 @@
 //! it back and releases the row lock, so the next tick (of this or another replica) claims the
 //! signal again; after the commit the signal is no longer `new`. The order's unique idempotency
 //! key (`signal-<id>`) guards the same invariant in the schema itself.
+//!
+//! Webhook delivery runs apart ([`super::notifier`]), so it can never hold up execution.
 
 use std::sync::Arc;
 
@@ -13,8 +15,8 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 
 use super::Worker;
-use super::notifier::Notifier;
 use crate::config::Fault;
+use crate::domain::exits::{self, ExitReason, Exits};
 use crate::domain::paper::{self, Fill};
 use crate::domain::risk::{self, Rejection, RiskSnapshot};
 use crate::domain::{Action, RiskLimits};
@@ -22,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::server::Liveness;
 use crate::store::events::{Level, NewEvent};
-use crate::store::signals::{Signal, SignalStatus};
+use crate::store::signals::{NewExitSignal, Signal, SignalStatus};
 use crate::store::{self};
 
 /// Most signals one tick handles (keeps a tick short after a backlog).
@@ -31,7 +33,6 @@ const BATCH: usize = 500;
 pub struct Bot {
     pub limits: RiskLimits,
     pub metrics: Arc<Metrics>,
-    pub notifier: Option<Notifier>,
     pub fault: Option<Fault>,
 }
 
@@ -49,18 +50,12 @@ pub enum Outcome {
 
 impl Worker for Bot {
     async fn tick(&mut self, pool: &PgPool, liveness: &Liveness) -> Result<()> {
+        self.protect(pool, Utc::now()).await?;
+        liveness.beat();
         for _ in 0..BATCH {
             match self.process_next(pool).await? {
                 None => break,
                 Some(_) => liveness.beat(),
-            }
-        }
-        match &self.notifier {
-            Some(notifier) => {
-                notifier.deliver_due(pool).await?;
-            }
-            None => {
-                store::events::skip_pending(pool).await?;
             }
         }
         Ok(())
@@ -68,8 +63,61 @@ impl Worker for Bot {
 }
 
 impl Bot {
+    /// Watches the open trades' protective exits against the latest price: raises each trade's
+    /// peak, and writes an exit signal for the trade when a stop-loss, trailing stop or ROI target
+    /// is hit (executed right after, through the normal path). Returns how many were written.
+    pub async fn protect(&self, pool: &PgPool, now: DateTime<Utc>) -> Result<usize> {
+        let mut written = 0;
+        for trade in store::trading::open_trades_with_exits(pool).await? {
+            let oldest_close = now - self.limits.max_price_age;
+            let Some((timeframe, candle_open_time, price)) =
+                store::candles::latest_price(pool, &trade.symbol, now, oldest_close).await?
+            else {
+                continue; // no recent price: nothing to judge by
+            };
+            let peak_price = exits::peak(trade.peak_price, trade.entry_price, price);
+            if trade.peak_price != Some(peak_price) {
+                store::trading::raise_peak(pool, trade.id, peak_price).await?;
+            }
+            let position = exits::Position {
+                entry_price: trade.entry_price,
+                peak_price,
+                price,
+                age_minutes: (now - trade.opened_at).num_minutes(),
+            };
+            let Some(reason) = exits::decide(&trade.exits, &position) else {
+                continue;
+            };
+            let message = format!(
+                "{}: trade {} entered at {}, now {price} (peak {peak_price})",
+                reason.as_str(),
+                trade.id,
+                trade.entry_price
+            );
+            let exit = NewExitSignal {
+                trade_id: trade.id,
+                strategy_id: trade.strategy_id,
+                symbol: &trade.symbol,
+                timeframe,
+                candle_open_time,
+                price,
+                reason,
+                message,
+            };
+            if store::signals::insert_exit(pool, &exit).await? {
+                tracing::info!(trade = trade.id, symbol = %trade.symbol, reason = reason.as_str(), %price, "protective exit");
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+
     /// Claims and handles the oldest new signal; `None` when there is none (or all are being
     /// handled by other replicas).
+    ///
+    /// An execution error that would repeat on every retry (anything but the database being
+    /// unavailable) ends the signal `rejected` in a transaction of its own: a signal that can never
+    /// execute must not stay `new` and hold up every signal behind it.
     pub async fn process_next(&self, pool: &PgPool) -> Result<Option<(i64, Outcome)>> {
         let mut tx = pool.begin().await?;
         let Some(signal) = store::signals::claim_next(&mut tx).await? else {
@@ -82,8 +130,27 @@ impl Bot {
             );
             std::process::abort();
         }
-        let outcome = self.execute(&mut tx, &signal, Utc::now()).await?;
-        tx.commit().await?;
+        let outcome = match self.execute(&mut tx, &signal, Utc::now()).await {
+            Ok(outcome) => {
+                tx.commit().await?;
+                outcome
+            }
+            Err(error) if error.is_transient() => return Err(error),
+            Err(error) => {
+                tx.rollback().await?;
+                tracing::error!(signal = signal.id, %error, "signal execution failed; rejecting it");
+                let mut tx = pool.begin().await?;
+                if !store::signals::claim(&mut tx, signal.id).await? {
+                    // Handled meanwhile by another replica.
+                    return Ok(Some((signal.id, Outcome::AlreadyExecuted)));
+                }
+                let outcome = self
+                    .reject(&mut tx, &signal, Rejection::ExecutionFailed)
+                    .await?;
+                tx.commit().await?;
+                outcome
+            }
+        };
         let label = match &outcome {
             Outcome::Executed { .. } | Outcome::AlreadyExecuted => "executed",
             Outcome::Rejected(r) => r.code(),
@@ -95,7 +162,8 @@ impl Bot {
         Ok(Some((signal.id, outcome)))
     }
 
-    /// Decides on and executes one claimed signal inside `tx`.
+    /// Decides on and executes one claimed signal inside `tx`. Nothing is written before every
+    /// check has passed, so a rejection leaves no order or trade behind.
     async fn execute(
         &self,
         tx: &mut PgConnection,
@@ -116,7 +184,17 @@ impl Bot {
         // read after it (open trades, balance) is current.
         let account = store::trading::lock_account(tx).await?;
         let bot = store::bot::state(&mut *tx).await?;
-        let open_trade = store::trading::open_trade_for(tx, &signal.symbol).await?;
+        // Trades belong to their owner (a strategy, or a person for manual ones). A strategy's
+        // signal acts on its own trade only; a person's exit closes their own trade, else the
+        // symbol's oldest.
+        // A protective exit closes its own trade.
+        let mut trade = match signal.trade_id {
+            Some(id) => store::trading::open_trade(tx, id).await?,
+            None => store::trading::open_trade_of(tx, &signal.symbol, signal.strategy_id).await?,
+        };
+        if trade.is_none() && signal.strategy_id.is_none() && signal.action == Action::Sell {
+            trade = store::trading::oldest_open_trade(tx, &signal.symbol).await?;
+        }
         let open_trades = store::trading::count_open(&mut *tx).await?;
         let realized_today = store::trading::realized_since(&mut *tx, start_of_day(now)).await?;
         let manual = signal.strategy_id.is_none();
@@ -125,7 +203,7 @@ impl Bot {
             state: bot.state,
             manual,
             open_trades: u32::try_from(open_trades).unwrap_or(u32::MAX),
-            symbol_has_open_trade: open_trade.is_some(),
+            has_open_trade: trade.is_some(),
             free_balance: account.balance,
             realized_today,
             signal_age: now - signal.created_at,
@@ -135,39 +213,41 @@ impl Bot {
         }
         let price = match signal.price {
             Some(price) => Some(price),
-            None => store::candles::latest_close(&mut *tx, &signal.symbol, now).await?,
+            None => {
+                let oldest_close = now - self.limits.max_price_age;
+                store::candles::latest_close(&mut *tx, &signal.symbol, now, oldest_close).await?
+            }
         };
         let Some(price) = price else {
             return self.reject(tx, signal, Rejection::NoPrice).await;
         };
         let (fee_rate, slippage) = (self.limits.fee_rate, self.limits.slippage_bps);
-        match (signal.action, open_trade) {
+        match (signal.action, trade) {
             (Action::Buy, _) => {
                 let Some(fill) = paper::buy(price, stake, fee_rate, slippage) else {
-                    return self.reject(tx, signal, Rejection::NoPrice).await;
+                    return self.reject(tx, signal, Rejection::OrderTooSmall).await;
+                };
+                let needed = paper::cost(&fill);
+                let balance = account.balance.checked_sub(needed);
+                let Some(balance) = balance.filter(|b| !b.is_sign_negative()) else {
+                    let free = account.balance;
+                    let rejection = Rejection::InsufficientBalance { needed, free };
+                    return self.reject(tx, signal, rejection).await;
+                };
+                let exits = match signal.strategy_id {
+                    Some(id) => store::strategies::exits(&mut *tx, id).await?,
+                    None => Exits::default(),
                 };
                 let trade_id = store::trading::insert_open_trade(
                     tx,
                     &signal.symbol,
                     signal.strategy_id,
                     &fill,
+                    &exits,
                     now,
                 )
                 .await?;
                 let order_id = self.write_order(tx, signal, trade_id, &fill).await?;
-                let balance = account.balance.checked_sub(paper::cost(&fill));
-                let Some(balance) = balance.filter(|b| !b.is_sign_negative()) else {
-                    return self
-                        .reject(
-                            tx,
-                            signal,
-                            Rejection::InsufficientBalance {
-                                needed: paper::cost(&fill),
-                                free: account.balance,
-                            },
-                        )
-                        .await;
-                };
                 store::trading::set_balance(tx, balance).await?;
                 self.event(tx, "trade_opened", signal, &fill, trade_id, None)
                     .await?;
@@ -176,20 +256,25 @@ impl Bot {
             }
             (Action::Sell, Some(trade)) => {
                 let Some(fill) = paper::sell(price, trade.quantity, fee_rate, slippage) else {
-                    return self.reject(tx, signal, Rejection::NoPrice).await;
+                    return self.reject(tx, signal, Rejection::OrderTooSmall).await;
                 };
                 let entry_notional = trade
                     .quantity
-                    .saturating_mul(trade.entry_price)
-                    .round_dp(paper::SCALE);
-                let profit = paper::profit(entry_notional, trade.entry_fee, &fill);
-                store::trading::close_trade(tx, trade.id, &fill, profit, now).await?;
+                    .checked_mul(trade.entry_price)
+                    .map(|n| n.round_dp(paper::SCALE));
+                let profit = entry_notional.and_then(|n| paper::profit(n, trade.entry_fee, &fill));
+                let balance = account.balance.checked_add(paper::proceeds(&fill));
+                let (Some(profit), Some(balance)) = (profit, balance) else {
+                    return self.reject(tx, signal, Rejection::OrderTooSmall).await;
+                };
+                let reason = match (signal.exit_reason.0, signal.strategy_id) {
+                    (Some(reason), _) => reason,
+                    (None, Some(_)) => ExitReason::ExitSignal,
+                    (None, None) => ExitReason::ForceExit,
+                };
+                store::trading::close_trade(tx, trade.id, &fill, profit, reason, now).await?;
                 let order_id = self.write_order(tx, signal, trade.id, &fill).await?;
-                store::trading::set_balance(
-                    tx,
-                    account.balance.saturating_add(paper::proceeds(&fill)),
-                )
-                .await?;
+                store::trading::set_balance(tx, balance).await?;
                 self.event(tx, "trade_closed", signal, &fill, trade.id, Some(profit))
                     .await?;
                 store::signals::finish(tx, signal.id, SignalStatus::Executed, None).await?;

@@ -38,17 +38,20 @@ pub struct PassReport {
 pub enum Evaluation {
     /// Not enough closed candles yet, or the newest closed candle is missing (feed behind).
     NotEnoughData,
-    /// A missing candle inside the window: no signal, a warning event.
-    Gap {
-        after: DateTime<Utc>,
-        before: DateTime<Utc>,
-    },
     NoSignal,
     /// `written` is false when the same signal was written before (a re-run).
     Signal {
         action: Action,
         written: bool,
     },
+}
+
+/// Candles missing inside the window: reported once (a warning event), and filled forward for the
+/// indicators, as freqtrade does, so one missing candle does not stop the strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    pub after: DateTime<Utc>,
+    pub before: DateTime<Utc>,
 }
 
 impl Worker for StrategyRunner {
@@ -90,10 +93,12 @@ pub async fn run_pass(
         };
         for symbol in &strategy.symbols {
             report.evaluated += 1;
-            match evaluate(pool, &strategy, &params, symbol, now).await? {
-                Evaluation::Signal { written: true, .. } => report.signals_written += 1,
-                Evaluation::Gap { .. } => report.gaps += 1,
-                _ => {}
+            let (evaluation, gap) = evaluate(pool, &strategy, &params, symbol, now).await?;
+            if let Evaluation::Signal { written: true, .. } = evaluation {
+                report.signals_written += 1;
+            }
+            if gap.is_some() {
+                report.gaps += 1;
             }
             if let Some(l) = liveness {
                 l.beat();
@@ -103,14 +108,15 @@ pub async fn run_pass(
     Ok(report)
 }
 
-/// Evaluates one strategy on one symbol using only candles that have closed at `now`.
+/// Evaluates one strategy on one symbol using only candles that have closed at `now`; with the
+/// first gap found in the window, if any.
 pub async fn evaluate(
     pool: &PgPool,
     strategy: &Strategy,
     params: &StrategyParams,
     symbol: &str,
     now: DateTime<Utc>,
-) -> Result<Evaluation> {
+) -> Result<(Evaluation, Option<Gap>)> {
     let timeframe = strategy.timeframe;
     let last_closed = timeframe.last_closed_open_time(now);
     let lookback = params.lookback();
@@ -118,14 +124,15 @@ pub async fn evaluate(
         store::candles::closed_window(pool, symbol, timeframe, last_closed, lookback as i64)
             .await?;
     let Some(&(newest, price)) = window.last() else {
-        return Ok(Evaluation::NotEnoughData);
+        return Ok((Evaluation::NotEnoughData, None));
     };
     // A signal is only worth something on the latest data: if the newest closed candle (or, when
     // the feed is a little late, the one before it) is missing, wait.
     if newest < last_closed - timeframe.duration() {
-        return Ok(Evaluation::NotEnoughData);
+        return Ok((Evaluation::NotEnoughData, None));
     }
-    if let Some((after, before)) = find_gap(&window, timeframe) {
+    let gap = find_gap(&window, timeframe).map(|(after, before)| Gap { after, before });
+    if let Some(Gap { after, before }) = gap {
         let mut conn = pool.acquire().await?;
         store::events::record(
             &mut conn,
@@ -133,7 +140,7 @@ pub async fn evaluate(
                 level: Level::Warning,
                 kind: "data_gap",
                 message: format!(
-                    "{symbol} {timeframe}: candles missing between {} and {}; strategy `{}` skipped",
+                    "{symbol} {timeframe}: candles missing between {} and {}; strategy `{}` fills them forward",
                     after.to_rfc3339(),
                     before.to_rfc3339(),
                     strategy.name
@@ -151,17 +158,13 @@ pub async fn evaluate(
             },
         )
         .await?;
-        return Ok(Evaluation::Gap { after, before });
     }
-    if window.len() < lookback {
-        return Ok(Evaluation::NotEnoughData);
+    let closes = fill_forward(&window, timeframe, lookback);
+    if closes.len() < lookback {
+        return Ok((Evaluation::NotEnoughData, gap));
     }
-    let closes: Vec<f64> = window
-        .iter()
-        .map(|(_, close)| close.to_f64().unwrap_or(f64::NAN))
-        .collect();
     let Some((action, reason)) = params.evaluate(&closes) else {
-        return Ok(Evaluation::NoSignal);
+        return Ok((Evaluation::NoSignal, gap));
     };
     let written = store::signals::insert_strategy_signal(
         pool,
@@ -179,7 +182,39 @@ pub async fn evaluate(
     if written {
         tracing::info!(strategy = strategy.id, symbol, action = action.as_str(), candle = %newest, "signal");
     }
-    Ok(Evaluation::Signal { action, written })
+    Ok((Evaluation::Signal { action, written }, gap))
+}
+
+/// The closes of the last `count` timeframe steps up to the newest candle of `window` (oldest
+/// first), every missing candle replaced by the close before it. Shorter than `count` when the
+/// window starts later.
+pub fn fill_forward(
+    window: &[(DateTime<Utc>, rust_decimal::Decimal)],
+    timeframe: Timeframe,
+    count: usize,
+) -> Vec<f64> {
+    let Some(&(newest, _)) = window.last() else {
+        return Vec::new();
+    };
+    let step = timeframe.duration();
+    let mut closes = Vec::with_capacity(count);
+    let mut candles = window.iter().peekable();
+    let mut carry = None;
+    for back in (0..count).rev() {
+        let Some(t) = i32::try_from(back)
+            .ok()
+            .and_then(|b| newest.checked_sub_signed(step * b))
+        else {
+            continue;
+        };
+        while let Some((_, close)) = candles.next_if(|(open_time, _)| *open_time <= t) {
+            carry = Some(close.to_f64().unwrap_or(f64::NAN));
+        }
+        if let Some(close) = carry {
+            closes.push(close);
+        }
+    }
+    closes
 }
 
 /// First pair of consecutive candles further apart than one timeframe.
@@ -206,5 +241,18 @@ mod tests {
         assert_eq!(find_gap(&full, Timeframe::M1), None);
         let holed: Vec<_> = [0, 1, 3, 4].iter().map(|&m| (t(m), Decimal::ONE)).collect();
         assert_eq!(find_gap(&holed, Timeframe::M1), Some((t(1), t(3))));
+    }
+
+    #[test]
+    fn gaps_are_filled_forward() {
+        let t = |m: i64| Utc.timestamp_opt(m * 60, 0).unwrap();
+        let d = |n: i64| Decimal::from(n);
+        let holed = [(t(0), d(10)), (t(1), d(11)), (t(4), d(14)), (t(5), d(15))];
+        assert_eq!(
+            fill_forward(&holed, Timeframe::M1, 6),
+            [10.0, 11.0, 11.0, 11.0, 14.0, 15.0]
+        );
+        assert_eq!(fill_forward(&holed, Timeframe::M1, 3), [11.0, 14.0, 15.0]);
+        assert_eq!(fill_forward(&holed, Timeframe::M1, 10).len(), 6);
     }
 }

@@ -6,7 +6,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ErrorBody, Result};
+use crate::domain::paper::{self, Position, Valuation};
+use crate::error::{Error, ErrorBody, Result};
 use crate::http::AppState;
 use crate::store::{self};
 
@@ -50,30 +51,32 @@ pub struct Profit {
     pub fees_paid: Decimal,
 }
 
-struct Valuation {
-    in_trades: Decimal,
-    market_value: Decimal,
-    open_trades: usize,
+async fn value_open_trades(pool: &sqlx::PgPool) -> Result<Valuation> {
+    let open = store::trading::open_positions(pool).await?;
+    let symbols: Vec<String> = open.iter().map(|p| p.0.clone()).collect();
+    let prices = store::candles::latest_closes(pool, &symbols).await?;
+    let positions: Vec<Position> = open
+        .into_iter()
+        .map(|(symbol, quantity, entry_price, entry_fee)| Position {
+            quantity,
+            entry_price,
+            entry_fee,
+            price: prices
+                .iter()
+                .find(|(s, _)| *s == symbol)
+                .map_or(entry_price, |(_, close)| *close),
+        })
+        .collect();
+    paper::value(&positions).ok_or_else(out_of_range)
 }
 
-async fn value_open_trades(pool: &sqlx::PgPool) -> Result<Valuation> {
-    let positions = store::trading::open_positions(pool).await?;
-    let symbols: Vec<String> = positions.iter().map(|p| p.0.clone()).collect();
-    let prices = store::candles::latest_closes(pool, &symbols).await?;
-    let mut valuation = Valuation {
-        in_trades: Decimal::ZERO,
-        market_value: Decimal::ZERO,
-        open_trades: positions.len(),
-    };
-    for (symbol, quantity, entry_price, entry_fee) in positions {
-        let price = prices
-            .iter()
-            .find(|(s, _)| *s == symbol)
-            .map_or(entry_price, |(_, close)| *close);
-        valuation.in_trades += quantity * entry_price + entry_fee;
-        valuation.market_value += quantity * price;
-    }
-    Ok(valuation)
+/// Stored prices and quantities whose product leaves the decimal range: the data's fault (they
+/// came from clients), named as such rather than a panic or a bare 500.
+fn out_of_range() -> Error {
+    Error::invalid(
+        "candles",
+        "the open trades valued at the latest prices exceed the supported range",
+    )
 }
 
 #[utoipa::path(get, path = "/api/v2/balance", tag = "trading",
@@ -87,7 +90,11 @@ pub async fn balance(State(state): State<AppState>) -> Result<Json<Balance>> {
         starting_balance: account.starting_balance,
         free: account.balance,
         in_trades: valuation.in_trades.round_dp(8),
-        equity: (account.balance + valuation.market_value).round_dp(8),
+        equity: account
+            .balance
+            .checked_add(valuation.market_value)
+            .ok_or_else(out_of_range)?
+            .round_dp(8),
         open_trades: valuation.open_trades,
     }))
 }
@@ -97,14 +104,25 @@ pub async fn balance(State(state): State<AppState>) -> Result<Json<Balance>> {
 pub async fn profit(State(state): State<AppState>) -> Result<Json<Profit>> {
     let pool = state.db.pool()?;
     let account = store::trading::account(pool).await?;
-    let totals = store::trading::closed_totals(pool).await?;
+    let totals = store::trading::totals(pool).await?;
     let valuation = value_open_trades(pool).await?;
-    let unrealized = (valuation.market_value - valuation.in_trades).round_dp(8);
-    let total = totals.realized + unrealized;
+    let unrealized = valuation
+        .market_value
+        .checked_sub(valuation.in_trades)
+        .ok_or_else(out_of_range)?
+        .round_dp(8);
+    let total = totals
+        .realized
+        .checked_add(unrealized)
+        .ok_or_else(out_of_range)?;
     let total_pct = if account.starting_balance.is_zero() {
         Decimal::ZERO
     } else {
-        (total / account.starting_balance * Decimal::ONE_HUNDRED).round_dp(4)
+        total
+            .checked_div(account.starting_balance)
+            .and_then(|ratio| ratio.checked_mul(Decimal::ONE_HUNDRED))
+            .ok_or_else(out_of_range)?
+            .round_dp(4)
     };
     Ok(Json(Profit {
         realized: totals.realized,

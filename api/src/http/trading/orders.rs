@@ -189,7 +189,7 @@ pub(super) async fn queue_manual(
         _ => {}
     }
     if req.side == Action::Sell
-        && store::trading::open_trade_for(&mut tx, symbol.as_str())
+        && store::trading::oldest_open_trade(&mut tx, symbol.as_str())
             .await?
             .is_none()
     {

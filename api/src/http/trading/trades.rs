@@ -6,8 +6,9 @@ use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::domain::exits::Exits;
 use crate::error::{ErrorBody, Result};
-use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::json::{self, JsonBytes, WriteJson};
 use crate::http::{AppState, page_limit};
 use crate::store::trading::{Trade, TradeStatus};
@@ -75,8 +76,40 @@ impl WriteJson for Trade {
         json::opt_timestamp(out, self.closed_at.as_ref());
         out.extend_from_slice(br#","profit":"#);
         json::opt_decimal(out, self.profit.as_ref());
+        out.extend_from_slice(br#","exit_reason":"#);
+        match self.exit_reason {
+            Some(reason) => json::string(out, reason.as_str()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#","exits":"#);
+        if self.exits.is_empty() {
+            out.extend_from_slice(b"{}");
+        } else {
+            json::serde(out, &self.exits);
+        }
+        out.extend_from_slice(br#","peak_price":"#);
+        json::opt_decimal(out, self.peak_price.as_ref());
         out.push(b'}');
     }
+}
+
+/// Replaces the protective exits of an open trade (the strategy's apply until then).
+#[utoipa::path(put, path = "/api/v2/trades/{id}/exits", tag = "trading", params(("id" = i64, Path)),
+    request_body = Exits,
+    responses((status = 200, body = Trade), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, description = "The trade is closed", body = ErrorBody),
+              (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_trade_exits(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(exits): ApiJson<Exits>,
+) -> Result<Json<Trade>> {
+    exits.validate()?;
+    let pool = state.db.pool()?;
+    store::trading::get_trade(pool, id).await?;
+    let trade = store::trading::set_exits(pool, id, &exits).await?;
+    tracing::info!(trade = id, "protective exits set");
+    Ok(Json(trade))
 }
 
 #[cfg(test)]
@@ -85,6 +118,7 @@ mod tests {
     use rust_decimal::dec;
 
     use super::*;
+    use crate::domain::exits::ExitReason;
 
     /// The hand-written body of whole trades, open and closed, is exactly what serde writes.
     #[test]
@@ -103,6 +137,9 @@ mod tests {
             exit_fee: None,
             closed_at: None,
             profit: None,
+            exit_reason: None,
+            exits: Exits::default(),
+            peak_price: None,
         };
         let closed = Trade {
             id: i64::MAX,
@@ -117,6 +154,12 @@ mod tests {
             exit_fee: Some(dec!(5.9805)),
             closed_at: Some(opened + chrono::Duration::milliseconds(1500)),
             profit: Some(dec!(-31.4805)),
+            exit_reason: Some(ExitReason::TrailingStop),
+            exits: serde_json::from_value(serde_json::json!({
+                "stop_loss": "0.05", "trailing_stop": "0.030", "minimal_roi": {"0": "0.1", "60": 0}
+            }))
+            .unwrap(),
+            peak_price: Some(dec!(3100.5)),
         };
         let trades = vec![open, closed];
         let JsonBytes(bytes) = json::array(&trades, 320);
