@@ -239,11 +239,18 @@ async fn serve_bot(config: BotConfig) -> Result<()> {
 
 async fn serve_strategy(config: StrategyConfig) -> Result<()> {
     let demo_feed = config.demo_feed.clone();
+    let candle_grace = config.candle_grace;
     serve_worker(
         Role::Strategy,
         config.worker,
         None,
-        move |metrics| Ok(StrategyRunner { metrics, demo_feed }),
+        move |metrics| {
+            Ok(StrategyRunner {
+                metrics,
+                candle_grace,
+                demo_feed,
+            })
+        },
         |_, _, _| Ok(None),
     )
     .await

@@ -203,6 +203,11 @@ pub struct StrategyArgs {
     #[arg(long, env = "DEMO_FEED", default_value_t = false)]
     pub demo_feed: bool,
 
+    /// A closed candle that the feed has not declared final (`"final": true` on PUT /candles) is
+    /// used once this long has passed after its close.
+    #[arg(long, env = "CANDLE_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub candle_grace: Duration,
+
     #[command(flatten)]
     pub demo: DemoArgs,
 }
@@ -537,13 +542,19 @@ impl DemoArgs {
 #[derive(Debug, Clone)]
 pub struct StrategyConfig {
     pub worker: WorkerConfig,
+    pub candle_grace: chrono::Duration,
     pub demo_feed: Option<DemoConfig>,
 }
 
 impl StrategyArgs {
     pub fn validate(&self) -> Result<StrategyConfig, ConfigError> {
+        if self.candle_grace > Duration::from_secs(86_400) {
+            return Err(invalid("CANDLE_GRACE must be at most 24h"));
+        }
         Ok(StrategyConfig {
             worker: self.worker.validate(Duration::from_secs(10))?,
+            candle_grace: chrono::Duration::from_std(self.candle_grace)
+                .map_err(|_| invalid("CANDLE_GRACE is too large"))?,
             demo_feed: if self.demo_feed {
                 Some(self.demo.validate()?)
             } else {

@@ -180,7 +180,12 @@ pub async fn migrate(options: &PgConnectOptions) -> Result<()> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.clone())
         .await?;
-    let result = MIGRATOR.run(&pool).await;
+    // After a rollback, the database holds migrations of a newer version that this binary does
+    // not know. Migrations are expand-only by rule, so this binary runs against them rather than
+    // refusing to start (sqlx's default).
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    let result = migrator.run(&pool).await;
     pool.close().await;
     result?;
     Ok(())

@@ -188,10 +188,13 @@ pub async fn write_feed(pool: &PgPool, feed: &DemoConfig, now: DateTime<Utc>) ->
         .iter()
         .map(|c| c.open_time)
         .collect();
-        let mut candles = closed_candles(symbol.as_str(), tf, from, forming);
-        candles.retain(|c| !stored.contains(&c.open_time));
-        candles.push(candle(symbol.as_str(), tf, forming, now));
-        written += store::candles::upsert(pool, symbol.as_str(), tf, &candles).await?;
+        let mut closed = closed_candles(symbol.as_str(), tf, from, forming);
+        closed.retain(|c| !stored.contains(&c.open_time));
+        // The synthetic feed knows its closed candles are final, the ones stored before included.
+        written += store::candles::upsert_final(pool, symbol.as_str(), tf, &closed, true).await?;
+        store::candles::mark_final(pool, symbol.as_str(), tf, from, forming).await?;
+        let partial = [candle(symbol.as_str(), tf, forming, now)];
+        written += store::candles::upsert(pool, symbol.as_str(), tf, &partial).await?;
     }
     Ok(written)
 }

@@ -43,3 +43,29 @@ async fn concurrent_migrations_apply_once() {
         .unwrap();
     assert_eq!(locks, "0");
 }
+
+/// A rollback: the database was migrated by a newer version, with a migration this binary does not
+/// know. Migrations are expand-only, so this binary must start against it (sqlx refuses by default:
+/// "migration ... was previously applied but is missing in the resolved migrations").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_migrated_by_a_newer_version_is_accepted() {
+    trading_agent::install_crypto_provider();
+    let (pg, url) = tokio::task::spawn_blocking(|| {
+        let pg = TempPostgres::start_new().unwrap();
+        let url = pg.create_database("newer").unwrap();
+        (pg, url)
+    })
+    .await
+    .unwrap();
+    let options = PgConnectOptions::from_str(&url).unwrap();
+    trading_agent::db::migrate(&options).await.unwrap();
+    pg.psql(
+        "newer",
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (29991231000000, 'from the future', true, '\\x00', 1)",
+    )
+    .unwrap();
+    trading_agent::db::migrate(&options)
+        .await
+        .expect("a newer database is accepted");
+}

@@ -17,6 +17,9 @@ use trading_agent::workers::strategy::run_pass;
 
 use common::{candles_with_closes, d, database};
 
+/// Closed candles count at once, whether the feed declared them final or not.
+const NO_GRACE: chrono::Duration = chrono::Duration::zero();
+
 fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 1, h, m, s).unwrap()
 }
@@ -66,13 +69,13 @@ async fn signals_once_per_closed_candle_and_gaps_warn() {
 
     // Three passes at 01:00:30 (e.g. a restart after a crash): one signal, one gap event.
     let now = at(1, 0, 30);
-    let first = run_pass(pool, now, None).await.unwrap();
+    let first = run_pass(pool, now, NO_GRACE, None).await.unwrap();
     assert_eq!(
         (first.evaluated, first.signals_written, first.gaps),
         (2, 1, 1)
     );
     for _ in 0..2 {
-        let again = run_pass(pool, now, None).await.unwrap();
+        let again = run_pass(pool, now, NO_GRACE, None).await.unwrap();
         assert_eq!((again.signals_written, again.gaps), (0, 1));
     }
     let signals: Vec<(String, DateTime<Utc>, String, rust_decimal::Decimal)> =
@@ -94,7 +97,7 @@ async fn signals_once_per_closed_candle_and_gaps_warn() {
 
     // Once the 01:00 candle has closed, it is used: the sell cross, once.
     for _ in 0..2 {
-        run_pass(pool, at(1, 1, 0), None).await.unwrap();
+        run_pass(pool, at(1, 1, 0), NO_GRACE, None).await.unwrap();
     }
     let actions: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT action, candle_open_time FROM signals WHERE symbol = 'BTCUSDT' ORDER BY id",
@@ -113,7 +116,10 @@ async fn signals_once_per_closed_candle_and_gaps_warn() {
         .await
         .unwrap();
     assert_eq!(
-        run_pass(pool, at(1, 2, 0), None).await.unwrap().evaluated,
+        run_pass(pool, at(1, 2, 0), NO_GRACE, None)
+            .await
+            .unwrap()
+            .evaluated,
         0
     );
 }
@@ -151,7 +157,7 @@ async fn no_signal_when_the_newest_closed_candle_is_missing() {
     .unwrap();
     // At 01:12 the 01:05 candle has closed (and 01:00 before it) but the data ends at 00:55.
     assert_eq!(
-        run_pass(pool, at(1, 12, 0), None)
+        run_pass(pool, at(1, 12, 0), NO_GRACE, None)
             .await
             .unwrap()
             .signals_written,
@@ -159,7 +165,7 @@ async fn no_signal_when_the_newest_closed_candle_is_missing() {
     );
     // At 01:04 the newest closed candle is 00:55 itself: the signal is due.
     assert_eq!(
-        run_pass(pool, at(1, 4, 0), None)
+        run_pass(pool, at(1, 4, 0), NO_GRACE, None)
             .await
             .unwrap()
             .signals_written,
@@ -203,7 +209,7 @@ async fn demo_feed_moves_candles_to_signals_to_paper_trades() {
         trading_agent::demo::write_feed(pool, &feed, now)
             .await
             .unwrap();
-        run_pass(pool, now, None).await.unwrap();
+        run_pass(pool, now, NO_GRACE, None).await.unwrap();
         while bot.process_next(pool).await.unwrap().is_some() {}
     }
     let signals: i64 = sqlx::query_scalar("SELECT count(*) FROM signals")
@@ -266,7 +272,7 @@ async fn a_gap_is_filled_forward_and_reported_once() {
     .await
     .unwrap();
     for _ in 0..2 {
-        let pass = run_pass(pool, at(1, 0, 30), None).await.unwrap();
+        let pass = run_pass(pool, at(1, 0, 30), NO_GRACE, None).await.unwrap();
         assert_eq!(pass.gaps, 1);
     }
     let signals: Vec<(DateTime<Utc>, String)> =
@@ -280,4 +286,66 @@ async fn a_gap_is_filled_forward_and_reported_once() {
         .await
         .unwrap();
     assert_eq!(gap_events, 1);
+}
+
+/// Issue 16: candle closure was judged by the wall clock only, so a feed writing a candle's final
+/// version late left a signal computed from its partial version, kept forever by idempotency. A
+/// closed candle now counts once the feed declares it final, or after the grace delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candle_counts_once_final_or_after_the_grace_delay() {
+    let db = database("finality").await;
+    let pool = &db.pool;
+    let tf = Timeframe::M1;
+    let grace = chrono::Duration::seconds(60);
+    for symbol in ["BTCUSDT", "ETHUSDT"] {
+        store::instruments::create(pool, symbol, &symbol[..3], "USDT")
+            .await
+            .unwrap();
+        // 12 up to 00:58 (final), then the 00:59 candle's partial version: 15, which would make
+        // SMA(2) cross above SMA(3).
+        let history = candles_with_closes(&[12.0; 9], tf, at(0, 58, 0));
+        store::candles::upsert_final(pool, symbol, tf, &history, true)
+            .await
+            .unwrap();
+        let partial = candles_with_closes(&[15.0], tf, at(0, 59, 0));
+        store::candles::upsert(pool, symbol, tf, &partial)
+            .await
+            .unwrap();
+    }
+    store::strategies::create(
+        pool,
+        &StrategySpec {
+            name: "sma 2/3".into(),
+            params: StrategyParams::SmaCross(CrossParams { fast: 2, slow: 3 }),
+            symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+            timeframe: tf,
+            enabled: true,
+            exits: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let signals = || async {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT symbol, action FROM signals ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        rows
+    };
+    // Closed at 01:00, not final, within the grace: no signal from the partial version.
+    run_pass(pool, at(1, 0, 5), grace, None).await.unwrap();
+    assert_eq!(signals().await, vec![]);
+    // BTC's feed writes the final version (12: no cross) and says so: used at once, no signal.
+    let last = candles_with_closes(&[12.0], tf, at(0, 59, 0));
+    store::candles::upsert_final(pool, "BTCUSDT", tf, &last, true)
+        .await
+        .unwrap();
+    run_pass(pool, at(1, 0, 10), grace, None).await.unwrap();
+    assert_eq!(signals().await, vec![]);
+    // ETH's feed never says: once the grace has passed, its last version counts.
+    run_pass(pool, at(1, 0, 59), grace, None).await.unwrap();
+    assert_eq!(signals().await, vec![]);
+    run_pass(pool, at(1, 1, 0), grace, None).await.unwrap();
+    assert_eq!(signals().await, vec![("ETHUSDT".into(), "buy".into())]);
 }

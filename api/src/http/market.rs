@@ -94,6 +94,11 @@ pub struct CandleBatch {
     pub timeframe: Timeframe,
     #[schema(min_items = 1, max_items = 10000)]
     pub candles: Vec<Candle>,
+    /// The feed declares these candles final: no later version will come, so strategies may use
+    /// them at once. Otherwise a closed candle is used once `CANDLE_GRACE` has passed after its
+    /// close.
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -140,11 +145,12 @@ pub async fn upsert_candles(
     }
     market::validate_batch(&batch.candles, batch.timeframe, chrono::Utc::now())?;
     require_known_symbol(&state, &batch.symbol).await?;
-    let upserted = store::candles::upsert(
+    let upserted = store::candles::upsert_final(
         state.db.pool()?,
         batch.symbol.as_str(),
         batch.timeframe,
         &batch.candles,
+        batch.is_final,
     )
     .await?;
     state.metrics.candles_upserted.inc_by(upserted);

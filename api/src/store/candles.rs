@@ -11,13 +11,24 @@ use crate::error::Result;
 /// statement's arrays modest.
 const UPSERT_CHUNK: usize = 5000;
 
-/// Inserts or replaces candles (validated by the caller), one statement per chunk. Returns the
-/// number of rows written.
+/// Inserts or replaces candles (validated by the caller), one statement per chunk, not declared
+/// final (see [`upsert_final`]). Returns the number of rows written.
 pub async fn upsert(
     pool: &PgPool,
     symbol: &str,
     timeframe: Timeframe,
     candles: &[Candle],
+) -> Result<u64> {
+    upsert_final(pool, symbol, timeframe, candles, false).await
+}
+
+/// [`upsert`], with whether the feed declares these candles final (no later version will come).
+pub async fn upsert_final(
+    pool: &PgPool,
+    symbol: &str,
+    timeframe: Timeframe,
+    candles: &[Candle],
+    is_final: bool,
 ) -> Result<u64> {
     // Rows are written (and locked) in open-time order, so concurrent upserts of overlapping
     // batches wait for each other instead of deadlocking.
@@ -33,7 +44,7 @@ pub async fn upsert(
     let mut written = 0;
     let mut tx = pool.begin().await?;
     for chunk in candles.chunks(UPSERT_CHUNK) {
-        written += upsert_chunk(&mut *tx, symbol, timeframe, chunk).await?;
+        written += upsert_chunk(&mut *tx, symbol, timeframe, chunk, is_final).await?;
     }
     tx.commit().await?;
     Ok(written)
@@ -44,6 +55,7 @@ async fn upsert_chunk(
     symbol: &str,
     timeframe: Timeframe,
     candles: &[Candle],
+    is_final: bool,
 ) -> Result<u64> {
     let n = candles.len();
     let mut open_time = Vec::with_capacity(n);
@@ -63,12 +75,12 @@ async fn upsert_chunk(
         volume.push(c.volume);
     }
     let result = sqlx::query(
-        "INSERT INTO candles (symbol, timeframe, open_time, open, high, low, close, volume)
-         SELECT $1, $2, * FROM unnest($3::timestamptz[], $4::numeric[], $5::numeric[],
-                                     $6::numeric[], $7::numeric[], $8::numeric[])
+        "INSERT INTO candles (symbol, timeframe, open_time, open, high, low, close, volume, final)
+         SELECT $1, $2, *, $9 FROM unnest($3::timestamptz[], $4::numeric[], $5::numeric[],
+                                         $6::numeric[], $7::numeric[], $8::numeric[])
          ON CONFLICT (symbol, timeframe, open_time) DO UPDATE
          SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-             close = EXCLUDED.close, volume = EXCLUDED.volume",
+             close = EXCLUDED.close, volume = EXCLUDED.volume, final = EXCLUDED.final",
     )
     .bind(symbol)
     .bind(timeframe.as_str())
@@ -78,6 +90,7 @@ async fn upsert_chunk(
     .bind(low)
     .bind(close)
     .bind(volume)
+    .bind(is_final)
     .execute(db)
     .await?;
     Ok(result.rows_affected())
@@ -123,6 +136,45 @@ pub async fn range(
         rows
     };
     Ok(rows.into_iter().map(Candle::from).collect())
+}
+
+/// Declares final the stored candles with `from <= open_time < to`.
+pub async fn mark_final(
+    db: impl PgExecutor<'_>,
+    symbol: &str,
+    timeframe: Timeframe,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE candles SET final = true
+         WHERE symbol = $1 AND timeframe = $2 AND open_time >= $3 AND open_time < $4 AND NOT final",
+    )
+    .bind(symbol)
+    .bind(timeframe.as_str())
+    .bind(from)
+    .bind(to)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Whether the feed declared the candle final.
+pub async fn is_final(
+    db: impl PgExecutor<'_>,
+    symbol: &str,
+    timeframe: Timeframe,
+    open_time: DateTime<Utc>,
+) -> Result<bool> {
+    let row: Option<bool> = sqlx::query_scalar(
+        "SELECT final FROM candles WHERE symbol = $1 AND timeframe = $2 AND open_time = $3",
+    )
+    .bind(symbol)
+    .bind(timeframe.as_str())
+    .bind(open_time)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.unwrap_or(false))
 }
 
 /// The newest `limit` candles whose open time is at most `last_open_time` (i.e. closed candles when

@@ -21,6 +21,8 @@ use crate::store::{self};
 
 pub struct StrategyRunner {
     pub metrics: Arc<Metrics>,
+    /// How long after its close a candle the feed has not declared final is taken as final.
+    pub candle_grace: chrono::Duration,
     /// Write the synthetic demo feed before evaluating.
     pub demo_feed: Option<DemoConfig>,
 }
@@ -61,7 +63,7 @@ impl Worker for StrategyRunner {
             let written = demo::write_feed(pool, feed, now).await?;
             self.metrics.candles_upserted.inc_by(written);
         }
-        let report = run_pass(pool, now, Some(liveness)).await?;
+        let report = run_pass(pool, now, self.candle_grace, Some(liveness)).await?;
         self.metrics
             .signals_written
             .inc_by(report.signals_written as u64);
@@ -76,10 +78,12 @@ impl Worker for StrategyRunner {
     }
 }
 
-/// Evaluates every enabled strategy on every symbol as of `now`.
+/// Evaluates every enabled strategy on every symbol as of `now`; a closed candle counts once the
+/// feed has declared it final or `grace` has passed after its close.
 pub async fn run_pass(
     pool: &PgPool,
     now: DateTime<Utc>,
+    grace: chrono::Duration,
     liveness: Option<&Liveness>,
 ) -> Result<PassReport> {
     let mut report = PassReport::default();
@@ -93,7 +97,7 @@ pub async fn run_pass(
         };
         for symbol in &strategy.symbols {
             report.evaluated += 1;
-            let (evaluation, gap) = evaluate(pool, &strategy, &params, symbol, now).await?;
+            let (evaluation, gap) = evaluate(pool, &strategy, &params, symbol, now, grace).await?;
             if let Evaluation::Signal { written: true, .. } = evaluation {
                 report.signals_written += 1;
             }
@@ -108,7 +112,7 @@ pub async fn run_pass(
     Ok(report)
 }
 
-/// Evaluates one strategy on one symbol using only candles that have closed at `now`; with the
+/// Evaluates one strategy on one symbol using only candles that are final at `now`; with the
 /// first gap found in the window, if any.
 pub async fn evaluate(
     pool: &PgPool,
@@ -116,9 +120,18 @@ pub async fn evaluate(
     params: &StrategyParams,
     symbol: &str,
     now: DateTime<Utc>,
+    grace: chrono::Duration,
 ) -> Result<(Evaluation, Option<Gap>)> {
     let timeframe = strategy.timeframe;
-    let last_closed = timeframe.last_closed_open_time(now);
+    let mut last_closed = timeframe.last_closed_open_time(now);
+    // The newest closed candle may still get its final version from a late feed: a signal from
+    // its partial version would be kept forever (one per candle). Judge the one before it until
+    // the feed says it is final or the grace delay has passed.
+    if now < last_closed + timeframe.duration() + grace
+        && !store::candles::is_final(pool, symbol, timeframe, last_closed).await?
+    {
+        last_closed -= timeframe.duration();
+    }
     let lookback = params.lookback();
     let window =
         store::candles::closed_window(pool, symbol, timeframe, last_closed, lookback as i64)
