@@ -211,6 +211,7 @@ async fn serve_bot(config: BotConfig) -> Result<()> {
     let webhook = config.webhook.clone();
     let limits = config.limits.clone();
     let fault = config.fault;
+    let starting_wallet = config.starting_wallet.clone();
     serve_worker(
         Role::Bot,
         config.worker,
@@ -220,6 +221,7 @@ async fn serve_bot(config: BotConfig) -> Result<()> {
                 limits,
                 metrics,
                 fault,
+                starting_wallet,
             })
         },
         // Webhook delivery in a task of its own: a dead webhook never holds up the bot's loop.

@@ -183,6 +183,12 @@ pub struct BotArgs {
     #[arg(long, env = "NOTIFY_MAX_ATTEMPTS", default_value_t = 10)]
     pub webhook_max_attempts: u32,
 
+    /// Paper trading's starting wallet, per quote currency: `USDT=10000,BTC=0.5`. Each currency the
+    /// wallet does not hold yet is added once; a held one is never reset. (Without it, the wallet
+    /// is the 10000 USDT the schema starts with.)
+    #[arg(long, env = "STARTING_WALLET", value_delimiter = ',')]
+    pub starting_wallet: Vec<String>,
+
     /// Fault injection for crash-recovery tests: `crash-after-claim` aborts the process after a
     /// signal has been claimed and before its transaction commits.
     #[arg(long, env = "TRADING_AGENT_FAULT", hide = true)]
@@ -437,6 +443,7 @@ pub struct WebhookConfig {
 pub struct BotConfig {
     pub worker: WorkerConfig,
     pub limits: RiskLimits,
+    pub starting_wallet: Vec<(String, Decimal)>,
     pub webhook: Option<WebhookConfig>,
     pub fault: Option<Fault>,
 }
@@ -497,8 +504,45 @@ impl BotArgs {
                 })
             }
         };
+        let mut starting_wallet: Vec<(String, Decimal)> = Vec::new();
+        for entry in self
+            .starting_wallet
+            .iter()
+            .map(|e| e.trim())
+            .filter(|e| !e.is_empty())
+        {
+            let bad = || {
+                invalid(format!(
+                    "STARTING_WALLET entry `{entry}` must be CURRENCY=AMOUNT, e.g. USDT=10000"
+                ))
+            };
+            let (currency, amount) = entry.split_once('=').ok_or_else(bad)?;
+            let currency = currency.trim();
+            if currency.is_empty()
+                || currency.len() > 16
+                || !currency
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            {
+                return Err(invalid(format!(
+                    "STARTING_WALLET currency `{currency}` must be 1-16 upper-case letters or digits"
+                )));
+            }
+            let amount: Decimal = amount.trim().parse().map_err(|_| bad())?;
+            if amount.is_sign_negative() || amount > max_amount() {
+                return Err(invalid(format!(
+                    "STARTING_WALLET amount of {currency} must be between 0 and {}",
+                    max_amount()
+                )));
+            }
+            if starting_wallet.iter().any(|(c, _)| c == currency) {
+                return Err(invalid(format!("STARTING_WALLET names {currency} twice")));
+            }
+            starting_wallet.push((currency.to_owned(), amount));
+        }
         Ok(BotConfig {
             worker,
+            starting_wallet,
             limits: RiskLimits {
                 stake_amount: self.stake_amount,
                 max_open_trades: self.max_open_trades,
@@ -651,6 +695,35 @@ mod tests {
         let config = args.validate().expect("valid");
         assert_eq!(config.serve.listen.port(), 8000);
         assert!(config.serve.run_migrations);
+    }
+
+    #[test]
+    fn starting_wallet_is_parsed_and_checked() {
+        let bot = |wallet: &str| {
+            let cli = parse(&[
+                "trading-agent",
+                "bot",
+                "--database-url",
+                "postgres://localhost/x",
+                "--starting-wallet",
+                wallet,
+            ]);
+            let Command::Bot(args) = cli.command else {
+                panic!("bot")
+            };
+            args.validate().map(|c| c.starting_wallet)
+        };
+        assert_eq!(
+            bot("USDT=10000, BTC=0.5").unwrap(),
+            vec![
+                ("USDT".to_owned(), Decimal::from(10_000)),
+                ("BTC".to_owned(), Decimal::new(5, 1))
+            ]
+        );
+        for bad in ["USDT", "usdt=1", "USDT=-1", "USDT=x", "USDT=1,USDT=2"] {
+            let err = bot(bad).unwrap_err().to_string();
+            assert!(err.contains("STARTING_WALLET"), "{bad}: {err}");
+        }
     }
 
     #[test]

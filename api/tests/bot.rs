@@ -44,6 +44,7 @@ fn bot(limits: RiskLimits) -> Bot {
         limits,
         metrics: Metrics::new("bot"),
         fault: None,
+        starting_wallet: Vec::new(),
     }
 }
 

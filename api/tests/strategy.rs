@@ -202,6 +202,7 @@ async fn demo_feed_moves_candles_to_signals_to_paper_trades() {
         },
         metrics: Arc::clone(&metrics),
         fault: None,
+        starting_wallet: Vec::new(),
     };
     // Replay three hours minute by minute: feed, strategies, bot.
     for minute in 0..180 {

@@ -33,6 +33,7 @@ fn bot(limits: RiskLimits) -> Bot {
         limits,
         metrics: Metrics::new("bot"),
         fault: None,
+        starting_wallet: Vec::new(),
     }
 }
 
@@ -694,4 +695,65 @@ async fn protective_exits_on_a_scripted_price_path() {
     );
     let (_, body) = api.get_json(&format!("/api/v2/trades/{manual}")).await;
     assert_eq!(body["exit_reason"], "stop_loss", "{body}");
+}
+
+/// Defect: the account was fixed at 10,000 "USDT", and an ETHBTC buy spent it as if it were BTC.
+/// Each quote currency now has its own balance, and the starting wallet is configurable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_quote_currency_has_its_own_balance() {
+    let db = database("wallet").await;
+    let pool = &db.pool;
+    store::instruments::create(pool, "ETHBTC", "ETH", "BTC")
+        .await
+        .unwrap();
+    let last = Timeframe::M1.last_closed_open_time(Utc::now());
+    store::candles::upsert(pool, "ETHBTC", Timeframe::M1, &[candle(last, "0.05")])
+        .await
+        .unwrap();
+    // No BTC in the wallet: the buy is refused, the USDT untouched.
+    manual_signal(pool, "ETHBTC", Action::Buy, Some("0.1"), "no-btc").await;
+    let mut bot = bot(limits());
+    assert_eq!(
+        drain(&bot, pool).await.iter().map(code).collect::<Vec<_>>(),
+        ["insufficient_balance"]
+    );
+    // A starting wallet with 1 BTC (the USDT already held is not reset).
+    bot.starting_wallet = vec![("BTC".into(), d("1")), ("USDT".into(), d("5"))];
+    bot.apply_starting_wallet(pool).await.unwrap();
+    manual_signal(pool, "ETHBTC", Action::Buy, Some("0.1"), "with-btc").await;
+    assert_eq!(
+        drain(&bot, pool).await.iter().map(code).collect::<Vec<_>>(),
+        ["executed"]
+    );
+    let wallet = || async {
+        let rows: Vec<(String, Decimal)> =
+            sqlx::query_as("SELECT currency, balance FROM balances ORDER BY currency")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        rows
+    };
+    // 0.1 BTC buys 2 ETH at 0.05; fee 0.0001 BTC.
+    assert_eq!(
+        wallet().await,
+        vec![("BTC".into(), d("0.8999")), ("USDT".into(), d("10000"))]
+    );
+    let api = common::TestApi::start(&db.url).await;
+    let (status, balance) = api.get_json("/api/v2/balance").await;
+    assert_eq!(status, 200, "{balance}");
+    assert_eq!(balance["currency"], "USDT");
+    assert_eq!(d(balance["free"].as_str().unwrap()), d("10000"));
+    assert_eq!(balance["currencies"][1]["currency"], "BTC", "{balance}");
+    assert_eq!(
+        d(balance["currencies"][1]["free"].as_str().unwrap()),
+        d("0.8999")
+    );
+    assert_eq!(balance["currencies"][1]["open_trades"], 1);
+    let (_, profit) = api.get_json("/api/v2/profit").await;
+    assert_eq!(
+        d(profit["currencies"][1]["fees_paid"].as_str().unwrap()),
+        d("0.0001"),
+        "{profit}"
+    );
+    assert_eq!(d(profit["fees_paid"].as_str().unwrap()), d("0"), "{profit}");
 }

@@ -71,6 +71,16 @@ pub async fn ensure(
     Ok(())
 }
 
+/// The quote currency of `symbol` (what its prices are in, and what buying it spends).
+pub async fn quote_asset(db: impl PgExecutor<'_>, symbol: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT quote_asset FROM instruments WHERE symbol = $1")
+            .bind(symbol)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
 pub async fn exists(db: impl PgExecutor<'_>, symbol: &str) -> Result<bool> {
     Ok(
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instruments WHERE symbol = $1)")

@@ -182,12 +182,75 @@ pub async fn account(db: impl PgExecutor<'_>) -> Result<Account> {
     )
 }
 
-pub async fn set_balance(tx: &mut PgConnection, balance: Decimal) -> Result<()> {
-    sqlx::query("UPDATE account SET balance = $1, updated_at = now() WHERE id = 1")
-        .bind(balance)
-        .execute(tx)
-        .await?;
+/// One quote currency's cash.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Wallet {
+    pub currency: String,
+    pub starting_balance: Decimal,
+    pub balance: Decimal,
+}
+
+/// Locks the balance of `currency` (`None`: the wallet holds none of it). The account's own
+/// currency reads its cash from `account`, which a rolled-back binary may have written since.
+pub async fn lock_wallet(tx: &mut PgConnection, currency: &str) -> Result<Option<Wallet>> {
+    Ok(sqlx::query_as(
+        "SELECT b.currency, b.starting_balance, COALESCE(a.balance, b.balance) AS balance
+         FROM balances b LEFT JOIN account a ON a.currency = b.currency
+         WHERE b.currency = $1 FOR UPDATE OF b",
+    )
+    .bind(currency)
+    .fetch_optional(tx)
+    .await?)
+}
+
+/// Every currency's balance, by currency.
+pub async fn wallets(db: impl PgExecutor<'_>) -> Result<Vec<Wallet>> {
+    Ok(sqlx::query_as(
+        "SELECT b.currency, b.starting_balance, COALESCE(a.balance, b.balance) AS balance
+         FROM balances b LEFT JOIN account a ON a.currency = b.currency ORDER BY b.currency",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Sets the cash of `currency` (a currency first received by a sale starts at 0). The single-row
+/// `account` follows its own currency, so the previous binary still finds the right cash there
+/// after a rollback.
+pub async fn set_balance(tx: &mut PgConnection, currency: &str, balance: Decimal) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO balances (currency, starting_balance, balance) VALUES ($1, 0, $2)
+         ON CONFLICT (currency) DO UPDATE SET balance = EXCLUDED.balance, updated_at = now()",
+    )
+    .bind(currency)
+    .bind(balance)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE account SET balance = $2, updated_at = now() WHERE id = 1 AND currency = $1",
+    )
+    .bind(currency)
+    .bind(balance)
+    .execute(tx)
+    .await?;
     Ok(())
+}
+
+/// Adds `currency` to the wallet with `amount` unless it holds that currency already (the starting
+/// wallet of paper trading: applied once, never reset). Returns whether it was added.
+pub async fn ensure_wallet(
+    db: impl PgExecutor<'_>,
+    currency: &str,
+    amount: Decimal,
+) -> Result<bool> {
+    let result = sqlx::query(
+        "INSERT INTO balances (currency, starting_balance, balance) VALUES ($1, $2, $2)
+         ON CONFLICT (currency) DO NOTHING",
+    )
+    .bind(currency)
+    .bind(amount)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// The open trade of `symbol` owned by `strategy_id` (`None`: the manual one), locked.
@@ -224,12 +287,18 @@ pub async fn count_open(db: impl PgExecutor<'_>) -> Result<i64> {
     )
 }
 
-/// Realised profit of the trades closed since `since`.
-pub async fn realized_since(db: impl PgExecutor<'_>, since: DateTime<Utc>) -> Result<Decimal> {
+/// Realised profit, in `currency`, of the trades quoted in it that closed since `since`.
+pub async fn realized_since(
+    db: impl PgExecutor<'_>,
+    since: DateTime<Utc>,
+    currency: &str,
+) -> Result<Decimal> {
     Ok(sqlx::query_scalar(
-        "SELECT COALESCE(sum(profit), 0) FROM trades WHERE status = 'closed' AND closed_at >= $1",
+        "SELECT COALESCE(sum(t.profit), 0) FROM trades t JOIN instruments i USING (symbol)
+         WHERE t.status = 'closed' AND t.closed_at >= $1 AND i.quote_asset = $2",
     )
     .bind(since)
+    .bind(currency)
     .fetch_one(db)
     .await?)
 }
@@ -425,10 +494,11 @@ pub async fn get_trade(db: impl PgExecutor<'_>, id: i64) -> Result<Trade> {
         .ok_or_else(|| Error::not_found(format!("trade {id}")))
 }
 
-/// Totals over the trades: counts and profit of the closed ones, fees of all (the entry fee of an
-/// open trade is paid already).
+/// Totals over the trades of one quote currency: counts and profit of the closed ones, fees of all
+/// (the entry fee of an open trade is paid already).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TradeTotals {
+    pub currency: String,
     pub closed_trades: i64,
     pub winning_trades: i64,
     pub losing_trades: i64,
@@ -436,25 +506,30 @@ pub struct TradeTotals {
     pub fees: Decimal,
 }
 
-pub async fn totals(db: impl PgExecutor<'_>) -> Result<TradeTotals> {
+/// Totals per quote currency, by currency.
+pub async fn totals(db: impl PgExecutor<'_>) -> Result<Vec<TradeTotals>> {
     Ok(sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE status = 'closed') AS closed_trades,
-                count(*) FILTER (WHERE status = 'closed' AND profit > 0) AS winning_trades,
-                count(*) FILTER (WHERE status = 'closed' AND profit < 0) AS losing_trades,
-                COALESCE(sum(profit) FILTER (WHERE status = 'closed'), 0) AS realized,
-                COALESCE(sum(entry_fee), 0) + COALESCE(sum(exit_fee), 0) AS fees
-         FROM trades",
+        "SELECT i.quote_asset AS currency,
+                count(*) FILTER (WHERE t.status = 'closed') AS closed_trades,
+                count(*) FILTER (WHERE t.status = 'closed' AND t.profit > 0) AS winning_trades,
+                count(*) FILTER (WHERE t.status = 'closed' AND t.profit < 0) AS losing_trades,
+                COALESCE(sum(t.profit) FILTER (WHERE t.status = 'closed'), 0) AS realized,
+                COALESCE(sum(t.entry_fee), 0) + COALESCE(sum(t.exit_fee), 0) AS fees
+         FROM trades t JOIN instruments i USING (symbol)
+         GROUP BY i.quote_asset ORDER BY i.quote_asset",
     )
-    .fetch_one(db)
+    .fetch_all(db)
     .await?)
 }
 
-/// Open positions: (symbol, quantity, entry price, entry fee).
+/// Open positions: (symbol, quote currency, quantity, entry price, entry fee).
 pub async fn open_positions(
     db: impl PgExecutor<'_>,
-) -> Result<Vec<(String, Decimal, Decimal, Decimal)>> {
+) -> Result<Vec<(String, String, Decimal, Decimal, Decimal)>> {
     Ok(sqlx::query_as(
-        "SELECT symbol, quantity, entry_price, entry_fee FROM trades WHERE status = 'open' ORDER BY symbol",
+        "SELECT t.symbol, i.quote_asset, t.quantity, t.entry_price, t.entry_fee
+         FROM trades t JOIN instruments i USING (symbol)
+         WHERE t.status = 'open' ORDER BY t.symbol",
     )
     .fetch_all(db)
     .await?)

@@ -34,6 +34,9 @@ pub struct Bot {
     pub limits: RiskLimits,
     pub metrics: Arc<Metrics>,
     pub fault: Option<Fault>,
+    /// The starting wallet (`STARTING_WALLET`) still to apply: each currency the wallet does not
+    /// hold yet is added with its amount, once the database answers.
+    pub starting_wallet: Vec<(String, Decimal)>,
 }
 
 /// What happened to one signal.
@@ -50,6 +53,9 @@ pub enum Outcome {
 
 impl Worker for Bot {
     async fn tick(&mut self, pool: &PgPool, liveness: &Liveness) -> Result<()> {
+        if !self.starting_wallet.is_empty() {
+            self.apply_starting_wallet(pool).await?;
+        }
         self.protect(pool, Utc::now()).await?;
         liveness.beat();
         for _ in 0..BATCH {
@@ -63,6 +69,17 @@ impl Worker for Bot {
 }
 
 impl Bot {
+    /// Adds the starting wallet's currencies that the wallet does not hold yet (never resets one).
+    pub async fn apply_starting_wallet(&mut self, pool: &PgPool) -> Result<()> {
+        for (currency, amount) in &self.starting_wallet {
+            if store::trading::ensure_wallet(pool, currency, *amount).await? {
+                tracing::info!(%currency, %amount, "starting wallet: currency added");
+            }
+        }
+        self.starting_wallet.clear();
+        Ok(())
+    }
+
     /// Watches the open trades' protective exits against the latest price: raises each trade's
     /// peak, and writes an exit signal for the trade when a stop-loss, trailing stop or ROI target
     /// is hit (executed right after, through the normal path). Returns how many were written.
@@ -181,13 +198,19 @@ impl Bot {
             return Ok(Outcome::AlreadyExecuted);
         }
         // The account lock comes first: it serialises executions across replicas, so everything
-        // read after it (open trades, balance) is current.
-        let account = store::trading::lock_account(tx).await?;
+        // read after it (open trades, balances) is current.
+        store::trading::lock_account(tx).await?;
         let bot = store::bot::state(&mut *tx).await?;
+        // The cash this signal spends or receives: the symbol's quote currency.
+        let currency = store::instruments::quote_asset(&mut *tx, &signal.symbol)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("instrument {}", signal.symbol)))?;
+        let free = store::trading::lock_wallet(tx, &currency)
+            .await?
+            .map_or(Decimal::ZERO, |wallet| wallet.balance);
         // Trades belong to their owner (a strategy, or a person for manual ones). A strategy's
         // signal acts on its own trade only; a person's exit closes their own trade, else the
-        // symbol's oldest.
-        // A protective exit closes its own trade.
+        // symbol's oldest; a protective exit closes the trade it names.
         let mut trade = match signal.trade_id {
             Some(id) => store::trading::open_trade(tx, id).await?,
             None => store::trading::open_trade_of(tx, &signal.symbol, signal.strategy_id).await?,
@@ -196,7 +219,8 @@ impl Bot {
             trade = store::trading::oldest_open_trade(tx, &signal.symbol).await?;
         }
         let open_trades = store::trading::count_open(&mut *tx).await?;
-        let realized_today = store::trading::realized_since(&mut *tx, start_of_day(now)).await?;
+        let realized_today =
+            store::trading::realized_since(&mut *tx, start_of_day(now), &currency).await?;
         let manual = signal.strategy_id.is_none();
         let stake = signal.stake.unwrap_or(self.limits.stake_amount);
         let snapshot = RiskSnapshot {
@@ -204,7 +228,7 @@ impl Bot {
             manual,
             open_trades: u32::try_from(open_trades).unwrap_or(u32::MAX),
             has_open_trade: trade.is_some(),
-            free_balance: account.balance,
+            free_balance: free,
             realized_today,
             signal_age: now - signal.created_at,
         };
@@ -228,9 +252,8 @@ impl Bot {
                     return self.reject(tx, signal, Rejection::OrderTooSmall).await;
                 };
                 let needed = paper::cost(&fill);
-                let balance = account.balance.checked_sub(needed);
+                let balance = free.checked_sub(needed);
                 let Some(balance) = balance.filter(|b| !b.is_sign_negative()) else {
-                    let free = account.balance;
                     let rejection = Rejection::InsufficientBalance { needed, free };
                     return self.reject(tx, signal, rejection).await;
                 };
@@ -248,7 +271,7 @@ impl Bot {
                 )
                 .await?;
                 let order_id = self.write_order(tx, signal, trade_id, &fill).await?;
-                store::trading::set_balance(tx, balance).await?;
+                store::trading::set_balance(tx, &currency, balance).await?;
                 self.event(tx, "trade_opened", signal, &fill, trade_id, None)
                     .await?;
                 store::signals::finish(tx, signal.id, SignalStatus::Executed, None).await?;
@@ -263,7 +286,7 @@ impl Bot {
                     .checked_mul(trade.entry_price)
                     .map(|n| n.round_dp(paper::SCALE));
                 let profit = entry_notional.and_then(|n| paper::profit(n, trade.entry_fee, &fill));
-                let balance = account.balance.checked_add(paper::proceeds(&fill));
+                let balance = free.checked_add(paper::proceeds(&fill));
                 let (Some(profit), Some(balance)) = (profit, balance) else {
                     return self.reject(tx, signal, Rejection::OrderTooSmall).await;
                 };
@@ -274,7 +297,7 @@ impl Bot {
                 };
                 store::trading::close_trade(tx, trade.id, &fill, profit, reason, now).await?;
                 let order_id = self.write_order(tx, signal, trade.id, &fill).await?;
-                store::trading::set_balance(tx, balance).await?;
+                store::trading::set_balance(tx, &currency, balance).await?;
                 self.event(tx, "trade_closed", signal, &fill, trade.id, Some(profit))
                     .await?;
                 store::signals::finish(tx, signal.id, SignalStatus::Executed, None).await?;
