@@ -287,11 +287,21 @@ pub async fn count_open(db: impl PgExecutor<'_>) -> Result<i64> {
     )
 }
 
+/// Realised profit of the trades closed since `since`, whatever their currency.
+pub async fn realized_since(db: impl PgExecutor<'_>, since: DateTime<Utc>) -> Result<Decimal> {
+    Ok(sqlx::query_scalar(
+        "SELECT COALESCE(sum(profit), 0) FROM trades WHERE status = 'closed' AND closed_at >= $1",
+    )
+    .bind(since)
+    .fetch_one(db)
+    .await?)
+}
+
 /// Realised profit, in `currency`, of the trades quoted in it that closed since `since`.
-pub async fn realized_since(
+pub async fn realized_in_since(
     db: impl PgExecutor<'_>,
-    since: DateTime<Utc>,
     currency: &str,
+    since: DateTime<Utc>,
 ) -> Result<Decimal> {
     Ok(sqlx::query_scalar(
         "SELECT COALESCE(sum(t.profit), 0) FROM trades t JOIN instruments i USING (symbol)

@@ -220,7 +220,7 @@ impl Bot {
         }
         let open_trades = store::trading::count_open(&mut *tx).await?;
         let realized_today =
-            store::trading::realized_since(&mut *tx, start_of_day(now), &currency).await?;
+            store::trading::realized_in_since(&mut *tx, &currency, start_of_day(now)).await?;
         let manual = signal.strategy_id.is_none();
         let stake = signal.stake.unwrap_or(self.limits.stake_amount);
         let snapshot = RiskSnapshot {
