@@ -14,6 +14,7 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use trading_agent::domain::indicators::sma;
+use trading_agent::domain::stats::IndicatorSpec;
 use trading_agent::store;
 use trading_agent::store::events::{Level, NewEvent};
 
@@ -116,14 +117,10 @@ async fn chart_matches_the_database() {
     assert_eq!(chart["has_more"], false);
     for (shown, stored) in candles.iter().zip(&seeded.candles) {
         assert_eq!(shown["time"], stored.open_time.timestamp());
-        assert_eq!(
-            shown["close"].as_f64().unwrap().to_string(),
-            stored.close.to_string()
-        );
-        assert_eq!(
-            shown["high"].as_f64().unwrap().to_string(),
-            stored.high.to_string()
-        );
+        let as_f64 = |d: &Decimal| d.to_string().parse::<f64>().unwrap();
+        assert_eq!(shown["close"].as_f64().unwrap(), as_f64(&stored.close));
+        assert_eq!(shown["high"].as_f64().unwrap(), as_f64(&stored.high));
+        assert_eq!(shown["low"].as_f64().unwrap(), as_f64(&stored.low));
     }
     // The strategy's own lines (SMA 5 and 20), equal to the domain's computation.
     let closes: Vec<f64> = seeded
@@ -137,7 +134,8 @@ async fn chart_matches_the_database() {
         .iter()
         .map(|i| i["label"].as_str().unwrap())
         .collect();
-    assert_eq!(labels, ["SMA(5)", "SMA(20)"]);
+    assert_eq!(labels, ["SMA(5)", "SMA(20)", "RSI(14)"]);
+    assert_eq!(chart["indicators"][2]["pane"], "oscillator");
     let sma20 = &chart["indicators"][1];
     assert_eq!(sma20["pane"], "price");
     let expected = sma(&closes, 20);
@@ -195,11 +193,21 @@ async fn chart_matches_the_database() {
         );
     }
     assert_eq!(page["indicators"][1]["pane"], "oscillator");
-    let rsi_expected = trading_agent::domain::indicators::rsi(&closes[..200], 14);
+    // Computed over the candles read for this page: the 50 shown and the longest warm-up.
+    let read = 50 + IndicatorSpec::Rsi(14).warmup() + 1;
+    let rsi_expected = trading_agent::domain::indicators::rsi(&closes[200 - read..200], 14);
     let last_rsi = page["indicators"][1]["points"][49]["value"]
         .as_f64()
         .unwrap();
     assert!((last_rsi - rsi_expected.last().unwrap()).abs() < 1e-9);
+    // Three periods of warm-up: within a hair of the RSI over the whole history.
+    let from_start = *trading_agent::domain::indicators::rsi(&closes[..200], 14)
+        .last()
+        .unwrap();
+    assert!(
+        (last_rsi - from_start).abs() < 0.5,
+        "{last_rsi} vs {from_start}"
+    );
 
     // Bad input: named, 4xx, never a 500.
     for (path, status, needle) in [
@@ -296,16 +304,20 @@ async fn equity_stats_detail_and_overview_match_the_database() {
     let (status, stats) = api.get_json("/api/v2/stats/strategies").await;
     assert_eq!(status, 200, "{stats}");
     let rows = stats.as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{stats}");
+    assert_eq!(rows.len(), 3, "{stats}");
     assert_eq!(rows[0]["name"], "btc-sma-5-20");
     assert_eq!(rows[0]["strategy_id"], seeded.strategy_id);
     assert_eq!(rows[0]["closed_trades"], 1);
     assert_eq!(rows[0]["open_trades"], 1);
     assert_eq!(dec(&rows[0]["profit"]), seeded.closed_profit);
-    assert_eq!(rows[1]["name"], "manual");
-    assert_eq!(rows[1]["losing_trades"], 1);
-    assert_eq!(dec(&rows[1]["win_rate_pct"]), Decimal::ZERO);
-    assert_eq!(dec(&rows[1]["max_drawdown"]), Decimal::new(32, 1));
+    // A strategy without trades is listed with zeros; manual trades come last.
+    assert_eq!(rows[1]["name"], "btc-rsi-14");
+    assert_eq!(rows[1]["closed_trades"], 0);
+    assert_eq!(rows[2]["name"], "manual");
+    assert_eq!(rows[2]["strategy_id"], Value::Null);
+    assert_eq!(rows[2]["losing_trades"], 1);
+    assert_eq!(dec(&rows[2]["win_rate_pct"]), Decimal::ZERO);
+    assert_eq!(dec(&rows[2]["max_drawdown"]), Decimal::new(32, 1));
 
     let (status, detail) = api
         .get_json(&format!("/api/v2/trades/{}/detail", seeded.closed_trade))
@@ -342,6 +354,7 @@ async fn equity_stats_detail_and_overview_match_the_database() {
     let open = o["open_trades"].as_array().unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0]["id"], seeded.open_trade);
+    assert_eq!(open[0]["strategy"], "btc-sma-5-20");
     let last_close = seeded.candles.last().unwrap().close;
     assert_eq!(dec(&open[0]["current_price"]), last_close);
     let entry = dec(&open[0]["entry_price"]);

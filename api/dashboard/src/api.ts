@@ -105,6 +105,7 @@ export interface Overview {
     id: number;
     symbol: string;
     strategy_id: number | null;
+    strategy: string | null;
     quantity: string;
     entry_price: string;
     opened_at: string;

@@ -6,9 +6,6 @@
 //
 //   BASE_URL, API_TOKEN, SYMBOL (the symbol holding the candles), RUNS (default 5),
 //   CHROMIUM (default /usr/bin/chromium)
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const base = process.env.BASE_URL;
@@ -17,14 +14,13 @@ const symbol = process.env.SYMBOL;
 const runs = Number(process.env.RUNS ?? 5);
 if (!base || !token || !symbol) throw new Error("BASE_URL, API_TOKEN and SYMBOL are required");
 
-const userDataDir = mkdtempSync(join(tmpdir(), "ta-chromium-bench-"));
+// playwright starts chromium with a fresh temporary --user-data-dir of its own and removes it after.
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
   args: [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    `--user-data-dir=${userDataDir}`,
   ],
 });
 
@@ -72,6 +68,5 @@ try {
   }
 } finally {
   await browser.close();
-  rmSync(userDataDir, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result));

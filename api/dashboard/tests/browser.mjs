@@ -11,8 +11,7 @@
 // To add a notification while the page is open it prints `NEED_EVENT <marker>` and the test writes
 // an event whose message contains the marker. Any browser console error or page error fails the run
 // (except the 401/422 answers that the wrong-token and validation steps provoke on purpose).
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -60,7 +59,7 @@ async function textOf(page, selector) {
   return (await page.locator(selector).first().textContent({ timeout: TIMEOUT })) ?? "";
 }
 
-const userDataDir = mkdtempSync(join(tmpdir(), "ta-chromium-"));
+// playwright starts chromium with a fresh temporary --user-data-dir of its own and removes it after.
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
@@ -73,7 +72,6 @@ const browser = await chromium.launch({
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    `--user-data-dir=${userDataDir}`,
   ],
 });
 
@@ -125,7 +123,7 @@ try {
   // Market: candles and markers as stored.
   log("market");
   await page.click("nav a[data-page=market]");
-  await page.waitForSelector("#symbol option");
+  await page.waitForSelector("#symbol option", { state: "attached" });
   await page.selectOption("#symbol", expect.symbol);
   await page.selectOption("#timeframe", expect.timeframe);
   await page.waitForFunction(
@@ -220,7 +218,6 @@ try {
   failed = err;
 } finally {
   await browser.close();
-  rmSync(userDataDir, { recursive: true, force: true });
 }
 if (failed) {
   console.error(failed.stack ?? String(failed));

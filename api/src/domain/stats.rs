@@ -42,11 +42,14 @@ impl IndicatorSpec {
         }
     }
 
-    /// Candles needed before the first plotted one for the line to start with it.
+    /// Candles read before the first plotted one. The SMA needs `period - 1`; EMA and Wilder RSI
+    /// depend on where they start, so they get three periods, like the strategies' own lookback
+    /// (`StrategyParams::lookback`), and the plotted line agrees with what the strategies saw.
     pub fn warmup(self) -> usize {
         match self {
-            IndicatorSpec::Sma(p) | IndicatorSpec::Ema(p) => p as usize - 1,
-            IndicatorSpec::Rsi(p) => p as usize,
+            IndicatorSpec::Sma(p) => p as usize - 1,
+            IndicatorSpec::Ema(p) => 3 * p as usize,
+            IndicatorSpec::Rsi(p) => 3 * p as usize + 1,
         }
     }
 
@@ -243,7 +246,8 @@ mod tests {
         );
         assert_eq!(IndicatorSpec::Ema(5).values(&closes), vec![None; 4]);
         assert_eq!(IndicatorSpec::Sma(3).warmup(), 2);
-        assert_eq!(IndicatorSpec::Rsi(3).warmup(), 3);
+        assert_eq!(IndicatorSpec::Rsi(3).warmup(), 10);
+        assert_eq!(IndicatorSpec::Ema(3).warmup(), 9);
     }
 
     #[test]

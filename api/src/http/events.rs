@@ -118,8 +118,9 @@ impl LiveHub {
             {
                 listener = connect_listener(pool).await;
             }
-            // Wait for a notification or the fallback period, whichever comes first.
-            let woken_by_notify = match listener.as_mut() {
+            // Wait for a notification or the fallback period, whichever comes first (not before
+            // the first look: it is the baseline, taken once LISTEN is on so nothing falls between).
+            let woken_by_notify = match listener.as_mut().filter(|_| last.is_some()) {
                 Some(l) => match tokio::time::timeout(FALLBACK_LOOK, l.try_recv()).await {
                     Ok(Ok(Some(_))) => true,
                     Ok(Ok(None)) => false, // connection lost; sqlx reconnects on the next call
@@ -130,6 +131,7 @@ impl LiveHub {
                     }
                     Err(_) => false,
                 },
+                None if last.is_none() => false,
                 None => {
                     tokio::time::sleep(FALLBACK_LOOK).await;
                     false
@@ -153,7 +155,10 @@ impl LiveHub {
                         components_sent = Some(std::time::Instant::now());
                     }
                 }
-                Err(error) => tracing::debug!(%error, "live stream look failed"),
+                Err(error) => {
+                    tracing::debug!(%error, "live stream look failed");
+                    tokio::time::sleep(FALLBACK_LOOK).await;
+                }
             }
         }
     }
@@ -164,13 +169,17 @@ impl LiveHub {
         let marks = store::views::change_marks(pool).await?;
         let newest = newest_candles(pool).await?;
         let Some(previous) = previous else {
-            // First look: the baseline (each stream starts with `hello` and loads by itself).
+            // First look: the baseline. Streams opened before it may have loaded their data before
+            // it was taken: they reload once more.
+            self.send("resync", json!({}));
             return Ok(Seen { marks, newest });
         };
         let mut after = previous.marks.last_event_id;
         while marks.last_event_id > after {
             let events = store::events::list(pool, Some(after), 100).await?;
-            let Some(last) = events.last() else { break };
+            let Some(last) = events.last() else {
+                break;
+            };
             after = last.id;
             for event in events {
                 self.send("notification", event);

@@ -507,6 +507,8 @@ pub struct OpenTrade {
     pub id: i64,
     pub symbol: String,
     pub strategy_id: Option<i64>,
+    /// The strategy's name; absent for manual trades.
+    pub strategy: Option<String>,
     #[schema(value_type = String)]
     pub quantity: Decimal,
     #[schema(value_type = String)]
@@ -588,6 +590,7 @@ pub async fn overview(State(state): State<AppState>) -> Result<Json<Overview>> {
             id: t.id,
             symbol: t.symbol.clone(),
             strategy_id: t.strategy_id,
+            strategy: t.strategy.clone(),
             quantity: t.quantity,
             entry_price: t.entry_price,
             opened_at: t.opened_at,

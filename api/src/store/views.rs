@@ -189,6 +189,7 @@ pub struct ValuedTrade {
     pub symbol: String,
     pub base_asset: String,
     pub strategy_id: Option<i64>,
+    pub strategy: Option<String>,
     pub quantity: Decimal,
     pub entry_price: Decimal,
     pub entry_fee: Decimal,
@@ -198,11 +199,12 @@ pub struct ValuedTrade {
 
 pub async fn open_trades_valued(db: impl PgExecutor<'_>) -> Result<Vec<ValuedTrade>> {
     Ok(sqlx::query_as(
-        "SELECT t.id, t.symbol, i.base_asset, t.strategy_id, t.quantity, t.entry_price, t.entry_fee,
-                t.opened_at,
+        "SELECT t.id, t.symbol, i.base_asset, t.strategy_id, s.name AS strategy, t.quantity,
+                t.entry_price, t.entry_fee, t.opened_at,
                 (SELECT close FROM candles c WHERE c.symbol = t.symbol
                  ORDER BY open_time DESC LIMIT 1) AS current_price
          FROM trades t JOIN instruments i ON i.symbol = t.symbol
+         LEFT JOIN strategies s ON s.id = t.strategy_id
          WHERE t.status = 'open' ORDER BY t.opened_at, t.id",
     )
     .fetch_all(db)

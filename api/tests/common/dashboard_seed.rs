@@ -135,6 +135,20 @@ pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> Seeded {
     .await
     .unwrap();
     let sid = strategy.id;
+    // A second strategy on the same market, without trades: its RSI goes in the pane below.
+    let rsi = serde_json::json!({"period": 14, "oversold": 30, "overbought": 70});
+    store::strategies::create(
+        pool,
+        &store::strategies::StrategySpec {
+            name: "btc-rsi-14".into(),
+            params: StrategyParams::parse(trading_agent::domain::StrategyKind::Rsi, &rsi).unwrap(),
+            symbols: vec![SYMBOL.into()],
+            timeframe: Timeframe::M1,
+            enabled: true,
+        },
+    )
+    .await
+    .unwrap();
     let minute = Timeframe::M1.duration();
     let qty = Decimal::new(5, 1);
     let fee = Decimal::new(5, 2);

@@ -100,7 +100,7 @@ export function mountOverview(root: HTMLElement): () => void {
             o.open_trades.map((t) => [
               t.id,
               t.symbol,
-              t.strategy_id ?? "manual",
+              t.strategy ?? "manual",
               num(t.quantity, 8),
               num(t.entry_price),
               num(t.current_price),
