@@ -103,7 +103,12 @@ export function mountMarket(root: HTMLElement): () => void {
     const panes = chart.panes();
     if (panes.length > 1) panes[1].setHeight(Math.max(80, Math.round(chartBox.clientHeight * 0.25)));
     markersApi.setMarkers(data.markers.map(toMarker));
-    if (fit) chart.timeScale().fitContent();
+    if (fit) {
+      // The newest candles at a readable width; older ones page in when scrolled to.
+      const n = data.candles.length;
+      if (n <= 300) chart.timeScale().fitContent();
+      else chart.timeScale().setVisibleLogicalRange({ from: n - 200, to: n + 5 });
+    }
     const last = data.candles[data.candles.length - 1];
     const counts = { signal: 0, entry: 0, exit: 0 };
     for (const m of data.markers) counts[m.kind] += 1;
