@@ -475,7 +475,7 @@ async fn the_stream_delivers_notifications_bot_state_and_candles() {
         &db.pool,
         seed::SYMBOL,
         trading_agent::domain::Timeframe::M1,
-        &[next.clone()],
+        std::slice::from_ref(&next),
     )
     .await
     .unwrap();

@@ -79,16 +79,16 @@ async fn signal(
     .unwrap()
 }
 
-async fn order(
-    pool: &PgPool,
-    signal_id: i64,
-    trade_id: i64,
-    side: &str,
+/// One filled order of a seeded trade.
+struct Fill<'a> {
+    side: &'a str,
     qty: Decimal,
     price: Decimal,
     fee: Decimal,
     at: DateTime<Utc>,
-) {
+}
+
+async fn order(pool: &PgPool, signal_id: i64, trade_id: i64, f: Fill<'_>) {
     sqlx::query(
         "INSERT INTO orders (idempotency_key, signal_id, trade_id, symbol, side, quantity, price, notional, fee, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -97,12 +97,12 @@ async fn order(
     .bind(signal_id)
     .bind(trade_id)
     .bind(SYMBOL)
-    .bind(side)
-    .bind(qty)
-    .bind(price)
-    .bind(qty * price)
-    .bind(fee)
-    .bind(at)
+    .bind(f.side)
+    .bind(f.qty)
+    .bind(f.price)
+    .bind(f.qty * f.price)
+    .bind(f.fee)
+    .bind(f.at)
     .execute(pool)
     .await
     .unwrap();
@@ -196,8 +196,32 @@ pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> Seeded {
     .fetch_one(pool)
     .await
     .unwrap();
-    order(pool, s1, closed_trade, "buy", qty, entry, fee, opened_at).await;
-    order(pool, s2, closed_trade, "sell", qty, exit, fee, closed_at).await;
+    order(
+        pool,
+        s1,
+        closed_trade,
+        Fill {
+            side: "buy",
+            qty,
+            price: entry,
+            fee,
+            at: opened_at,
+        },
+    )
+    .await;
+    order(
+        pool,
+        s2,
+        closed_trade,
+        Fill {
+            side: "sell",
+            qty,
+            price: exit,
+            fee,
+            at: closed_at,
+        },
+    )
+    .await;
 
     // A rejected signal, and an open trade entered after candle 280.
     let s3 = signal(
@@ -235,7 +259,19 @@ pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> Seeded {
     .fetch_one(pool)
     .await
     .unwrap();
-    order(pool, s4, open_trade, "buy", qty, open_entry, fee, open_at).await;
+    order(
+        pool,
+        s4,
+        open_trade,
+        Fill {
+            side: "buy",
+            qty,
+            price: open_entry,
+            fee,
+            at: open_at,
+        },
+    )
+    .await;
     sqlx::query("UPDATE account SET balance = starting_balance + $1 - $2")
         .bind(profit)
         .bind(qty * open_entry + fee)
