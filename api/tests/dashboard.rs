@@ -491,3 +491,63 @@ async fn the_stream_delivers_notifications_bot_state_and_candles() {
     assert_eq!(components.as_array().unwrap().len(), 3);
     let _ = TOKEN;
 }
+
+/// An open dashboard must not hold up a rolling update: on SIGTERM the stream ends while the api
+/// drains, and the process exits on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_end_when_the_api_shuts_down() {
+    let db = database("dashboard_shutdown").await;
+    let port = common::free_port();
+    let mut api = common::Process::spawn(
+        &["api"],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("API_TOKEN", TOKEN),
+            ("PORT", &port.to_string()),
+            ("BIND_ADDRESS", "127.0.0.1"),
+            ("SHUTDOWN_DELAY", "2s"),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    common::eventually(Duration::from_secs(30), "the api to be ready", || {
+        let request = client.get(format!("{base}/readyz")).send();
+        async move { request.await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    let mut stream = client
+        .get(format!("{base}/api/v2/stream"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let mut buffer = String::new();
+    wait_for_event(&mut stream, &mut buffer, Duration::from_secs(10), |e, _| {
+        e == "hello"
+    })
+    .await;
+    let started = std::time::Instant::now();
+    api.sigterm();
+    // The stream ends (the body completes) well before the drain is over.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream was still open 10 s after SIGTERM"
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = api.wait_timeout(Duration::from_secs(20));
+        (status, api)
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.0.is_some_and(|s| s.success()),
+        "api did not exit cleanly within 20 s of SIGTERM ({:?}):\n{}",
+        status.0,
+        status.1.output()
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+}

@@ -152,6 +152,7 @@ try {
   await page.waitForSelector("[data-testid=orders]");
   const orders = await page.locator("[data-testid=orders] tbody tr").count();
   check(orders === 2, `closed trade shows 2 orders, got ${orders}`);
+  await page.screenshot({ path: join(shots, "trades-laptop-light.png"), fullPage: true });
 
   // Strategies: the API's validation message, as it came.
   log("strategies");
@@ -165,6 +166,7 @@ try {
   await page.waitForFunction(() => document.querySelector("#strategy-answer")?.textContent?.includes("422"));
   const refusal = await textOf(page, "#strategy-answer");
   check(refusal.includes("params.fast"), `validation message names the field: ${refusal}`);
+  await page.screenshot({ path: join(shots, "strategies-laptop-light.png"), fullPage: true });
   allowedStatus = null;
   await page.fill("#s-params", '{"fast": 5, "slow": 15}');
   await page.click("#strategy-form button[type=submit]");
@@ -181,6 +183,14 @@ try {
   await page.waitForFunction(() => document.querySelector("#control-answer")?.textContent?.includes("200"));
   check((await textOf(page, "#control-answer")).includes("stop_entry"), "the API's answer is shown");
   await page.waitForFunction(() => document.querySelector("#control-bot-state")?.textContent?.startsWith("stop-entry"));
+  // An entry is refused now, and the page says what the API said.
+  allowedStatus = 409;
+  await page.click("#force-enter");
+  await page.click("#confirm-yes");
+  await page.waitForFunction(() => document.querySelector("#control-answer")?.textContent?.includes("409"));
+  const refused = await textOf(page, "#control-answer");
+  check(refused.includes("stop-entry"), `force-enter refused with the API's reason: ${refused}`);
+  allowedStatus = null;
   // The state change is itself an event, delivered by the stream.
   await page.locator("#feed li[data-kind=bot_state]", { hasText: "stop_entry" }).waitFor();
   const marker = `browser-${Date.now()}`;
