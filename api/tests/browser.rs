@@ -59,19 +59,24 @@ async fn dashboard_in_chromium() {
     })
     .await;
 
-    let last_close: f64 = seeded
-        .candles
-        .last()
-        .unwrap()
-        .close
-        .to_string()
-        .parse()
-        .unwrap();
+    let last = seeded.candles.last().unwrap().clone();
+    let last_close: f64 = last.close.to_string().parse().unwrap();
+    // Written when the page asks (`NEED_CANDLE`): the next minute closes.
+    let next = trading_agent::domain::Candle {
+        open_time: last.open_time + chrono::Duration::minutes(1),
+        open: last.close,
+        high: last.close + rust_decimal::Decimal::ONE,
+        low: last.close - rust_decimal::Decimal::ONE,
+        close: last.close + rust_decimal::Decimal::new(75, 2),
+        volume: rust_decimal::Decimal::ONE,
+    };
+    let next_close: f64 = next.close.to_string().parse().unwrap();
     let expect = serde_json::json!({
         "symbol": seed::SYMBOL,
         "timeframe": "1m",
         "candles": seed::CANDLES,
         "last_close": last_close.to_string(),
+        "next_close": next_close.to_string(),
         "markers": seeded.markers,
         "open_trades": 1,
         "closed_trade": seeded.closed_trade,
@@ -96,13 +101,15 @@ async fn dashboard_in_chromium() {
         .expect("node starts (the dashboard's browser test needs Node.js)");
 
     // The script asks for notifications on its stdout; they are written here, as a bot would.
-    let (requests, mut asked) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (requests, mut asked) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
     let stdout = node.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             eprintln!("[browser stdout] {line}");
             if let Some(marker) = line.strip_prefix("NEED_EVENT ") {
-                let _ = requests.send(marker.to_owned());
+                let _ = requests.send(Some(marker.to_owned()));
+            } else if line == "NEED_CANDLE" {
+                let _ = requests.send(None);
             }
         }
     });
@@ -110,17 +117,10 @@ async fn dashboard_in_chromium() {
     tokio::pin!(waiter);
     let status = loop {
         tokio::select! {
-            Some(marker) = asked.recv() => {
-                let mut conn = db.pool.acquire().await.unwrap();
-                store::events::record(&mut conn, &NewEvent {
-                    level: Level::Info,
-                    kind: "trade_opened",
-                    message: format!("opened a trade ({marker})"),
-                    data: serde_json::json!({"marker": marker}),
-                    notify: false,
-                    dedup_key: None,
-                }).await.unwrap();
-            }
+            Some(request) = asked.recv() => match request {
+                None => write_candle(&db.pool, &next).await,
+                Some(marker) => write_event(&db.pool, &marker).await,
+            },
             status = &mut waiter => break status.unwrap().unwrap(),
         }
     };
@@ -154,4 +154,34 @@ async fn dashboard_in_chromium() {
             .unwrap_or(0);
         assert!(size > 10_000, "{shot}: {size} bytes");
     }
+}
+
+/// A candle written as the strategy role's feed would.
+async fn write_candle(pool: &sqlx::PgPool, candle: &trading_agent::domain::Candle) {
+    store::candles::upsert(
+        pool,
+        seed::SYMBOL,
+        trading_agent::domain::Timeframe::M1,
+        std::slice::from_ref(candle),
+    )
+    .await
+    .unwrap();
+}
+
+/// An event written as the bot would.
+async fn write_event(pool: &sqlx::PgPool, marker: &str) {
+    let mut conn = pool.acquire().await.unwrap();
+    store::events::record(
+        &mut conn,
+        &NewEvent {
+            level: Level::Info,
+            kind: "trade_opened",
+            message: format!("opened a trade ({marker})"),
+            data: serde_json::json!({"marker": marker}),
+            notify: false,
+            dedup_key: None,
+        },
+    )
+    .await
+    .unwrap();
 }

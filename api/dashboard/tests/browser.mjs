@@ -9,7 +9,7 @@
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //
 // To add a notification while the page is open it prints `NEED_EVENT <marker>` and the test writes
-// an event whose message contains the marker. Any browser console error or page error fails the run
+// an event whose message contains the marker; `NEED_CANDLE` makes it write the next candle. Any browser console error or page error fails the run
 // (except the 401/422 answers that the wrong-token and validation steps provoke on purpose).
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -143,6 +143,15 @@ try {
   const want = [...expect.markers].sort();
   check(JSON.stringify([...markers].sort()) === JSON.stringify(want), `markers ${markers} want ${want}`);
   await page.screenshot({ path: join(shots, "market-laptop-light.png"), fullPage: true });
+  // A candle closes: the chart grows by one, live.
+  console.log("NEED_CANDLE");
+  await page.waitForFunction(
+    ([n, close]) => {
+      const s = document.querySelector("#chart-summary [data-candles]");
+      return s && s.getAttribute("data-candles") === String(n) && s.getAttribute("data-last-close") === String(close);
+    },
+    [expect.candles + 1, expect.next_close],
+  );
 
   // Trades: the closed trade's orders.
   log("trades");
