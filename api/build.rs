@@ -31,6 +31,13 @@ fn main() {
         println!("cargo:rerun-if-changed={}", front.join(input).display());
     }
     println!("cargo:rerun-if-env-changed={PREBUILT_ENV}");
+    println!("cargo:rerun-if-env-changed=NPM");
+    // npm ci writes this: a deleted or reinstalled node_modules runs the script again (the browser
+    // test needs the packages too, not only the build).
+    println!(
+        "cargo:rerun-if-changed={}",
+        front.join("node_modules/.package-lock.json").display()
+    );
 
     let dist = match std::env::var_os(PREBUILT_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -63,8 +70,9 @@ fn build_with_npm(front: &Path, dist: &Path) {
     if Command::new(&npm).arg("--version").output().is_err() {
         fail(&format!(
             "`{npm}` was not found. The dashboard is built with Node.js (20.19 or newer) and npm: \
-             install them (Debian: apt-get install nodejs npm, or from nodejs.org), or point \
-             {PREBUILT_ENV} at a directory built earlier with `npm run build`."
+             install them (from nodejs.org, or a distribution package of that version; \
+             Debian bookworm's nodejs 18 is too old), or point {PREBUILT_ENV} at a directory \
+             built earlier with `npm run build`."
         ));
     }
     // One build at a time per source folder: clippy and test builds run this script separately

@@ -87,6 +87,10 @@ async fn dashboard_in_chromium() {
     });
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     let dashboard = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard");
+    assert!(
+        dashboard.join("node_modules/playwright-core").is_dir(),
+        "api/dashboard/node_modules is missing: the build runs `npm ci` there (cargo build -p trading-agent)"
+    );
     let mut node = Command::new(std::env::var("NODE").unwrap_or_else(|_| "node".into()))
         .arg("tests/browser.mjs")
         .current_dir(&dashboard)
