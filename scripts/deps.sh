@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs, idempotently, the Debian packages the project's commands need: PostgreSQL and the CNCF
 # Distribution registry for the tests, openssl and curl for the cluster harness, umoci and skopeo to
-# build and push images without a daemon, GNU time for build
-# figures. Packages already present are left alone; apt is touched only when something is missing.
+# build and push images without a daemon, GNU time for build figures, Debian's chromium for the
+# dashboard's browser tests (driven by playwright-core, which never downloads a browser).
+# Packages already present are left alone; apt is touched only when something is missing.
 set -euo pipefail
 
-packages=(postgresql docker-registry openssl curl time ca-certificates umoci skopeo binutils)
+packages=(postgresql docker-registry openssl curl time ca-certificates umoci skopeo binutils chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -7,6 +7,7 @@ pub mod indicators;
 pub mod market;
 pub mod paper;
 pub mod risk;
+pub mod stats;
 pub mod strategy;
 
 pub use market::{Candle, Symbol, Timeframe};

@@ -2,12 +2,15 @@
 //! and Swagger UI at `/docs` (assets compiled into the binary), plus the probes every role serves.
 
 pub mod auth;
+pub mod dashboard;
+pub mod events;
 pub mod extract;
 pub mod json;
 pub mod market;
 pub mod strategies;
 pub mod system;
 pub mod trading;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -92,6 +95,12 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64> {
         trading::bot_stop_entry,
         trading::force_enter,
         trading::force_exit,
+        views::overview,
+        views::chart,
+        views::equity,
+        views::strategy_stats,
+        views::trade_detail,
+        events::stream,
     ),
     modifiers(&BearerAuth, &ResponseDescriptions),
     security(("bearer" = [])),
@@ -102,6 +111,7 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64> {
         (name = "bot", description = "Bot control"),
         (name = "system", description = "Version, component health, notification feed"),
         (name = "probes", description = "Kubernetes probes (no authentication)"),
+        (name = "dashboard", description = "Views assembled for the dashboard served at /"),
     )
 )]
 pub struct ApiDoc;
@@ -219,9 +229,11 @@ pub fn router(state: AppState, probes: Probes) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
 
     let metrics = state.metrics.clone();
+    let dashboard = dashboard::router(state.clone(), probes.draining.clone());
     Router::new()
         .nest("/api/v2", v2)
         .with_state(state)
+        .merge(dashboard)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(probe_router(probes))
         .fallback(not_found)

@@ -14,6 +14,7 @@ pub mod instruments;
 pub mod signals;
 pub mod strategies;
 pub mod trading;
+pub mod views;
 
 use crate::domain::{Action, BotState, StrategyKind, Timeframe};
 
