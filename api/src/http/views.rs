@@ -491,7 +491,7 @@ pub struct ApiInstance {
 
 /// What the account holds in one currency: cash in the quote currency, or an open position.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CurrencyBalance {
+pub struct Holding {
     #[schema(example = "BTC")]
     pub currency: String,
     /// Amount held (cash, or the quantity of the open positions).
@@ -535,7 +535,7 @@ pub struct Overview {
     #[schema(example = "USDT")]
     pub currency: String,
     /// Cash first, then one row per base asset held.
-    pub balances: Vec<CurrencyBalance>,
+    pub balances: Vec<Holding>,
     /// Cash plus open positions at their latest close.
     #[schema(value_type = String)]
     pub equity: Decimal,
@@ -563,7 +563,7 @@ pub async fn overview(State(state): State<AppState>) -> Result<Json<Overview>> {
         Some(m) => store::trading::realized_since(pool, m).await?,
         None => Decimal::ZERO,
     };
-    let mut balances = vec![CurrencyBalance {
+    let mut balances = vec![Holding {
         currency: account.currency.clone(),
         amount: account.balance,
         value: account.balance,
@@ -580,7 +580,7 @@ pub async fn overview(State(state): State<AppState>) -> Result<Json<Overview>> {
                 b.amount += t.quantity;
                 b.value += value;
             }
-            None => balances.push(CurrencyBalance {
+            None => balances.push(Holding {
                 currency: t.base_asset.clone(),
                 amount: t.quantity,
                 value,
