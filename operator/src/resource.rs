@@ -474,7 +474,9 @@ pub struct ImageStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub short_digest: Option<String>,
 
-    /// When `digest` was last resolved from `reference`.
+    /// When the workloads were pinned to `digest`: when a lookup of `reference` found it (a new
+    /// digest) or a rollback restored it. Lookups that find the same digest again, and failed
+    /// lookups, leave it as it is (the `ImageResolved` condition tells how the last lookup went).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<Time>,
 

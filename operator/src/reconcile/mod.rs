@@ -80,6 +80,9 @@ pub struct Context {
     pub stores: Stores,
     /// Per-object retry delays.
     pub backoff: ErrorBackoff<ObjectRef<TradingAgent>>,
+    /// Per-object count of resolutions failed in a row (the requeue back-off while a registry
+    /// fails, [`freshness::requeue_after`]).
+    pub failed_resolutions: ErrorBackoff<ObjectRef<TradingAgent>>,
     /// The status this process last wrote, per TradingAgent (see [`written`]).
     pub written: WrittenStatuses<ObjectRef<TradingAgent>>,
     /// Database Secrets recently found holding their key (see [`dereference`]).
@@ -118,6 +121,8 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         .retain(|key| ctx.stores.agents.get(key).is_some());
     ctx.written
         .retain(|key| ctx.stores.agents.get(key).is_some());
+    ctx.failed_resolutions
+        .retain(|key| ctx.stores.agents.get(key).is_some());
     if agent.metadata.deletion_timestamp.is_some() {
         // Owner references hand the children to the garbage collector.
         return Ok(Action::await_change());
@@ -140,6 +145,13 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     let dereferenced_at = started.elapsed();
     // 2. resolve
     let resolved = ctx.services.pinner.pin(&agent).await;
+    let failed_resolutions = match resolved.problem() {
+        Some(_) => ctx.failed_resolutions.record_failure(&key),
+        None => {
+            ctx.failed_resolutions.reset(&key);
+            0
+        }
+    };
     let resolved_at = started.elapsed();
     // 3. decide
     let current = apply::cached_deployments(&ctx.stores, &ns, &agent.name_any());
@@ -208,6 +220,6 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         .set(ctx.backoff.len() as i64);
     Ok(Action::requeue(freshness::requeue_after(
         &agent.spec,
-        &image,
+        failed_resolutions,
     )))
 }
