@@ -29,6 +29,7 @@ pub mod report;
 pub mod rollback;
 pub mod rollout_state;
 pub mod status;
+pub mod verify;
 pub mod written;
 
 use std::sync::Arc;
