@@ -484,9 +484,15 @@ pub struct ImageStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_healthy_digest: Option<String>,
 
-    /// Digests whose rollout failed; never retried until the tag moves again.
+    /// Digests whose rollout failed; never retried until the tag moves again, or until the
+    /// `tradingagents.dev/clear-rejected` annotation clears them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected_digests: Vec<String>,
+
+    /// The last `tradingagents.dev/clear-rejected` value acted on. Each value clears once; to
+    /// clear again, set another value or remove the annotation first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_rejections: Option<String>,
 }
 
 /// Status of the three roles.

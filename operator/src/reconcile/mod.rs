@@ -40,7 +40,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::digest::freshness;
 use crate::digest::pinner::ImagePinner;
@@ -154,9 +154,18 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         }
     };
     let resolved_at = started.elapsed();
-    // 3. decide
+    // 3. decide (seeing the rejections a user cleared; the status is written against `agent`)
+    let cleared = rollback::clear_rejections(&agent);
+    if let Some(cleared) = &cleared {
+        info!(
+            tradingagent = %key,
+            cleared = ?cleared.status.as_ref().and_then(|s| s.image.as_ref()).and_then(|i| i.cleared_rejections.as_ref()),
+            "rejected digests cleared by annotation"
+        );
+    }
+    let seen = cleared.as_ref().unwrap_or(agent.as_ref());
     let current = apply::cached_deployments(&ctx.stores, &ns, &agent.name_any());
-    let decision = rollback::decide(&agent, resolved, &current);
+    let decision = rollback::decide(seen, resolved, &current);
     let image = decision.image;
     // 4. build
     let desired = match (image.pinned(), &dereferenced.database_secret) {
@@ -187,7 +196,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     let now =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let status = next_status(&Observation {
-        agent: &agent,
+        agent: seen,
         image: &image,
         applied,
         blocked: dereferenced.database_secret.as_ref(),

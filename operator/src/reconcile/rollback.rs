@@ -13,6 +13,9 @@
 //! - otherwise → what the pinner said.
 //!
 //! A digest written in `spec.image` is the user's explicit choice and is never overridden.
+//!
+//! A user clears rejections with the [`CLEAR_REJECTED_ANNOTATION`] ([`clear_rejections`], applied
+//! before deciding): the cleared digest may roll out again.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -37,6 +40,44 @@ pub struct PinDecision {
     pub image: ImageOutcome,
     /// Set when this decision rolls a failed digest back.
     pub rollback: Option<Rollback>,
+}
+
+/// The annotation that clears rejected digests: a digest (`sha256:…`), `all`, or several of them
+/// separated by commas; anything else in the list is ignored (so `all,2` is a new value that
+/// clears again). Acted on once per value (`status.image.clearedRejections`).
+pub const CLEAR_REJECTED_ANNOTATION: &str = "tradingagents.dev/clear-rejected";
+
+/// `agent` as the decision must see it when its [`CLEAR_REJECTED_ANNOTATION`] asks for something
+/// not done yet: the named rejections removed and the value recorded as acted on (or, with the
+/// annotation gone, the record forgotten). `None` when there is nothing to do. The caller decides
+/// and computes the status from the returned agent, and writes the status against the original.
+pub fn clear_rejections(agent: &TradingAgent) -> Option<TradingAgent> {
+    let image = agent.status.as_ref()?.image.as_ref()?;
+    let requested = agent
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CLEAR_REJECTED_ANNOTATION));
+    if requested == image.cleared_rejections.as_ref() {
+        return None;
+    }
+    let mut image = image.clone();
+    if let Some(value) = requested {
+        let targets: Vec<&str> = value.split(',').map(str::trim).collect();
+        if targets.contains(&"all") {
+            image.rejected_digests.clear();
+        } else {
+            image
+                .rejected_digests
+                .retain(|d| !targets.contains(&d.as_str()));
+        }
+    }
+    image.cleared_rejections = requested.cloned();
+    let mut cleared = agent.clone();
+    if let Some(status) = cleared.status.as_mut() {
+        status.image = Some(image);
+    }
+    Some(cleared)
 }
 
 /// How many rejected digests `status.image.rejectedDigests` keeps.
@@ -453,6 +494,64 @@ mod tests {
                 rollback: None
             },
             "a digest written in spec.image is the user's choice"
+        );
+    }
+
+    #[test]
+    fn a_cleared_rejection_rolls_out_again_and_each_value_acts_once() {
+        let annotate = |a: &mut TradingAgent, value: Option<&str>| {
+            let annotations = a.metadata.annotations.get_or_insert_default();
+            match value {
+                Some(v) => annotations.insert(CLEAR_REJECTED_ANNOTATION.into(), v.into()),
+                None => annotations.remove(CLEAR_REJECTED_ANNOTATION),
+            };
+        };
+        let rejected = |a: &TradingAgent| {
+            a.status
+                .as_ref()
+                .unwrap()
+                .image
+                .as_ref()
+                .unwrap()
+                .rejected_digests
+                .clone()
+        };
+        let mut a = agent(IMAGE, Some(D1), Some(D1), &[D2, D3]);
+        assert_eq!(clear_rejections(&a), None, "no annotation, nothing to do");
+
+        annotate(&mut a, Some(D2));
+        let cleared = clear_rejections(&a).expect("a new value");
+        assert_eq!(rejected(&cleared), [D3]);
+        // The tag still points at D2: no longer rejected, it rolls forward.
+        let ds = deployments(&cleared, D1, &[]);
+        assert_eq!(
+            decide(&cleared, ImageOutcome::Pinned(pin(D2)), &ds).image,
+            ImageOutcome::Pinned(pin(D2))
+        );
+        // Acted on once: D2 rejected again later stays rejected under the same value.
+        let mut later = cleared.clone();
+        later
+            .status
+            .as_mut()
+            .unwrap()
+            .image
+            .as_mut()
+            .unwrap()
+            .rejected_digests
+            .push(D2.into());
+        assert_eq!(clear_rejections(&later), None);
+
+        // A new value (anything unknown in the list is ignored) clears everything again.
+        annotate(&mut later, Some("all,2"));
+        let all = clear_rejections(&later).expect("a new value");
+        assert!(rejected(&all).is_empty());
+        // Removing the annotation forgets the value, so it can be used again.
+        let mut removed = all.clone();
+        annotate(&mut removed, None);
+        let forgotten = clear_rejections(&removed).expect("forget the value");
+        assert_eq!(
+            forgotten.status.unwrap().image.unwrap().cleared_rejections,
+            None
         );
     }
 
