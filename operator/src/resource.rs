@@ -489,6 +489,10 @@ pub struct ImageStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected_digests: Vec<String>,
 
+    /// Why and when each digest in `rejectedDigests` was rejected, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejections: Vec<Rejection>,
+
     /// The last `tradingagents.dev/clear-rejected` value acted on. Each value clears once; to
     /// clear again, set another value or remove the annotation first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -527,6 +531,19 @@ pub struct ComponentStatus {
     pub digest: Option<String>,
 }
 
+/// A rejected digest, why and when.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct Rejection {
+    /// The digest rejected.
+    pub digest: String,
+    /// Why (`ProgressDeadlineExceeded`, ...).
+    pub reason: String,
+    /// What happened, naming the failed role.
+    pub message: String,
+    /// When it was rejected.
+    pub at: Time,
+}
+
 /// One rollout of a digest.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct RolloutRecord {
@@ -540,6 +557,9 @@ pub struct RolloutRecord {
     /// How it ended; absent while in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<RolloutOutcome>,
+    /// Why it was rolled back (`ProgressDeadlineExceeded`, ...); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// How a rollout ended.

@@ -29,7 +29,7 @@ use crate::digest::reference::{Digest, ImageReference, digest_of};
 use crate::error::Error;
 use crate::resource::conditions::{reasons, types};
 use crate::resource::{
-    ImageStatus, Role, RollbackPolicy, RolloutOutcome, RolloutRecord, TradingAgent,
+    ImageStatus, Rejection, Role, RollbackPolicy, RolloutOutcome, RolloutRecord, TradingAgent,
     TradingAgentStatus,
 };
 
@@ -71,6 +71,8 @@ pub fn clear_rejections(agent: &TradingAgent) -> Option<TradingAgent> {
                 .rejected_digests
                 .retain(|d| !targets.contains(&d.as_str()));
         }
+        let kept = image.rejected_digests.clone();
+        image.rejections.retain(|r| kept.contains(&r.digest));
     }
     image.cleared_rejections = requested.cloned();
     let mut cleared = agent.clone();
@@ -93,6 +95,10 @@ pub struct Rollback {
     pub restored: String,
     /// What happened, naming both digests (the `Degraded` message and the event note).
     pub message: String,
+    /// Why the digest failed (a condition reason: `ProgressDeadlineExceeded`).
+    pub reason: &'static str,
+    /// The failure itself, naming the role ("bot: ReplicaSet has timed out progressing.").
+    pub failure: String,
 }
 
 /// Record a rollback decided in this reconcile (the status stage calls it once the restored
@@ -112,20 +118,32 @@ pub fn record(
         Some(record) => {
             record.finished = Some(Time(now));
             record.outcome = Some(RolloutOutcome::RolledBack);
+            record.reason = Some(rollback.reason.to_owned());
         }
         None => history.push(RolloutRecord {
             digest: rollback.rejected.clone(),
             started: Time(now),
             finished: Some(Time(now)),
             outcome: Some(RolloutOutcome::RolledBack),
+            reason: Some(rollback.reason.to_owned()),
         }),
     }
     image.rejected_digests.retain(|d| *d != rollback.rejected);
     image.rejected_digests.push(rollback.rejected.clone());
+    image.rejections.retain(|r| r.digest != rollback.rejected);
+    image.rejections.push(Rejection {
+        digest: rollback.rejected.clone(),
+        reason: rollback.reason.to_owned(),
+        message: rollback.failure.clone(),
+        at: Time(now),
+    });
     if image.rejected_digests.len() > REJECTED_LIMIT {
         let excess = image.rejected_digests.len() - REJECTED_LIMIT;
         image.rejected_digests.drain(..excess);
     }
+    // Reasons only for digests still rejected (older statuses may lack some).
+    let kept = image.rejected_digests.clone();
+    image.rejections.retain(|r| kept.contains(&r.digest));
 }
 
 /// `Degraded=RolledBack`, when this reconcile rolled back, and kept (sticky) afterwards until a
@@ -258,6 +276,8 @@ pub fn decide(
                 rejected: bad,
                 restored: healthy.to_string(),
                 message,
+                reason: reasons::PROGRESS_DEADLINE_EXCEEDED,
+                failure,
             }),
         };
     }
@@ -570,6 +590,8 @@ mod tests {
             rejected: bad.into(),
             restored: D1.into(),
             message: "m".into(),
+            reason: "ProgressDeadlineExceeded",
+            failure: "api: timed out".into(),
         };
         let t = |s: i64| Timestamp::from_second(1_700_000_000 + s).unwrap();
         let mut image = ImageStatus::default();
@@ -578,6 +600,7 @@ mod tests {
             started: Time(t(0)),
             finished: None,
             outcome: None,
+            reason: None,
         }];
         record(&mut image, &mut history, &rollback(D2), t(5));
         assert_eq!(
@@ -587,7 +610,20 @@ mod tests {
         );
         assert_eq!(history[0].outcome, Some(RolloutOutcome::RolledBack));
         assert_eq!(history[0].finished, Some(Time(t(5))));
+        assert_eq!(
+            history[0].reason.as_deref(),
+            Some("ProgressDeadlineExceeded")
+        );
         assert_eq!(image.rejected_digests, vec![D2.to_owned()]);
+        assert_eq!(
+            image.rejections,
+            vec![Rejection {
+                digest: D2.into(),
+                reason: "ProgressDeadlineExceeded".into(),
+                message: "api: timed out".into(),
+                at: Time(t(5)),
+            }]
+        );
         // A digest with no open rollout gets a record of its own; a repeat is not listed twice.
         record(&mut image, &mut history, &rollback(D3), t(6));
         record(&mut image, &mut history, &rollback(D2), t(7));
@@ -602,6 +638,12 @@ mod tests {
             );
         }
         assert_eq!(image.rejected_digests.len(), REJECTED_LIMIT);
+        assert_eq!(
+            image.rejections.len(),
+            REJECTED_LIMIT,
+            "one reason per rejected digest"
+        );
+        assert_eq!(image.rejections[0].digest, image.rejected_digests[0]);
     }
 
     #[test]
@@ -611,6 +653,8 @@ mod tests {
             rejected: D2.into(),
             restored: D1.into(),
             message: "D2 failed; back on D1".into(),
+            reason: "ProgressDeadlineExceeded",
+            failure: "api: timed out".into(),
         };
         let now = degraded_condition(
             Some(&rollback),
