@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::schema::SchemaVersions;
 
 /// The migrations in `api/migrations`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -36,6 +37,8 @@ struct Inner {
     last_check: Mutex<Option<(Instant, bool)>>,
     check_running: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
+    /// The schema versions found at start (`/healthz`).
+    schema: Mutex<Option<SchemaVersions>>,
 }
 
 impl Db {
@@ -63,6 +66,7 @@ impl Db {
                 last_check: Mutex::new(None),
                 check_running: tokio::sync::Mutex::new(()),
                 metrics,
+                schema: Mutex::new(None),
             }),
         }
     }
@@ -80,6 +84,11 @@ impl Db {
 
     pub fn is_started(&self) -> bool {
         self.inner.started.load(Ordering::Acquire)
+    }
+
+    /// The schema versions this binary expects and the database holds, once checked at start.
+    pub fn schema(&self) -> Option<SchemaVersions> {
+        self.inner.schema.lock().ok()?.clone()
     }
 
     /// Start-up phase: retries with exponential back-off until the database answers and the
@@ -110,20 +119,26 @@ impl Db {
 
     async fn try_start(&self, run_migrations: bool) -> Result<()> {
         if run_migrations {
-            migrate(&self.inner.options).await
-        } else {
-            let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                    .fetch_one(&self.inner.pool)
-                    .await?;
-            match applied {
-                Some(v) if v >= latest => Ok(()),
-                _ => Err(Error::Unavailable(format!(
-                    "migrations not applied yet (need version {latest}); run `trading-agent migrate`"
-                ))),
-            }
+            migrate(&self.inner.options).await?;
         }
+        let schema = schema_versions(&self.inner.pool).await?;
+        if let Ok(mut known) = self.inner.schema.lock() {
+            *known = Some(schema.clone());
+        }
+        if !schema.is_usable() {
+            return Err(Error::Unavailable(schema.refusal()));
+        }
+        if !schema.unknown.is_empty() {
+            // A rollback: a newer release migrated the database. Its migrations are expand-only
+            // (api/README.md, "Migrations"), so this binary runs against them.
+            tracing::warn!(
+                expected = schema.expected,
+                found = schema.found,
+                unknown = ?schema.unknown,
+                "the database holds migrations of a newer release that this binary does not know; ignoring them"
+            );
+        }
+        Ok(())
     }
 
     /// Whether the database is usable right now: started, and a `SELECT 1` answers within a second.
@@ -167,6 +182,21 @@ impl Db {
         self.inner.pool.close().await;
         tracing::info!("database pool closed");
     }
+}
+
+/// The migrations this binary knows against those applied successfully to the database.
+pub async fn schema_versions(pool: &PgPool) -> Result<SchemaVersions> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .or_else(|error| match &error {
+                // No migration ever ran here: the table does not exist yet.
+                sqlx::Error::Database(e) if e.code().as_deref() == Some("42P01") => Ok(Vec::new()),
+                _ => Err(error),
+            })?;
+    let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    Ok(SchemaVersions::compare(&known, &applied))
 }
 
 /// Applies the embedded migrations on a dedicated connection. sqlx takes a PostgreSQL advisory lock

@@ -2,7 +2,8 @@
 //! domain core and one PostgreSQL layer.
 //!
 //! - [`domain`]: pure trading logic (indicators, strategies, risk checks, paper fills).
-//! - [`store`]: PostgreSQL access; [`db`]: pool, migrations, readiness.
+//! - [`store`]: PostgreSQL access; [`db`]: pool, migrations, readiness; [`schema`]: schema
+//!   compatibility between releases (expand-only migrations).
 //! - [`http`]: the REST API and OpenAPI document; [`server`]: probes and signals.
 //! - [`workers`]: the strategy runner, the bot and webhook delivery; [`demo`]: a synthetic feed.
 //! - [`app`]: start-up and shutdown of each role; [`config`]: flags and environment.
@@ -15,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod schema;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use crate::config::Role;
 use crate::db::Db;
 use crate::metrics::{Metrics, serve_metrics};
+use crate::schema::SchemaVersions;
 
 /// A worker loop's heartbeat in memory: `/healthz` turns 503 when it is older than `stall_after`.
 pub struct Liveness {
@@ -79,6 +80,10 @@ pub struct Health {
     /// Workers: seconds since the loop last completed a tick.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_tick_seconds_ago: Option<f64>,
+    /// The schema version this binary expects and the one the database holds, once the database
+    /// has been reached (a newer one lists the migrations this binary ignores as `unknown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaVersions>,
 }
 
 /// `/readyz` body.
@@ -126,6 +131,7 @@ pub async fn healthz(State(probes): State<Probes>) -> Response {
         role: probes.role.as_str(),
         version: env!("CARGO_PKG_VERSION"),
         last_tick_seconds_ago: last_tick.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+        schema: probes.db.schema(),
     };
     (code, Json(body)).into_response()
 }

@@ -474,7 +474,9 @@ pub struct ImageStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub short_digest: Option<String>,
 
-    /// When `digest` was last resolved from `reference`.
+    /// When the workloads were pinned to `digest`: when a lookup of `reference` found it (a new
+    /// digest) or a rollback restored it. Lookups that find the same digest again, and failed
+    /// lookups, leave it as it is (the `ImageResolved` condition tells how the last lookup went).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<Time>,
 
@@ -482,9 +484,19 @@ pub struct ImageStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_healthy_digest: Option<String>,
 
-    /// Digests whose rollout failed; never retried until the tag moves again.
+    /// Digests whose rollout failed; never retried until the tag moves again, or until the
+    /// `tradingagents.dev/clear-rejected` annotation clears them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected_digests: Vec<String>,
+
+    /// Why and when each digest in `rejectedDigests` was rejected, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejections: Vec<Rejection>,
+
+    /// The last `tradingagents.dev/clear-rejected` value acted on. Each value clears once; to
+    /// clear again, set another value or remove the annotation first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_rejections: Option<String>,
 }
 
 /// Status of the three roles.
@@ -519,6 +531,19 @@ pub struct ComponentStatus {
     pub digest: Option<String>,
 }
 
+/// A rejected digest, why and when.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct Rejection {
+    /// The digest rejected.
+    pub digest: String,
+    /// Why (`ProgressDeadlineExceeded`, ...).
+    pub reason: String,
+    /// What happened, naming the failed role.
+    pub message: String,
+    /// When it was rejected.
+    pub at: Time,
+}
+
 /// One rollout of a digest.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct RolloutRecord {
@@ -532,6 +557,9 @@ pub struct RolloutRecord {
     /// How it ended; absent while in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<RolloutOutcome>,
+    /// Why it was rolled back (`ProgressDeadlineExceeded`, ...); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// How a rollout ended.

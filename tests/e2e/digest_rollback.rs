@@ -1,8 +1,9 @@
 //! Rollback against the harness and a real registry: a digest whose pods never become ready (the
 //! harness's kwok stage `pod-start-unready`, keyed on that image's digest, keeps them unready) is
 //! rolled back to the last healthy digest after the progress deadline, rejected and reported as
-//! `Degraded`; it is not retried while the tag points at it; a fixed image pushed under the same
-//! tag rolls forward again. Figures are printed: run with `--nocapture` to see them.
+//! `Degraded`; it is not retried while the tag points at it, until the `clear-rejected` annotation
+//! clears it (it rolls out again, fails again and is rejected again); a fixed image pushed under
+//! the same tag rolls forward again. Figures are printed: run with `--nocapture` to see them.
 
 #[path = "digest_support.rs"]
 mod digest;
@@ -15,9 +16,10 @@ use digest::support::{
 use digest::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use trading_agent_operator::TradingAgent;
 use trading_agent_operator::reconcile::conditions::find_condition;
+use trading_agent_operator::reconcile::rollback::CLEAR_REJECTED_ANNOTATION;
 use trading_agent_operator::resource::RolloutOutcome;
 use trading_agent_tests::cluster::TestNamespace;
 use trading_agent_tests::registry::{Pusher, RegistryOptions, TempRegistry};
@@ -198,6 +200,44 @@ async fn a_digest_that_never_becomes_ready_is_rolled_back_rejected_and_rolled_fo
         agent.status.unwrap().image.unwrap().digest.as_deref(),
         Some(good.as_str())
     );
+
+    // A user clears the rejection: the digest rolls out again (and, still never ready, is rolled
+    // back and rejected again; the annotation acts once).
+    agents
+        .patch(
+            "desk",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({
+                "metadata": {"annotations": {CLEAR_REJECTED_ANNOTATION: bad.clone()}}
+            })),
+        )
+        .await
+        .expect("annotate clear-rejected");
+    let cleared_at = Instant::now();
+    let retried = wait_pinned(&client, &ns.name, "desk", &bad, Duration::from_secs(10)).await;
+    println!(
+        "clear-rejected: the cleared digest pinned again {} ms after the annotation",
+        retried.duration_since(cleared_at).as_millis()
+    );
+    let status = eventually("rolled back and rejected again", TIMEOUT, || {
+        let agents = agents.clone();
+        let (good, bad) = (good.clone(), bad.clone());
+        async move {
+            let status = agents.get("desk").await.ok()?.status?;
+            let image = status.image.as_ref()?;
+            let again = image.digest.as_deref() == Some(good.as_str())
+                && image.rejected_digests == vec![bad.clone()]
+                && image.cleared_rejections.as_deref() == Some(bad.as_str());
+            again.then_some(status)
+        }
+    })
+    .await;
+    let rolled_back = status
+        .history
+        .iter()
+        .filter(|r| r.digest == bad && r.outcome == Some(RolloutOutcome::RolledBack))
+        .count();
+    assert_eq!(rolled_back, 2, "{:?}", status.history);
 
     // A fixed image under the same tag rolls forward.
     let fixed = pusher

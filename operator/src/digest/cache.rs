@@ -26,6 +26,46 @@ pub struct CacheKey {
 struct Lookup {
     result: Result<Digest, Error>,
     started_at: Instant,
+    finished_at: Instant,
+    /// Lookups of this key failed in a row, this one included (0 after a success).
+    consecutive_failures: u32,
+}
+
+impl Lookup {
+    /// Whether this lookup may answer at `now`: a digest while fresh enough, an error while fresh
+    /// enough and within its back-off.
+    fn reusable(&self, not_before: Option<Instant>, now: Instant) -> bool {
+        match self.result {
+            Ok(_) => Freshness::accepts(not_before, self.started_at),
+            Err(_) => Freshness::accepts_failure(
+                not_before,
+                self.started_at,
+                self.finished_at,
+                self.consecutive_failures,
+                now,
+            ),
+        }
+    }
+
+    /// The lookup that ran from `started_at` to `finished_at`, after `previous`.
+    fn after(
+        previous: Option<&Lookup>,
+        result: Result<Digest, Error>,
+        started_at: Instant,
+        finished_at: Instant,
+    ) -> Self {
+        let consecutive_failures = match (&result, previous) {
+            (Ok(_), _) => 0,
+            (Err(_), Some(previous)) => previous.consecutive_failures.saturating_add(1),
+            (Err(_), None) => 1,
+        };
+        Self {
+            result,
+            started_at,
+            finished_at,
+            consecutive_failures,
+        }
+    }
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Lookup>>>;
@@ -37,8 +77,9 @@ pub struct DigestCache {
 
 impl DigestCache {
     /// The result of a lookup of `key` that *started* at or after `not_before`, running `resolve`
-    /// only if there is none. Errors are cached like digests, so a registry that is down is not
-    /// hammered by every waiting TradingAgent.
+    /// only if there is none. Errors are cached and shared too, so a registry that is down is not
+    /// hammered by every waiting TradingAgent, but only for their back-off
+    /// ([`super::freshness::failure_retry_after`]: seconds, not the polling interval).
     ///
     /// Polling passes `now - interval`; a registry notification passes the time it arrived, so the
     /// answer is never older than the push it announces.
@@ -62,16 +103,18 @@ impl DigestCache {
         // Holding the slot's lock across the request is what coalesces concurrent lookups.
         let mut lookup = slot.lock().await;
         if let Some(previous) = lookup.as_ref()
-            && Freshness::accepts(not_before, previous.started_at)
+            && previous.reusable(not_before, Instant::now())
         {
             return previous.result.clone();
         }
         let started_at = Instant::now();
         let result = resolve().await;
-        *lookup = Some(Lookup {
-            result: result.clone(),
+        *lookup = Some(Lookup::after(
+            lookup.as_ref(),
+            result.clone(),
             started_at,
-        });
+            Instant::now(),
+        ));
         result
     }
 }
@@ -82,6 +125,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::digest::freshness::REGISTRY_RETRY_MIN;
 
     fn key(tag: &str) -> CacheKey {
         CacheKey {
@@ -169,6 +213,59 @@ mod tests {
                 .get_or_resolve(with_credentials, None, || async { Ok(digest(3)) })
                 .await,
             Ok(digest(3))
+        );
+    }
+
+    #[test]
+    fn errors_are_reused_for_their_back_off_and_a_success_starts_over() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let down = || {
+            Err(Error::RegistryUnreachable {
+                host: "r".into(),
+                detail: "timeout".into(),
+            })
+        };
+        let first = Lookup::after(None, down(), t0, t0 + s(5));
+        assert_eq!(first.consecutive_failures, 1);
+        assert!(first.reusable(None, t0 + s(5)));
+        assert!(!first.reusable(None, t0 + s(6)), "1 s after it finished");
+        let second = Lookup::after(Some(&first), down(), t0 + s(6), t0 + s(6));
+        assert_eq!(second.consecutive_failures, 2);
+        assert!(second.reusable(None, t0 + s(7)));
+        assert!(!second.reusable(None, t0 + s(8)), "2 s after the second");
+        let ok = Lookup::after(Some(&second), Ok(digest(1)), t0 + s(8), t0 + s(8));
+        assert_eq!(ok.consecutive_failures, 0);
+        assert!(
+            ok.reusable(Some(t0), t0 + s(3600)),
+            "a digest follows the freshness rule only"
+        );
+        assert!(!ok.reusable(Some(t0 + s(9)), t0 + s(9)));
+        let again = Lookup::after(Some(&ok), down(), t0 + s(9), t0 + s(9));
+        assert_eq!(again.consecutive_failures, 1, "a success starts over");
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_is_asked_again_within_seconds() {
+        let cache = DigestCache::default();
+        let down = Error::RegistryUnreachable {
+            host: "r".into(),
+            detail: "connection refused".into(),
+        };
+        // Polling every 5 minutes: the error is not kept that long.
+        let not_before = Instant::now().checked_sub(Duration::from_secs(300));
+        assert_eq!(
+            cache
+                .get_or_resolve(key("a"), not_before, || async { Err(down.clone()) })
+                .await,
+            Err(down.clone())
+        );
+        tokio::time::sleep(REGISTRY_RETRY_MIN + Duration::from_millis(50)).await;
+        assert_eq!(
+            cache
+                .get_or_resolve(key("a"), not_before, || async { Ok(digest(1)) })
+                .await,
+            Ok(digest(1))
         );
     }
 

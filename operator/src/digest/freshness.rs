@@ -8,9 +8,11 @@
 //! - a **manual trigger**: a new value of the [`RESOLVE_NOW_ANNOTATION`] ([`ManualTriggers`]) asks
 //!   for an answer that started after it was seen.
 //!
-//! A failed lookup is cached like a digest and obeys the same rules, so a registry that is down is
-//! asked once per window, not once per TradingAgent. The same rules say when a TradingAgent is
-//! reconciled again without a change ([`requeue_after`]).
+//! A failed lookup is cached and shared too, so a registry that is down is asked once per window,
+//! not once per TradingAgent; but its window is a back-off measured in seconds, not the polling
+//! interval ([`failure_retry_after`]: 1 s after the first failure, doubling per consecutive failure
+//! of the same lookup, at most [`REGISTRY_RETRY_MAX`]; a success starts over). The same rules say
+//! when a TradingAgent is reconciled again without a change ([`requeue_after`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,14 +20,26 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 
-use super::outcome::ImageOutcome;
 use crate::resource::{TradingAgent, TradingAgentSpec, UpdateMode};
 
 /// How often a healthy TradingAgent is reconciled even without a change (drift safety net), and
 /// how old a cached digest may be when polling is off (`interval: 0s`).
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
-/// Longest wait before asking a registry again after a failed resolution.
+/// First wait before asking a registry again after a failed lookup.
+pub const REGISTRY_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait before asking a registry again after a failed lookup.
 pub const REGISTRY_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How long a failed lookup is reused after it finished, given how many lookups of the same key
+/// have failed in a row (this one included): [`REGISTRY_RETRY_MIN`], doubling per consecutive
+/// failure, capped at [`REGISTRY_RETRY_MAX`] (1, 2, 4, 8, 16, 30, 30 … s). Short, because one
+/// failed lookup must not delay a first deployment by a whole polling interval.
+pub fn failure_retry_after(consecutive_failures: u32) -> Duration {
+    let doublings = consecutive_failures.saturating_sub(1).min(16);
+    REGISTRY_RETRY_MIN
+        .saturating_mul(1 << doublings)
+        .min(REGISTRY_RETRY_MAX)
+}
 
 /// The annotation that asks for a fresh resolution: set it to any new value
 /// (`kubectl annotate ta alpha tradingagents.dev/resolve-now="$(date +%s)" --overwrite`).
@@ -58,6 +72,19 @@ impl Freshness {
     pub fn accepts(not_before: Option<Instant>, started_at: Instant) -> bool {
         not_before.is_none_or(|t| started_at >= t)
     }
+
+    /// Whether a failed lookup may still be reused at `now`: fresh enough, and its back-off
+    /// ([`failure_retry_after`], counted from when it finished) not yet over.
+    pub fn accepts_failure(
+        not_before: Option<Instant>,
+        started_at: Instant,
+        finished_at: Instant,
+        consecutive_failures: u32,
+        now: Instant,
+    ) -> bool {
+        Self::accepts(not_before, started_at)
+            && now < finished_at + failure_retry_after(consecutive_failures)
+    }
 }
 
 /// How old a cached answer may be when polling is off (`interval: 0s`): the resync period.
@@ -84,17 +111,19 @@ pub fn freshness(
 }
 
 /// When to reconcile again without a change: after the polling interval for a tracked tag (so a
-/// new digest is found within one interval), otherwise after [`RESYNC_INTERVAL`]; sooner (at most
-/// [`REGISTRY_RETRY_MAX`]) while resolution fails, so recovery is automatic.
-pub fn requeue_after(spec: &TradingAgentSpec, image: &ImageOutcome) -> Duration {
+/// new digest is found within one interval), otherwise after [`RESYNC_INTERVAL`]; while this
+/// agent's resolution fails (`failed_resolutions` in a row, 0 when the last one succeeded), after
+/// the failure back-off ([`failure_retry_after`]: seconds), so recovery is quick and automatic.
+/// Never later than the interval.
+pub fn requeue_after(spec: &TradingAgentSpec, failed_resolutions: u32) -> Duration {
     let follows_tag = !spec.image.contains('@') && spec.image_update.mode == UpdateMode::Track;
     let poll = follows_tag
         .then(|| spec.image_update.poll_interval().ok().flatten())
         .flatten();
     let base = poll.unwrap_or(RESYNC_INTERVAL);
-    match image {
-        ImageOutcome::Pinned(_) => base,
-        ImageOutcome::Kept { .. } | ImageOutcome::Unresolved(_) => base.min(REGISTRY_RETRY_MAX),
+    match failed_resolutions {
+        0 => base,
+        n => base.min(failure_retry_after(n)),
     }
 }
 
@@ -152,7 +181,6 @@ impl ManualTriggers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
 
     #[test]
     fn freshness_is_the_strictest_of_interval_push_and_manual_trigger() {
@@ -203,19 +231,40 @@ mod tests {
     }
 
     #[test]
+    fn failed_lookups_back_off_in_seconds() {
+        let secs: Vec<u64> = (1..=8).map(|n| failure_retry_after(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(failure_retry_after(u32::MAX), REGISTRY_RETRY_MAX);
+
+        let started = Instant::now();
+        let finished = started + Duration::from_secs(10);
+        let reused = |failures, after: u64| {
+            Freshness::accepts_failure(
+                None,
+                started,
+                finished,
+                failures,
+                finished + Duration::from_millis(after),
+            )
+        };
+        // Counted from when the (slow) lookup finished, not from when it started.
+        assert!(reused(1, 999));
+        assert!(!reused(1, 1000));
+        assert!(reused(3, 3999));
+        assert!(!reused(3, 4000));
+        // A push after the failed lookup started asks again at once.
+        let pushed = Some(started + Duration::from_secs(1));
+        assert!(!Freshness::accepts_failure(
+            pushed, started, finished, 1, finished
+        ));
+    }
+
+    #[test]
     fn requeue_follows_the_polling_interval_of_a_tracked_tag() {
-        use crate::digest::reference::{Digest, ImageReference};
         let tag = "registry.example.com/acme/app:stable";
-        let pinned = ImageOutcome::Pinned(
-            ImageReference::parse(tag)
-                .unwrap()
-                .pinned_to(Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap()),
-        );
-        let failed = ImageOutcome::Unresolved(Error::RegistryUnreachable {
-            host: "registry.example.com".into(),
-            detail: "down".into(),
-        });
-        let after = |update, image: &ImageOutcome| requeue_after(&spec(tag, update), image);
+        let pinned = 0;
+        let failed = 1;
+        let after = |update, failures: &u32| requeue_after(&spec(tag, update), *failures);
         assert_eq!(
             after(serde_json::json!({"interval": "2s"}), &pinned),
             Duration::from_secs(2)
@@ -248,14 +297,16 @@ mod tests {
             &format!("{tag}@sha256:{}", "1".repeat(64)),
             serde_json::json!({"interval": "2s"}),
         );
-        assert_eq!(requeue_after(&by_digest, &pinned), RESYNC_INTERVAL);
-        // Failing: retry soon, but never faster than the interval.
+        assert_eq!(requeue_after(&by_digest, pinned), RESYNC_INTERVAL);
+        // Failing: retry within seconds, backing off, never later than the interval.
         assert_eq!(
             after(serde_json::json!({"interval": "0s"}), &failed),
-            REGISTRY_RETRY_MAX
+            REGISTRY_RETRY_MIN
         );
+        assert_eq!(after(serde_json::json!({}), &3), Duration::from_secs(4));
+        assert_eq!(after(serde_json::json!({}), &20), REGISTRY_RETRY_MAX);
         assert_eq!(
-            after(serde_json::json!({"interval": "2s"}), &failed),
+            after(serde_json::json!({"interval": "2s"}), &5),
             Duration::from_secs(2)
         );
     }

@@ -36,6 +36,14 @@ impl<K: Eq + Hash + Clone> ErrorBackoff<K> {
         delay.saturating_sub(jitter)
     }
 
+    /// Record a failure of `key` without asking for a delay; returns its consecutive failures.
+    pub fn record_failure(&self, key: &K) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let count = failures.entry(key.clone()).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
     /// Forget `key`'s failures (after a successful reconciliation).
     pub fn reset(&self, key: &K) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -116,6 +124,8 @@ mod tests {
         b.retain(|k| *k == "kept");
         assert_eq!(b.len(), 1);
         assert_eq!(b.failures(&"kept"), 1);
+        assert_eq!(b.record_failure(&"kept"), 2);
+        assert_eq!(b.record_failure(&"new"), 1);
     }
 
     #[test]

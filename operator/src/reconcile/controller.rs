@@ -19,6 +19,7 @@ use tracing::{debug, info};
 use super::backoff::ErrorBackoff;
 use super::build::MANAGED_BY_SELECTOR;
 use super::{Context, Services, error_policy, reconcile};
+use crate::digest::freshness::{REGISTRY_RETRY_MAX, REGISTRY_RETRY_MIN};
 use crate::resource::TradingAgent;
 
 /// First retry delay after a failed reconciliation.
@@ -141,6 +142,7 @@ pub async fn run(
         services,
         stores,
         backoff: ErrorBackoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        failed_resolutions: ErrorBackoff::new(REGISTRY_RETRY_MIN, REGISTRY_RETRY_MAX),
         written: Default::default(),
         database_secrets: Default::default(),
     });

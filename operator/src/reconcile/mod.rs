@@ -29,6 +29,7 @@ pub mod report;
 pub mod rollback;
 pub mod rollout_state;
 pub mod status;
+pub mod verify;
 pub mod written;
 
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::digest::freshness;
 use crate::digest::pinner::ImagePinner;
@@ -80,6 +81,9 @@ pub struct Context {
     pub stores: Stores,
     /// Per-object retry delays.
     pub backoff: ErrorBackoff<ObjectRef<TradingAgent>>,
+    /// Per-object count of resolutions failed in a row (the requeue back-off while a registry
+    /// fails, [`freshness::requeue_after`]).
+    pub failed_resolutions: ErrorBackoff<ObjectRef<TradingAgent>>,
     /// The status this process last wrote, per TradingAgent (see [`written`]).
     pub written: WrittenStatuses<ObjectRef<TradingAgent>>,
     /// Database Secrets recently found holding their key (see [`dereference`]).
@@ -118,6 +122,8 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         .retain(|key| ctx.stores.agents.get(key).is_some());
     ctx.written
         .retain(|key| ctx.stores.agents.get(key).is_some());
+    ctx.failed_resolutions
+        .retain(|key| ctx.stores.agents.get(key).is_some());
     if agent.metadata.deletion_timestamp.is_some() {
         // Owner references hand the children to the garbage collector.
         return Ok(Action::await_change());
@@ -140,10 +146,26 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     let dereferenced_at = started.elapsed();
     // 2. resolve
     let resolved = ctx.services.pinner.pin(&agent).await;
+    let failed_resolutions = match resolved.problem() {
+        Some(_) => ctx.failed_resolutions.record_failure(&key),
+        None => {
+            ctx.failed_resolutions.reset(&key);
+            0
+        }
+    };
     let resolved_at = started.elapsed();
-    // 3. decide
+    // 3. decide (seeing the rejections a user cleared; the status is written against `agent`)
+    let cleared = rollback::clear_rejections(&agent);
+    if let Some(cleared) = &cleared {
+        info!(
+            tradingagent = %key,
+            cleared = ?cleared.status.as_ref().and_then(|s| s.image.as_ref()).and_then(|i| i.cleared_rejections.as_ref()),
+            "rejected digests cleared by annotation"
+        );
+    }
+    let seen = cleared.as_ref().unwrap_or(agent.as_ref());
     let current = apply::cached_deployments(&ctx.stores, &ns, &agent.name_any());
-    let decision = rollback::decide(&agent, resolved, &current);
+    let decision = rollback::decide(seen, resolved, &current);
     let image = decision.image;
     // 4. build
     let desired = match (image.pinned(), &dereferenced.database_secret) {
@@ -174,7 +196,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     let now =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let status = next_status(&Observation {
-        agent: &agent,
+        agent: seen,
         image: &image,
         applied,
         blocked: dereferenced.database_secret.as_ref(),
@@ -208,6 +230,6 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         .set(ctx.backoff.len() as i64);
     Ok(Action::requeue(freshness::requeue_after(
         &agent.spec,
-        &image,
+        failed_resolutions,
     )))
 }

@@ -13,6 +13,9 @@
 //! - otherwise → what the pinner said.
 //!
 //! A digest written in `spec.image` is the user's explicit choice and is never overridden.
+//!
+//! A user clears rejections with the [`CLEAR_REJECTED_ANNOTATION`] ([`clear_rejections`], applied
+//! before deciding): the cleared digest may roll out again.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -26,7 +29,7 @@ use crate::digest::reference::{Digest, ImageReference, digest_of};
 use crate::error::Error;
 use crate::resource::conditions::{reasons, types};
 use crate::resource::{
-    ImageStatus, Role, RollbackPolicy, RolloutOutcome, RolloutRecord, TradingAgent,
+    ImageStatus, Rejection, Role, RollbackPolicy, RolloutOutcome, RolloutRecord, TradingAgent,
     TradingAgentStatus,
 };
 
@@ -37,6 +40,46 @@ pub struct PinDecision {
     pub image: ImageOutcome,
     /// Set when this decision rolls a failed digest back.
     pub rollback: Option<Rollback>,
+}
+
+/// The annotation that clears rejected digests: a digest (`sha256:…`), `all`, or several of them
+/// separated by commas; anything else in the list is ignored (so `all,2` is a new value that
+/// clears again). Acted on once per value (`status.image.clearedRejections`).
+pub const CLEAR_REJECTED_ANNOTATION: &str = "tradingagents.dev/clear-rejected";
+
+/// `agent` as the decision must see it when its [`CLEAR_REJECTED_ANNOTATION`] asks for something
+/// not done yet: the named rejections removed and the value recorded as acted on (or, with the
+/// annotation gone, the record forgotten). `None` when there is nothing to do. The caller decides
+/// and computes the status from the returned agent, and writes the status against the original.
+pub fn clear_rejections(agent: &TradingAgent) -> Option<TradingAgent> {
+    let image = agent.status.as_ref()?.image.as_ref()?;
+    let requested = agent
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CLEAR_REJECTED_ANNOTATION));
+    if requested == image.cleared_rejections.as_ref() {
+        return None;
+    }
+    let mut image = image.clone();
+    if let Some(value) = requested {
+        let targets: Vec<&str> = value.split(',').map(str::trim).collect();
+        if targets.contains(&"all") {
+            image.rejected_digests.clear();
+        } else {
+            image
+                .rejected_digests
+                .retain(|d| !targets.contains(&d.as_str()));
+        }
+        let kept = image.rejected_digests.clone();
+        image.rejections.retain(|r| kept.contains(&r.digest));
+    }
+    image.cleared_rejections = requested.cloned();
+    let mut cleared = agent.clone();
+    if let Some(status) = cleared.status.as_mut() {
+        status.image = Some(image);
+    }
+    Some(cleared)
 }
 
 /// How many rejected digests `status.image.rejectedDigests` keeps.
@@ -52,6 +95,10 @@ pub struct Rollback {
     pub restored: String,
     /// What happened, naming both digests (the `Degraded` message and the event note).
     pub message: String,
+    /// Why the digest failed (a condition reason: `ProgressDeadlineExceeded`).
+    pub reason: &'static str,
+    /// The failure itself, naming the role ("bot: ReplicaSet has timed out progressing.").
+    pub failure: String,
 }
 
 /// Record a rollback decided in this reconcile (the status stage calls it once the restored
@@ -71,20 +118,32 @@ pub fn record(
         Some(record) => {
             record.finished = Some(Time(now));
             record.outcome = Some(RolloutOutcome::RolledBack);
+            record.reason = Some(rollback.reason.to_owned());
         }
         None => history.push(RolloutRecord {
             digest: rollback.rejected.clone(),
             started: Time(now),
             finished: Some(Time(now)),
             outcome: Some(RolloutOutcome::RolledBack),
+            reason: Some(rollback.reason.to_owned()),
         }),
     }
     image.rejected_digests.retain(|d| *d != rollback.rejected);
     image.rejected_digests.push(rollback.rejected.clone());
+    image.rejections.retain(|r| r.digest != rollback.rejected);
+    image.rejections.push(Rejection {
+        digest: rollback.rejected.clone(),
+        reason: rollback.reason.to_owned(),
+        message: rollback.failure.clone(),
+        at: Time(now),
+    });
     if image.rejected_digests.len() > REJECTED_LIMIT {
         let excess = image.rejected_digests.len() - REJECTED_LIMIT;
         image.rejected_digests.drain(..excess);
     }
+    // Reasons only for digests still rejected (older statuses may lack some).
+    let kept = image.rejected_digests.clone();
+    image.rejections.retain(|r| kept.contains(&r.digest));
 }
 
 /// `Degraded=RolledBack`, when this reconcile rolled back, and kept (sticky) afterwards until a
@@ -217,6 +276,8 @@ pub fn decide(
                 rejected: bad,
                 restored: healthy.to_string(),
                 message,
+                reason: reasons::PROGRESS_DEADLINE_EXCEEDED,
+                failure,
             }),
         };
     }
@@ -457,6 +518,64 @@ mod tests {
     }
 
     #[test]
+    fn a_cleared_rejection_rolls_out_again_and_each_value_acts_once() {
+        let annotate = |a: &mut TradingAgent, value: Option<&str>| {
+            let annotations = a.metadata.annotations.get_or_insert_default();
+            match value {
+                Some(v) => annotations.insert(CLEAR_REJECTED_ANNOTATION.into(), v.into()),
+                None => annotations.remove(CLEAR_REJECTED_ANNOTATION),
+            };
+        };
+        let rejected = |a: &TradingAgent| {
+            a.status
+                .as_ref()
+                .unwrap()
+                .image
+                .as_ref()
+                .unwrap()
+                .rejected_digests
+                .clone()
+        };
+        let mut a = agent(IMAGE, Some(D1), Some(D1), &[D2, D3]);
+        assert_eq!(clear_rejections(&a), None, "no annotation, nothing to do");
+
+        annotate(&mut a, Some(D2));
+        let cleared = clear_rejections(&a).expect("a new value");
+        assert_eq!(rejected(&cleared), [D3]);
+        // The tag still points at D2: no longer rejected, it rolls forward.
+        let ds = deployments(&cleared, D1, &[]);
+        assert_eq!(
+            decide(&cleared, ImageOutcome::Pinned(pin(D2)), &ds).image,
+            ImageOutcome::Pinned(pin(D2))
+        );
+        // Acted on once: D2 rejected again later stays rejected under the same value.
+        let mut later = cleared.clone();
+        later
+            .status
+            .as_mut()
+            .unwrap()
+            .image
+            .as_mut()
+            .unwrap()
+            .rejected_digests
+            .push(D2.into());
+        assert_eq!(clear_rejections(&later), None);
+
+        // A new value (anything unknown in the list is ignored) clears everything again.
+        annotate(&mut later, Some("all,2"));
+        let all = clear_rejections(&later).expect("a new value");
+        assert!(rejected(&all).is_empty());
+        // Removing the annotation forgets the value, so it can be used again.
+        let mut removed = all.clone();
+        annotate(&mut removed, None);
+        let forgotten = clear_rejections(&removed).expect("forget the value");
+        assert_eq!(
+            forgotten.status.unwrap().image.unwrap().cleared_rejections,
+            None
+        );
+    }
+
+    #[test]
     fn the_current_pin_belongs_to_the_current_reference() {
         let mut a = agent(IMAGE, Some(D1), None, &[]);
         let reference = ImageReference::parse(IMAGE).unwrap();
@@ -471,6 +590,8 @@ mod tests {
             rejected: bad.into(),
             restored: D1.into(),
             message: "m".into(),
+            reason: "ProgressDeadlineExceeded",
+            failure: "api: timed out".into(),
         };
         let t = |s: i64| Timestamp::from_second(1_700_000_000 + s).unwrap();
         let mut image = ImageStatus::default();
@@ -479,6 +600,7 @@ mod tests {
             started: Time(t(0)),
             finished: None,
             outcome: None,
+            reason: None,
         }];
         record(&mut image, &mut history, &rollback(D2), t(5));
         assert_eq!(
@@ -488,7 +610,20 @@ mod tests {
         );
         assert_eq!(history[0].outcome, Some(RolloutOutcome::RolledBack));
         assert_eq!(history[0].finished, Some(Time(t(5))));
+        assert_eq!(
+            history[0].reason.as_deref(),
+            Some("ProgressDeadlineExceeded")
+        );
         assert_eq!(image.rejected_digests, vec![D2.to_owned()]);
+        assert_eq!(
+            image.rejections,
+            vec![Rejection {
+                digest: D2.into(),
+                reason: "ProgressDeadlineExceeded".into(),
+                message: "api: timed out".into(),
+                at: Time(t(5)),
+            }]
+        );
         // A digest with no open rollout gets a record of its own; a repeat is not listed twice.
         record(&mut image, &mut history, &rollback(D3), t(6));
         record(&mut image, &mut history, &rollback(D2), t(7));
@@ -503,6 +638,12 @@ mod tests {
             );
         }
         assert_eq!(image.rejected_digests.len(), REJECTED_LIMIT);
+        assert_eq!(
+            image.rejections.len(),
+            REJECTED_LIMIT,
+            "one reason per rejected digest"
+        );
+        assert_eq!(image.rejections[0].digest, image.rejected_digests[0]);
     }
 
     #[test]
@@ -512,6 +653,8 @@ mod tests {
             rejected: D2.into(),
             restored: D1.into(),
             message: "D2 failed; back on D1".into(),
+            reason: "ProgressDeadlineExceeded",
+            failure: "api: timed out".into(),
         };
         let now = degraded_condition(
             Some(&rollback),

@@ -390,6 +390,7 @@ pub fn start_rollout(history: &mut Vec<RolloutRecord>, digest: &str, now: Timest
         started: Time(now),
         finished: None,
         outcome: None,
+        reason: None,
     });
 }
 
@@ -845,6 +846,8 @@ mod tests {
             rejected: D2.into(),
             restored: D1.into(),
             message: format!("{D2} failed; rolled back to {D1}"),
+            reason: reasons::PROGRESS_DEADLINE_EXCEEDED,
+            failure: "api: timed out".into(),
         };
         let s = next_status(&Observation {
             agent: &a,
@@ -962,6 +965,8 @@ mod tests {
                 rejected: bad,
                 restored: D1.into(),
                 message: "m".into(),
+                reason: reasons::PROGRESS_DEADLINE_EXCEEDED,
+                failure: "api: timed out".into(),
             };
             a.status = Some(next_status(&Observation {
                 agent: &a,
@@ -1039,6 +1044,7 @@ mod tests {
                 started: Time(t(5)),
                 finished: None,
                 outcome: None,
+                reason: None,
             }]
         );
         for i in 0..HISTORY_LIMIT + 2 {

@@ -1,0 +1,353 @@
+//! Verification after a rollout, and blame from evidence (pure; issue 14, parts 2 and 3).
+//!
+//! NOT WIRED YET: the controller does not watch pods and `spec.imageUpdate.verify` does not exist
+//! yet. These are the decisions the reconcile is meant to take once it does:
+//!
+//! - [`verify`]: after a new digest became Available, its pods are watched for a window. A
+//!   container of the new digest that restarted, or a pod of it that lost readiness, after the
+//!   digest became Available fails the verification (`CrashLoop`, `BecameUnready`); while the
+//!   window runs the rollout is still being verified (`Progressing` says so, `Ready` waits).
+//! - [`blame`]: a failure rejects the digest only when the evidence points at it: the new
+//!   digest's pods fail while the previous digest's pods, or other roles' pods, stay ready. When
+//!   every pod is unready whatever its digest and role (the database is down for everyone), or
+//!   pods cannot be scheduled, the environment is at fault: nothing is rejected.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::digest::reference::{Digest, digest_of};
+
+/// A restart of the new digest's containers within the window.
+pub const CRASH_LOOP: &str = "CrashLoop";
+/// A pod of the new digest lost readiness within the window.
+pub const BECAME_UNREADY: &str = "BecameUnready";
+/// Pods cannot be scheduled: no node has room (an environment fault).
+pub const UNSCHEDULABLE: &str = "Unschedulable";
+/// Every pod is unready, whatever its digest or role (an environment fault).
+pub const ENVIRONMENT_UNHEALTHY: &str = "EnvironmentUnhealthy";
+
+/// Where the verification of a digest stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// The window is over and nothing failed: the digest is verified.
+    Passed,
+    /// Within the window and healthy so far: watched until `until`.
+    Watching {
+        /// When the window ends.
+        until: Timestamp,
+    },
+    /// A pod of the digest restarted or lost readiness within the window.
+    Failed {
+        /// [`CRASH_LOOP`] or [`BECAME_UNREADY`].
+        reason: &'static str,
+        /// Which pod, and what happened.
+        message: String,
+    },
+}
+
+/// Who a failure is blamed on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Blame {
+    /// The new digest: reject it and roll back.
+    Digest,
+    /// The environment: keep the pin, reject nothing, retry later.
+    Environment {
+        /// [`UNSCHEDULABLE`] or [`ENVIRONMENT_UNHEALTHY`].
+        reason: &'static str,
+        /// What the evidence is.
+        message: String,
+    },
+}
+
+/// The digest a pod runs (its first container's image, pinned by the operator).
+pub fn pod_digest(pod: &Pod) -> Option<Digest> {
+    let image = pod.spec.as_ref()?.containers.first()?.image.as_deref()?;
+    digest_of(image)
+}
+
+fn pod_name(pod: &Pod) -> &str {
+    pod.metadata.name.as_deref().unwrap_or("<unnamed>")
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn is_unschedulable(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
+        })
+}
+
+/// Whether `pod` is being deleted (old pods of a finished rollout; they no longer count).
+fn is_terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+/// Where the verification of `digest` stands at `now`, given its pods and when it became
+/// Available. A zero `window` passes at once.
+pub fn verify(
+    pods: &[Pod],
+    digest: &Digest,
+    available_at: Timestamp,
+    window: Duration,
+    now: Timestamp,
+) -> Verification {
+    let until = SignedDuration::try_from(window)
+        .ok()
+        .and_then(|w| available_at.checked_add(w).ok())
+        .unwrap_or(Timestamp::MAX);
+    for pod in pods
+        .iter()
+        .filter(|p| !is_terminating(p) && pod_digest(p).as_ref() == Some(digest))
+    {
+        let Some(status) = pod.status.as_ref() else {
+            continue;
+        };
+        for container in status.container_statuses.iter().flatten() {
+            let restarted_at = container
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .and_then(|t| t.finished_at.as_ref())
+                .map(|t| t.0);
+            if let Some(at) = restarted_at
+                && at >= available_at
+                && at <= until
+            {
+                return Verification::Failed {
+                    reason: CRASH_LOOP,
+                    message: format!(
+                        "pod {} container {} restarted {} times, last at {at}, after {digest} became available",
+                        pod_name(pod),
+                        container.name,
+                        container.restart_count
+                    ),
+                };
+            }
+        }
+        let lost_readiness = status.conditions.iter().flatten().find(|c| {
+            c.type_ == "Ready"
+                && c.status == "False"
+                && c.last_transition_time
+                    .as_ref()
+                    .is_some_and(|t| t.0 >= available_at && t.0 <= until)
+        });
+        if let Some(condition) = lost_readiness {
+            return Verification::Failed {
+                reason: BECAME_UNREADY,
+                message: format!(
+                    "pod {} became unready after {digest} became available: {}",
+                    pod_name(pod),
+                    condition.message.as_deref().unwrap_or("no message")
+                ),
+            };
+        }
+    }
+    if now < until {
+        Verification::Watching { until }
+    } else {
+        Verification::Passed
+    }
+}
+
+/// Who a failure of `digest` is blamed on, from every pod of the TradingAgent (all roles, all
+/// digests): the environment when pods cannot be scheduled, or when no pod at all is ready;
+/// otherwise (some pod of another digest or another role stays ready) the digest.
+pub fn blame(pods: &[Pod], digest: &Digest) -> Blame {
+    let live: Vec<&Pod> = pods.iter().filter(|p| !is_terminating(p)).collect();
+    if let Some(pod) = live
+        .iter()
+        .find(|p| pod_digest(p).as_ref() == Some(digest) && is_unschedulable(p))
+    {
+        return Blame::Environment {
+            reason: UNSCHEDULABLE,
+            message: format!(
+                "pod {} cannot be scheduled: no node has room",
+                pod_name(pod)
+            ),
+        };
+    }
+    if !live.is_empty() && live.iter().all(|p| !is_ready(p)) {
+        return Blame::Environment {
+            reason: ENVIRONMENT_UNHEALTHY,
+            message: format!(
+                "all {} pods are unready, whatever their digest or role: the environment (the database?) is at fault, not {digest}",
+                live.len()
+            ),
+        };
+    }
+    Blame::Digest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerState, ContainerStateTerminated, ContainerStatus, PodCondition,
+        PodSpec, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn d(digest: &str) -> Digest {
+        Digest::parse(digest).unwrap()
+    }
+
+    /// A pod of `digest`, ready or not since `since`, with an optional restart finished at `restart`.
+    fn pod(name: &str, digest: &str, ready: bool, since: i64, restart: Option<i64>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    image: Some(format!("registry.example.com/acme/app@{digest}")),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    last_transition_time: Some(Time(t(since))),
+                    message: Some("readiness probe failed".into()),
+                    ..PodCondition::default()
+                }]),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "app".into(),
+                    restart_count: i32::from(restart.is_some()),
+                    last_state: restart.map(|at| ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            finished_at: Some(Time(t(at))),
+                            exit_code: 1,
+                            ..ContainerStateTerminated::default()
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+        }
+    }
+
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_healthy_digest_is_watched_for_the_window_then_passes() {
+        let pods = [pod("a", D2, true, 5, None), pod("b", D2, true, 8, None)];
+        assert_eq!(
+            verify(&pods, &d(D2), t(10), WINDOW, t(30)),
+            Verification::Watching { until: t(70) }
+        );
+        assert_eq!(
+            verify(&pods, &d(D2), t(10), WINDOW, t(70)),
+            Verification::Passed
+        );
+        assert_eq!(
+            verify(&pods, &d(D2), t(10), Duration::ZERO, t(10)),
+            Verification::Passed,
+            "no window, nothing to wait for"
+        );
+    }
+
+    #[test]
+    fn lost_readiness_or_a_restart_within_the_window_fails_it() {
+        let unready = [pod("a", D2, true, 5, None), pod("b", D2, false, 40, None)];
+        match verify(&unready, &d(D2), t(10), WINDOW, t(41)) {
+            Verification::Failed { reason, message } => {
+                assert_eq!(reason, BECAME_UNREADY);
+                assert!(message.contains("pod b"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let restarted = [pod("a", D2, true, 50, Some(45))];
+        assert!(matches!(
+            verify(&restarted, &d(D2), t(10), WINDOW, t(50)),
+            Verification::Failed {
+                reason: CRASH_LOOP,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn only_the_new_digests_pods_within_the_window_count() {
+        // A restart before it became available, an unready pod of the old digest, a failure
+        // after the window, a terminating pod: none fails the verification.
+        let mut terminating = pod("t", D2, false, 20, None);
+        terminating.metadata.deletion_timestamp = Some(Time(t(20)));
+        let pods = [
+            pod("early", D2, true, 9, Some(5)),
+            pod("old", D1, false, 20, None),
+            pod("late", D2, false, 80, None),
+            terminating,
+        ];
+        assert_eq!(
+            verify(&pods, &d(D2), t(10), WINDOW, t(90)),
+            Verification::Passed
+        );
+    }
+
+    #[test]
+    fn the_digest_is_blamed_only_when_others_stay_ready() {
+        // The new digest's pods fail, the previous digest's pod is ready: the digest.
+        let pods = [
+            pod("new", D2, false, 20, None),
+            pod("old", D1, true, 0, None),
+        ];
+        assert_eq!(blame(&pods, &d(D2)), Blame::Digest);
+        // Everything unready, whatever the digest: the environment (database down for everyone).
+        let everyone = [
+            pod("new", D2, false, 20, None),
+            pod("old", D1, false, 20, None),
+        ];
+        assert!(matches!(
+            blame(&everyone, &d(D2)),
+            Blame::Environment {
+                reason: ENVIRONMENT_UNHEALTHY,
+                ..
+            }
+        ));
+        // A pod of the new digest that no node has room for: the environment.
+        let mut pending = pod("pending", D2, false, 20, None);
+        if let Some(status) = pending.status.as_mut() {
+            status.conditions = Some(vec![PodCondition {
+                type_: "PodScheduled".into(),
+                status: "False".into(),
+                reason: Some("Unschedulable".into()),
+                ..PodCondition::default()
+            }]);
+        }
+        let unschedulable = [pending, pod("old", D1, true, 0, None)];
+        assert!(matches!(
+            blame(&unschedulable, &d(D2)),
+            Blame::Environment {
+                reason: UNSCHEDULABLE,
+                ..
+            }
+        ));
+    }
+}
