@@ -232,6 +232,10 @@ pub enum Error {
     /// The operator's own HTTP server failed.
     #[error("HTTP server: {0}")]
     Io(String),
+    /// A reconciliation panicked; caught, so only this TradingAgent's reconciliation failed (and
+    /// is retried with back-off), never the process.
+    #[error("reconciliation panicked: {0}")]
+    ReconcilePanicked(String),
 }
 
 impl From<kube::Error> for Error {
@@ -293,6 +297,7 @@ impl Error {
             Error::KubeConfig(_) => "kube_config",
             Error::RegistryClient(_) => "registry_client",
             Error::Io(_) => "io",
+            Error::ReconcilePanicked(_) => "panic",
             Error::ReferenceEmpty
             | Error::ReferenceInvalidDomain(_)
             | Error::ReferenceInvalidPathComponent(_)
@@ -359,7 +364,8 @@ impl Error {
             | Error::Leadership(_)
             | Error::KubeConfig(_)
             | Error::RegistryClient(_)
-            | Error::Io(_) => "ReconcileError",
+            | Error::Io(_)
+            | Error::ReconcilePanicked(_) => "ReconcileError",
         }
     }
 

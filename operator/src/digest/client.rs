@@ -7,8 +7,10 @@
 //! with a per-host back-off, before which no request is sent.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+// parking_lot's locks do not poison: a panic while one is held cannot break every later lookup.
+use parking_lot::Mutex;
 
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
@@ -34,9 +36,14 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// A 429 without `Retry-After` backs off this long, doubling while 429s continue.
 const DEFAULT_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(10);
-const MAX_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(600);
+/// The longest a registry can make us wait: a larger `Retry-After` (seconds or date) is clamped
+/// to this, so a hostile or broken registry can neither overflow our clock arithmetic nor silence
+/// itself for ever.
+pub const MAX_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(600);
 /// Tokens without `expires_in` live 60 s (the token specification's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// A token is reused at most this long, whatever `expires_in` says.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Settings of a [`RegistryClient`].
 #[derive(Debug, Clone)]
@@ -89,7 +96,20 @@ pub struct RegistryClient {
 struct TokenResponse {
     token: Option<String>,
     access_token: Option<String>,
-    expires_in: Option<u64>,
+    /// Any JSON number (a registry may send a float, a negative or a huge value): read leniently,
+    /// then clamped by [`token_lifetime`].
+    expires_in: Option<serde_json::Number>,
+}
+
+/// Largest token response we read (tokens are JWTs of a few kilobytes).
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Whole seconds of a JSON number: negatives and NaN are 0, huge values saturate.
+fn whole_seconds(number: &serde_json::Number) -> u64 {
+    number
+        .as_u64()
+        .or_else(|| number.as_f64().map(|f| f as u64))
+        .unwrap_or(0)
 }
 
 impl RegistryClient {
@@ -180,7 +200,8 @@ impl RegistryClient {
         context: &RequestContext<'_>,
     ) -> Result<reqwest::Response, Error> {
         let mut authorization = self.cached_authorization(context.host, scope, credentials);
-        for attempt in 0..2 {
+        let mut challenged = false;
+        loop {
             let response = self
                 .send(method.clone(), url, authorization.as_deref(), context.host)
                 .await?;
@@ -189,7 +210,8 @@ impl RegistryClient {
                     self.clear_backoff(context.host);
                     return Ok(response);
                 }
-                StatusCode::UNAUTHORIZED if attempt == 0 => {
+                StatusCode::UNAUTHORIZED if !challenged => {
+                    challenged = true;
                     let header = response
                         .headers()
                         .get(WWW_AUTHENTICATE)
@@ -229,7 +251,6 @@ impl RegistryClient {
                 }
             }
         }
-        unreachable!("the loop returns on its second attempt")
     }
 
     async fn send(
@@ -269,7 +290,7 @@ impl RegistryClient {
             scope: scope.to_owned(),
             credentials: credentials.cloned(),
         };
-        let tokens = self.tokens.lock().expect("token cache lock");
+        let tokens = self.tokens.lock();
         tokens
             .get(&key)
             .filter(|token| token.expires_at > Instant::now())
@@ -314,7 +335,7 @@ impl RegistryClient {
                     scope: scope.to_owned(),
                     credentials: credentials.cloned(),
                 };
-                let mut tokens = self.tokens.lock().expect("token cache lock");
+                let mut tokens = self.tokens.lock();
                 tokens.retain(|_, t| t.expires_at > Instant::now());
                 tokens.insert(key, token.clone());
                 Ok(format!("Bearer {}", token.token))
@@ -380,54 +401,53 @@ impl RegistryClient {
                 });
             }
         }
+        let unreadable = |detail: String| Error::RegistryUnreachable {
+            host: realm_host.clone(),
+            detail: format!("token response: {detail}"),
+        };
+        let body = read_limited(response, MAX_TOKEN_RESPONSE_BYTES)
+            .await
+            .map_err(unreadable)?;
         let body: TokenResponse =
-            response
-                .json()
-                .await
-                .map_err(|e| Error::RegistryUnreachable {
-                    host: realm_host,
-                    detail: format!("token response: {}", error_chain(&e)),
-                })?;
+            serde_json::from_slice(&body).map_err(|e| unreadable(e.to_string()))?;
         let token = body.token.or(body.access_token).unwrap_or_default();
-        let lifetime = body
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        let lifetime = token_lifetime(body.expires_in.as_ref().map(whole_seconds));
+        let now = Instant::now();
         // Renew a little early, so a token never expires between our check and the registry's.
-        let expires_at = Instant::now()
-            + lifetime
-                .saturating_sub(lifetime / 10)
-                .max(Duration::from_secs(1));
+        let expires_at = now.checked_add(lifetime).unwrap_or(now);
         Ok(CachedToken { token, expires_at })
     }
 
     fn check_backoff(&self, host: &str) -> Result<(), Error> {
-        let backoff = self.backoff.lock().expect("backoff lock");
+        let backoff = self.backoff.lock();
+        let now = Instant::now();
         match backoff.get(host) {
-            Some(b) if b.until > Instant::now() => Err(Error::RegistryRateLimited {
+            Some(b) if b.until > now => Err(Error::RegistryRateLimited {
                 host: host.to_owned(),
-                retry_in: b.until - Instant::now(),
+                retry_in: b.until.saturating_duration_since(now),
             }),
             _ => Ok(()),
         }
     }
 
     fn clear_backoff(&self, host: &str) {
-        self.backoff.lock().expect("backoff lock").remove(host);
+        self.backoff.lock().remove(host);
     }
 
     fn rate_limited(&self, host: &str, headers: &HeaderMap) -> Error {
-        let mut backoff = self.backoff.lock().expect("backoff lock");
+        let mut backoff = self.backoff.lock();
         let previous = backoff.get(host).map(|b| b.next);
         let wait = headers
             .get(RETRY_AFTER)
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
-            .unwrap_or_else(|| previous.unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF));
-        let next = (wait * 2).min(MAX_RATE_LIMIT_BACKOFF);
+            .unwrap_or_else(|| previous.unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF))
+            .min(MAX_RATE_LIMIT_BACKOFF);
+        let next = wait.saturating_mul(2).min(MAX_RATE_LIMIT_BACKOFF);
+        let now = Instant::now();
         backoff.insert(
             host.to_owned(),
             HostBackoff {
-                until: Instant::now() + wait,
+                until: now.checked_add(wait).unwrap_or(now),
                 next,
             },
         );
@@ -461,21 +481,36 @@ fn basic(credentials: &Credentials) -> String {
     )
 }
 
-/// `Retry-After` as seconds or an HTTP date, relative to `now`.
+/// `Retry-After` as seconds or an HTTP date, relative to `now`, clamped to
+/// [`MAX_RATE_LIMIT_BACKOFF`] (a number too large for `u64` counts as the maximum).
 pub fn parse_retry_after(value: &HeaderValue, now: std::time::SystemTime) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(now).unwrap_or_default())
+    let wait = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse::<u64>()
+            .map_or(MAX_RATE_LIMIT_BACKOFF, Duration::from_secs)
+    } else {
+        let at = httpdate::parse_http_date(text).ok()?;
+        at.duration_since(now).unwrap_or_default()
+    };
+    Some(wait.min(MAX_RATE_LIMIT_BACKOFF))
+}
+
+/// How long a token is reused: `expires_in` (the specification's 60 s without it), clamped to
+/// [`MAX_TOKEN_LIFETIME`], less a tenth so it is renewed before the registry's clock expires it.
+pub fn token_lifetime(expires_in: Option<u64>) -> Duration {
+    let lifetime = expires_in
+        .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+        .min(MAX_TOKEN_LIFETIME);
+    lifetime
+        .saturating_sub(lifetime / 10)
+        .max(Duration::from_secs(1))
 }
 
 async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
-        if body.len() + chunk.len() > limit {
-            return Err(format!("manifest larger than {limit} bytes"));
+        if body.len().saturating_add(chunk.len()) > limit {
+            return Err(format!("body larger than {limit} bytes"));
         }
         body.extend_from_slice(&chunk);
     }
@@ -495,8 +530,208 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 #[cfg(test)]
+pub(crate) mod loopback {
+    //! A registry on a loopback port that answers however a test says, for driving the real
+    //! client over real HTTP with answers no well-behaved registry gives.
+
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::http::Response;
+    use parking_lot::Mutex;
+
+    /// One request as the server saw it.
+    #[derive(Debug, Clone)]
+    pub struct Seen {
+        pub method: String,
+        pub path: String,
+        pub authorization: Option<String>,
+    }
+
+    type Answer = dyn Fn(&Seen, SocketAddr) -> Response<Body> + Send + Sync;
+
+    pub struct LoopbackRegistry {
+        pub addr: SocketAddr,
+        seen: Arc<Mutex<Vec<Seen>>>,
+        server: tokio::task::JoinHandle<()>,
+    }
+
+    impl LoopbackRegistry {
+        pub async fn start(
+            answer: impl Fn(&Seen, SocketAddr) -> Response<Body> + Send + Sync + 'static,
+        ) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+            let answer: Arc<Answer> = Arc::new(answer);
+            let log = seen.clone();
+            let app = axum::Router::new().fallback(move |request: Request| {
+                let (log, answer) = (log.clone(), answer.clone());
+                async move {
+                    let request = Seen {
+                        method: request.method().to_string(),
+                        path: request
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default(),
+                        authorization: request
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
+                    };
+                    log.lock().push(request.clone());
+                    answer(&request, addr)
+                }
+            });
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            Self { addr, seen, server }
+        }
+
+        /// `host:port`, as an insecure-registry entry and in image references.
+        pub fn host(&self) -> String {
+            self.addr.to_string()
+        }
+
+        pub fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().clone()
+        }
+    }
+
+    impl Drop for LoopbackRegistry {
+        fn drop(&mut self) {
+            self.server.abort();
+        }
+    }
+
+    pub fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Body> {
+        let mut response = Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        response.body(Body::from(body.to_owned())).unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
+    use super::loopback::{LoopbackRegistry, answer};
     use super::*;
+
+    const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn client_for(registry: &LoopbackRegistry) -> RegistryClient {
+        RegistryClient::new(RegistryClientConfig {
+            insecure_hosts: [registry.host()].into(),
+            request_timeout: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    fn image(registry: &LoopbackRegistry) -> ImageReference {
+        ImageReference::parse(&format!("{}/acme/app:stable", registry.host())).unwrap()
+    }
+
+    /// Issue 15's crash: `429` with `Retry-After: u64::MAX` overflowed the back-off arithmetic and
+    /// took the process down. Now the wait is clamped, and the host is left alone until then.
+    #[tokio::test]
+    async fn retry_after_u64_max_is_rate_limited_with_a_clamped_wait() {
+        let registry = LoopbackRegistry::start(|_, _| {
+            answer(429, &[("retry-after", "18446744073709551615")], "")
+        })
+        .await;
+        let client = client_for(&registry);
+        let image = image(&registry);
+        let expected = Error::RegistryRateLimited {
+            host: registry.host(),
+            retry_in: MAX_RATE_LIMIT_BACKOFF,
+        };
+        assert_eq!(
+            client.resolve_tag(&image, "stable", None).await,
+            Err(expected.clone())
+        );
+        assert_eq!(expected.reason(), "RegistryRateLimited");
+        // Backing off: the next lookup is refused without a request.
+        match client.resolve_tag(&image, "stable", None).await {
+            Err(Error::RegistryRateLimited { retry_in, .. }) => {
+                assert!(retry_in <= MAX_RATE_LIMIT_BACKOFF && retry_in > Duration::ZERO)
+            }
+            other => panic!("expected RegistryRateLimited, got {other:?}"),
+        }
+        let seen = registry.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].method, "HEAD");
+        // A Retry-After beyond u64 and a date far in the future are clamped the same way.
+        for value in [
+            "99999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            let header = HeaderValue::from_str(value).unwrap();
+            assert_eq!(
+                parse_retry_after(&header, std::time::SystemTime::now()),
+                Some(MAX_RATE_LIMIT_BACKOFF),
+                "{value}"
+            );
+        }
+    }
+
+    /// The same class: a token `expires_in` near `u64::MAX` (or negative, or a float) is clamped
+    /// and the token is reused, not an overflow.
+    #[tokio::test]
+    async fn token_expires_in_of_any_size_is_clamped() {
+        for expires_in in ["18446744073709551615", "1e300", "-5", "12.5"] {
+            let registry = LoopbackRegistry::start(move |seen, addr| {
+                if seen.path.starts_with("/token") {
+                    return answer(
+                        200,
+                        &[("content-type", "application/json")],
+                        &format!(r#"{{"token":"t0k","expires_in":{expires_in}}}"#),
+                    );
+                }
+                match seen.authorization.as_deref() {
+                    Some("Bearer t0k") => answer(200, &[("docker-content-digest", DIGEST)], ""),
+                    _ => answer(
+                        401,
+                        &[(
+                            "www-authenticate",
+                            &format!(r#"Bearer realm="http://{addr}/token",service="loopback""#),
+                        )],
+                        "",
+                    ),
+                }
+            })
+            .await;
+            let client = client_for(&registry);
+            let image = image(&registry);
+            for _ in 0..2 {
+                assert_eq!(
+                    client
+                        .resolve_tag(&image, "stable", None)
+                        .await
+                        .map(|d| d.as_str().to_owned()),
+                    Ok(DIGEST.to_owned()),
+                    "expires_in {expires_in}"
+                );
+            }
+            let token_requests = registry
+                .seen()
+                .iter()
+                .filter(|s| s.path.starts_with("/token"))
+                .count();
+            assert_eq!(token_requests, 1, "expires_in {expires_in}: token reused");
+        }
+        assert_eq!(
+            token_lifetime(Some(u64::MAX)),
+            MAX_TOKEN_LIFETIME - MAX_TOKEN_LIFETIME / 10
+        );
+        assert_eq!(token_lifetime(Some(0)), Duration::from_secs(1));
+        assert_eq!(token_lifetime(None), Duration::from_secs(54));
+    }
 
     #[test]
     fn retry_after_in_seconds_and_as_http_date() {

@@ -7,8 +7,11 @@
 //! costs a request but never pins anything. Still, the endpoint requires
 //! `Authorization: Bearer <token>`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
+
+// Non-poisoning locks: a panic elsewhere never turns every later notification into a panic.
+use parking_lot::Mutex;
 
 use axum::Router;
 use axum::body::Body;
@@ -55,7 +58,7 @@ impl Triggers {
 
     /// When the last notification that triggered a reconcile arrived (for tests and logs).
     pub fn last_notification(&self) -> Option<Instant> {
-        *self.last_notification.lock().expect("triggers lock")
+        *self.last_notification.lock()
     }
 
     /// The controller starts: notifications reach its TradingAgents through `reconcile`.
@@ -64,19 +67,19 @@ impl Triggers {
         agents: Store<TradingAgent>,
         reconcile: UnboundedSender<ObjectRef<TradingAgent>>,
     ) {
-        *self.attached.lock().expect("triggers lock") = Some(Attached { agents, reconcile });
+        *self.attached.lock() = Some(Attached { agents, reconcile });
     }
 
     /// The controller stopped (shutdown or leadership lost).
     pub fn detach(&self) {
-        *self.attached.lock().expect("triggers lock") = None;
+        *self.attached.lock() = None;
     }
 
     /// Record that `tags` were pushed at `at` and queue every TradingAgent following one of them.
     /// Returns how many were queued, or `None` when no controller runs in this process (a
     /// standby replica).
     pub fn notify(&self, tags: &[PushedTag], at: Instant) -> Option<usize> {
-        let attached = self.attached.lock().expect("triggers lock");
+        let attached = self.attached.lock();
         let attached = attached.as_ref()?;
         let mut queued = 0;
         for agent in attached.agents.state() {
@@ -106,7 +109,7 @@ impl Triggers {
             }
         }
         if queued > 0 {
-            *self.last_notification.lock().expect("triggers lock") = Some(at);
+            *self.last_notification.lock() = Some(at);
         }
         Some(queued)
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Future, StreamExt};
+use futures::{Future, FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -20,6 +20,7 @@ use super::backoff::ErrorBackoff;
 use super::build::MANAGED_BY_SELECTOR;
 use super::{Context, Services, error_policy, reconcile};
 use crate::digest::freshness::{REGISTRY_RETRY_MAX, REGISTRY_RETRY_MIN};
+use crate::error::{Error, Result};
 use crate::resource::TradingAgent;
 
 /// First retry delay after a failed reconciliation.
@@ -77,6 +78,32 @@ where
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
+    }
+}
+
+/// [`reconcile`], with a panic caught and turned into [`Error::ReconcilePanicked`]: kube-runtime
+/// polls reconciliations inside the controller's own stream, so an uncaught panic in one
+/// TradingAgent's reconciliation would end the controller, and the process, for every tenant.
+pub async fn reconcile_caught(
+    agent: Arc<TradingAgent>,
+    ctx: Arc<Context>,
+) -> Result<kube::runtime::controller::Action> {
+    caught(reconcile(agent, ctx)).await
+}
+
+/// Runs `future`, turning a panic into [`Error::ReconcilePanicked`] with the panic's message.
+pub async fn caught<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
+    match std::panic::AssertUnwindSafe(future).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            tracing::error!(%message, "reconciliation panicked; retrying with back-off");
+            Err(Error::ReconcilePanicked(message))
+        }
     }
 }
 
@@ -154,7 +181,7 @@ pub async fn run(
         .owns_stream(pdb_events)
         .reconcile_on(notifications)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
+        .run(reconcile_caught, error_policy, context)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => debug!(%object, "reconciled"),
@@ -165,4 +192,32 @@ pub async fn run(
     synced.abort();
     triggers.detach();
     info!("controller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_reconciliation_is_an_error_not_the_end_of_the_process() {
+        let overflow = caught(async {
+            let huge = Duration::from_secs(u64::MAX);
+            // The arithmetic of issue 15's crash, in the middle of a reconciliation.
+            let _ = std::hint::black_box(huge) * 2;
+            Ok(())
+        })
+        .await;
+        assert_eq!(
+            overflow,
+            Err(Error::ReconcilePanicked(
+                "overflow when multiplying duration by scalar".into()
+            ))
+        );
+        assert_eq!(caught(async { Ok(7) }).await, Ok(7));
+        let formatted = caught::<()>(async { panic!("agent {}", "alpha") }).await;
+        assert_eq!(
+            formatted,
+            Err(Error::ReconcilePanicked("agent alpha".into()))
+        );
+    }
 }
