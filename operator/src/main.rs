@@ -89,6 +89,7 @@ struct RunArgs {
     webhook_token: Option<String>,
 
     /// A registry (HOST[:PORT]) spoken to over plain HTTP, for local development; repeatable.
+    /// Also the only hosts whose plain-HTTP token realm (Bearer challenge) is followed.
     #[arg(
         long = "insecure-registry",
         value_name = "HOST[:PORT]",

@@ -435,7 +435,9 @@ async fn token_auth_and_multi_arch_indexes_resolve_through_the_controller() {
     })
     .expect("registry with token auth");
     let host = registry.host();
-    let operator = DigestOperator::start(&client, &ns.name, std::slice::from_ref(&host), 0).await;
+    // The realm is plain http: followed only because its host is on the insecure list too.
+    let insecure = [host.clone(), issuer.host()];
+    let operator = DigestOperator::start(&client, &ns.name, &insecure, 0).await;
     create_pull_secret(&client, &ns.name, "robot", &host, "robot", "token-pw").await;
     create_pull_secret(&client, &ns.name, "intruder", &host, "robot", "guess").await;
     let image = format!("{host}/private/multi:v1");

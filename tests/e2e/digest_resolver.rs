@@ -181,7 +181,8 @@ async fn bearer_token_flow_with_the_registrys_token_auth() {
         ..Default::default()
     })
     .unwrap();
-    let resolver = resolver_for(&[&registry.host()]);
+    // The realm is plain http: followed only because its host is on the insecure list too.
+    let resolver = resolver_for(&[&registry.host(), &issuer.host()]);
     let reference = image(&registry.host(), "private/app:v1");
 
     let right = credentials("robot", "token-pw");

@@ -86,6 +86,12 @@ impl TokenIssuer {
         )
     }
 
+    /// `127.0.0.1:port` of the realm: plain HTTP, so the operator must list it as an insecure
+    /// registry host before it follows the realm.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
     /// Tokens issued so far.
     pub fn issued(&self) -> u64 {
         self.state.issued.load(Ordering::SeqCst)

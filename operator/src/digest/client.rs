@@ -3,8 +3,16 @@
 //! `HEAD /v2/<repository>/manifests/<tag>` with every manifest media type in `Accept`, so the
 //! registry answers with the digest of what the tag points at (an index stays an index: multi-arch
 //! images stay multi-arch); `GET` and hash the body when a registry omits `Docker-Content-Digest`.
+//! A registry that answers `HEAD` with 405 or 501 is asked with `GET` instead.
 //! Anonymous, Basic and Bearer-token auth; tokens cached by scope until they expire; `429` honoured
 //! with a per-host back-off, before which no request is sent.
+//!
+//! Where credentials go: a pull secret's user and password are sent only to the registry host
+//! they were found for (Basic) and to the token realm its Bearer challenge names, and that realm
+//! is followed only over `https` (plain `http` only to a host on the insecure list, as for the
+//! registry itself): an `http://` realm elsewhere is refused without a request, so a registry
+//! cannot make us send a password in clear or probe other hosts for it. Redirects never go from
+//! `https` to `http` outside the insecure list, and drop `Authorization` when they leave the host.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -122,7 +130,7 @@ impl RegistryClient {
                 env!("CARGO_PKG_VERSION")
             ))
             // Redirects (to blob storage) keep the method; auth headers are not forwarded off-host.
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(redirect_policy(config.insecure_hosts.clone()))
             .build()?;
         Ok(Self {
             http,
@@ -166,14 +174,19 @@ impl RegistryClient {
         let response = self
             .send_authenticated(Method::HEAD, &url, &scope, credentials, &context)
             .await?;
-        if let Some(digest) = response.headers().get("docker-content-digest") {
+        if let Some(digest) = response
+            .headers()
+            .get("docker-content-digest")
+            .filter(|_| response.status().is_success())
+        {
             let digest = digest.to_str().unwrap_or_default();
             return Digest::parse(digest).map_err(|e| Error::RegistryInvalidDigest {
                 host: host.clone(),
                 detail: e.to_string(),
             });
         }
-        // No digest header (some registries, some proxies): fetch the manifest and hash it.
+        // No digest header (some registries, some proxies) or no HEAD at all (405/501): fetch the
+        // manifest and hash it.
         let response = self
             .send_authenticated(Method::GET, &url, &scope, credentials, &context)
             .await?;
@@ -230,6 +243,12 @@ impl RegistryClient {
                             None => "anonymous; add an imagePullSecret for this registry".into(),
                         },
                     });
+                }
+                // Only HEAD: the caller falls back to GET.
+                StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+                    if method == Method::HEAD =>
+                {
+                    return Ok(response);
                 }
                 StatusCode::NOT_FOUND => {
                     return Err(Error::TagNotFound {
@@ -323,6 +342,11 @@ impl RegistryClient {
                 service,
                 scope: challenged_scope,
             }) => {
+                if !realm_allowed(&realm, &self.insecure_hosts) {
+                    return Err(unauthorized(format!(
+                        "token realm {realm:?} refused: a realm must be https (plain http only for a host given with --insecure-registry)"
+                    )));
+                }
                 let request = TokenRequest {
                     realm: &realm,
                     service: service.as_deref(),
@@ -479,6 +503,42 @@ fn basic(credentials: &Credentials) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(raw)
     )
+}
+
+/// Whether a Bearer challenge's realm may be asked for a token (with the pull secret's
+/// credentials): `https`, or `http` to a host (`host` or `host:port`) on the insecure list.
+pub fn realm_allowed(realm: &str, insecure_hosts: &HashSet<String>) -> bool {
+    let Ok(url) = reqwest::Url::parse(realm) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => url.host_str().is_some(),
+        "http" => is_insecure_host(&url, insecure_hosts),
+        _ => false,
+    }
+}
+
+fn is_insecure_host(url: &reqwest::Url, insecure_hosts: &HashSet<String>) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let with_port = url.port().map(|port| format!("{host}:{port}"));
+    insecure_hosts.contains(host) || with_port.is_some_and(|h| insecure_hosts.contains(&h))
+}
+
+/// At most 5 redirects, never from `https` down to `http` except to an insecure-listed host.
+fn redirect_policy(insecure_hosts: HashSet<String>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let downgrade =
+            attempt.url().scheme() != "https" && !is_insecure_host(attempt.url(), &insecure_hosts);
+        if attempt.previous().len() >= 5 {
+            attempt.error("more than 5 redirects")
+        } else if downgrade {
+            attempt.error("redirect to plain http refused (not an --insecure-registry host)")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// `Retry-After` as seconds or an HTTP date, relative to `now`, clamped to
@@ -731,6 +791,91 @@ mod tests {
         );
         assert_eq!(token_lifetime(Some(0)), Duration::from_secs(1));
         assert_eq!(token_lifetime(None), Duration::from_secs(54));
+    }
+
+    /// A registry on the insecure list names a token realm elsewhere over plain http: refused
+    /// before any request reaches it, so the pull secret's password never travels in clear.
+    #[tokio::test]
+    async fn an_http_realm_off_the_insecure_list_gets_no_request_and_no_password() {
+        let elsewhere = LoopbackRegistry::start(|_, _| answer(200, &[], r#"{"token":"t"}"#)).await;
+        let realm = format!("http://localhost:{}/token", elsewhere.addr.port());
+        let registry = LoopbackRegistry::start(move |_, _| {
+            answer(
+                401,
+                &[("www-authenticate", &format!(r#"Bearer realm="{realm}""#))],
+                "",
+            )
+        })
+        .await;
+        let client = client_for(&registry);
+        let credentials = Credentials {
+            username: "u".into(),
+            password: "secret".into(),
+        };
+        match client
+            .resolve_tag(&image(&registry), "stable", Some(&credentials))
+            .await
+        {
+            Err(Error::RegistryUnauthorized { detail, .. }) => {
+                assert!(detail.contains("must be https"), "{detail}")
+            }
+            other => panic!("expected RegistryUnauthorized, got {other:?}"),
+        }
+        assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+    }
+
+    #[test]
+    fn realms_are_followed_over_https_or_to_insecure_hosts_only() {
+        let insecure: HashSet<String> = ["127.0.0.1:5000".into(), "registry.local".into()].into();
+        for (realm, allowed) in [
+            ("https://auth.docker.io/token", true),
+            ("https://127.0.0.1:9/token", true),
+            ("http://127.0.0.1:5000/token", true),
+            ("http://registry.local/token", true),
+            ("http://registry.local:8080/token", true),
+            ("http://127.0.0.1:5001/token", false),
+            ("http://auth.docker.io/token", false),
+            ("http://169.254.169.254/latest/meta-data", false),
+            ("file:///etc/passwd", false),
+            ("ftp://auth.docker.io/token", false),
+            ("/token", false),
+            ("", false),
+        ] {
+            assert_eq!(realm_allowed(realm, &insecure), allowed, "{realm}");
+        }
+    }
+
+    /// Some registries and proxies answer HEAD with 405 or 501: the digest comes from GET.
+    #[tokio::test]
+    async fn head_answered_405_or_501_falls_back_to_get() {
+        for head_status in [405, 501] {
+            let body = r#"{"schemaVersion":2}"#;
+            let registry = LoopbackRegistry::start(move |seen, _| match seen.method.as_str() {
+                "HEAD" => answer(head_status, &[], ""),
+                _ => answer(200, &[], body),
+            })
+            .await;
+            let digest = client_for(&registry)
+                .resolve_tag(&image(&registry), "stable", None)
+                .await;
+            let expected = format!("sha256:{}", hex::encode(Sha256::digest(body)));
+            assert_eq!(
+                digest.map(|d| d.as_str().to_owned()),
+                Ok(expected),
+                "HEAD {head_status}"
+            );
+            let methods: Vec<_> = registry.seen().into_iter().map(|s| s.method).collect();
+            assert_eq!(methods, ["HEAD", "GET"], "HEAD {head_status}");
+        }
+        // Other statuses stay errors.
+        let registry = LoopbackRegistry::start(|_, _| answer(500, &[], "")).await;
+        assert!(matches!(
+            client_for(&registry)
+                .resolve_tag(&image(&registry), "stable", None)
+                .await,
+            Err(Error::RegistryUnexpectedStatus { status: 500, .. })
+        ));
+        assert_eq!(registry.seen().len(), 1);
     }
 
     #[test]
