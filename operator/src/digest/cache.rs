@@ -1,11 +1,19 @@
 //! One shared cache of tag → digest lookups, with request coalescing: however many TradingAgents
 //! use an image, the registry sees one request per freshness window, and concurrent lookups of the
 //! same key wait for the one request in flight instead of sending their own.
+//!
+//! Bounded: an entry not asked for during [`IDLE_TTL`] is evicted (every TradingAgent in use
+//! asks at least every resync period, 5 min, so only tags nobody follows any more go, and with
+//! them the credentials of rotated pull secrets), and at most [`MAX_ENTRIES`] are kept (beyond
+//! that the least recently used go first). An evicted entry costs one more registry request,
+//! never a wrong answer: freshness only ever rejects cached answers.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::credentials::Credentials;
 use super::freshness::Freshness;
@@ -70,12 +78,83 @@ impl Lookup {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Lookup>>>;
 
-#[derive(Default)]
+/// An entry not asked for this long is evicted.
+pub const IDLE_TTL: Duration = Duration::from_secs(3600);
+/// At most this many entries (distinct registry, repository, tag and credentials) are kept.
+pub const MAX_ENTRIES: usize = 20_000;
+/// Idle entries are swept at most this often (a sweep walks every entry).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+struct Entry {
+    slot: Slot,
+    last_used: Instant,
+}
+
+struct Slots {
+    entries: HashMap<CacheKey, Entry>,
+    last_sweep: Instant,
+}
+
 pub struct DigestCache {
-    slots: Mutex<HashMap<CacheKey, Slot>>,
+    slots: Mutex<Slots>,
+    idle_ttl: Duration,
+    max_entries: usize,
+}
+
+impl Default for DigestCache {
+    fn default() -> Self {
+        Self::with_limits(IDLE_TTL, MAX_ENTRIES)
+    }
 }
 
 impl DigestCache {
+    /// A cache evicting entries idle for `idle_ttl` and keeping at most `max_entries`.
+    pub fn with_limits(idle_ttl: Duration, max_entries: usize) -> Self {
+        Self {
+            slots: Mutex::new(Slots {
+                entries: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
+            idle_ttl,
+            max_entries: max_entries.max(1),
+        }
+    }
+
+    /// How many entries the cache holds.
+    pub fn len(&self) -> usize {
+        self.slots.lock().entries.len()
+    }
+
+    /// Whether the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The slot of `key` (created if missing), after evicting what the limits say must go.
+    fn slot(&self, key: CacheKey, now: Instant) -> Slot {
+        let mut slots = self.slots.lock();
+        if now.saturating_duration_since(slots.last_sweep) >= SWEEP_EVERY {
+            self.evict_idle(&mut slots, now);
+        }
+        if !slots.entries.contains_key(&key) && slots.entries.len() >= self.max_entries {
+            self.evict_idle(&mut slots, now);
+            evict_least_recently_used(&mut slots.entries, self.max_entries);
+        }
+        let entry = slots.entries.entry(key).or_insert_with(|| Entry {
+            slot: Slot::default(),
+            last_used: now,
+        });
+        entry.last_used = now;
+        entry.slot.clone()
+    }
+
+    fn evict_idle(&self, slots: &mut Slots, now: Instant) {
+        slots
+            .entries
+            .retain(|_, entry| now.saturating_duration_since(entry.last_used) < self.idle_ttl);
+        slots.last_sweep = now;
+    }
+
     /// The result of a lookup of `key` that *started* at or after `not_before`, running `resolve`
     /// only if there is none. Errors are cached and shared too, so a registry that is down is not
     /// hammered by every waiting TradingAgent, but only for their back-off
@@ -93,13 +172,7 @@ impl DigestCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Digest, Error>>,
     {
-        let slot = self
-            .slots
-            .lock()
-            .expect("digest cache lock")
-            .entry(key)
-            .or_default()
-            .clone();
+        let slot = self.slot(key, Instant::now());
         // Holding the slot's lock across the request is what coalesces concurrent lookups.
         let mut lookup = slot.lock().await;
         if let Some(previous) = lookup.as_ref()
@@ -116,6 +189,23 @@ impl DigestCache {
             Instant::now(),
         ));
         result
+    }
+}
+
+/// Makes room for one more entry: drops the least recently used tenth of `max_entries` (at least
+/// one), so a full cache sorts once per tenth of its size, not on every insertion.
+fn evict_least_recently_used(entries: &mut HashMap<CacheKey, Entry>, max_entries: usize) {
+    if entries.len() < max_entries {
+        return;
+    }
+    let excess = entries.len() - max_entries + (max_entries / 10).max(1);
+    let mut by_age: Vec<(Instant, CacheKey)> = entries
+        .iter()
+        .map(|(key, entry)| (entry.last_used, key.clone()))
+        .collect();
+    by_age.sort_unstable_by_key(|(last_used, _)| *last_used);
+    for (_, key) in by_age.into_iter().take(excess) {
+        entries.remove(&key);
     }
 }
 
@@ -286,5 +376,63 @@ mod tests {
                 .await,
             Err(down)
         );
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_at_most_max_entries_least_recently_used_first_out() {
+        let cache = DigestCache::with_limits(IDLE_TTL, 10);
+        for n in 0..10u8 {
+            let tag = format!("t{n}");
+            cache
+                .get_or_resolve(key(&tag), None, || async move { Ok(digest(n)) })
+                .await
+                .unwrap();
+        }
+        // t0 is used again: now the most recently used.
+        cache
+            .get_or_resolve(key("t0"), None, || async { unreachable!() })
+            .await
+            .unwrap();
+        for n in 10..100u8 {
+            let tag = format!("t{n}");
+            cache
+                .get_or_resolve(key(&tag), None, || async move { Ok(digest(n)) })
+                .await
+                .unwrap();
+            assert!(cache.len() <= 10, "{} entries", cache.len());
+        }
+        // The most recent entry is kept; an old one was evicted and is looked up again.
+        cache
+            .get_or_resolve(key("t99"), None, || async { unreachable!() })
+            .await
+            .unwrap();
+        let asked = std::sync::atomic::AtomicBool::new(false);
+        cache
+            .get_or_resolve(key("t1"), None, || async {
+                asked.store(true, Ordering::SeqCst);
+                Ok(digest(1))
+            })
+            .await
+            .unwrap();
+        assert!(asked.load(Ordering::SeqCst), "t1 was evicted");
+    }
+
+    #[test]
+    fn entries_idle_longer_than_the_ttl_are_swept() {
+        let cache = DigestCache::with_limits(Duration::from_secs(3600), 100);
+        let start = Instant::now();
+        cache.slot(key("old"), start);
+        cache.slot(key("busy"), start);
+        cache.slot(key("busy"), start + Duration::from_secs(3000));
+        assert_eq!(cache.len(), 2);
+        // Past the sweep period and the old entry's TTL: swept on the next access.
+        cache.slot(key("new"), start + Duration::from_secs(3700));
+        let kept: Vec<_> = {
+            let slots = cache.slots.lock();
+            let mut tags: Vec<_> = slots.entries.keys().map(|k| k.tag.clone()).collect();
+            tags.sort();
+            tags
+        };
+        assert_eq!(kept, ["busy", "new"]);
     }
 }

@@ -45,6 +45,12 @@ pub fn failure_retry_after(consecutive_failures: u32) -> Duration {
 /// (`kubectl annotate ta alpha tradingagents.dev/resolve-now="$(date +%s)" --overwrite`).
 pub const RESOLVE_NOW_ANNOTATION: &str = "tradingagents.dev/resolve-now";
 
+/// How many tag pushes are remembered at most ([`Pushes`]).
+pub const PUSHES_REMEMBERED: usize = 10_000;
+/// How long a push is remembered once more than [`PUSHES_REMEMBERED`] are: far longer than the
+/// reconciliation it queued takes to run.
+pub const PUSH_MEMORY: Duration = Duration::from_secs(3600);
+
 /// How many `resolve-now` values are remembered; beyond that the memory starts afresh (costing at
 /// most one extra lookup per annotated TradingAgent).
 const MANUAL_TRIGGERS_REMEMBERED: usize = 10_000;
@@ -135,10 +141,33 @@ pub struct Pushes {
 }
 
 impl Pushes {
-    /// Record a push of `repository:tag` that arrived `at`.
+    /// Record a push of `repository:tag` that arrived `at`. Pushes older than [`PUSH_MEMORY`] are
+    /// forgotten (the reconciliations they queued ran long ago), and at most [`PUSHES_REMEMBERED`]
+    /// are kept (the oldest go first).
     pub fn record(&self, repository: &str, tag: &str, at: Instant) {
-        self.lock()
-            .insert((repository.to_owned(), tag.to_owned()), at);
+        let mut pushes = self.lock();
+        if pushes.len() >= PUSHES_REMEMBERED {
+            pushes.retain(|_, pushed| at.saturating_duration_since(*pushed) < PUSH_MEMORY);
+        }
+        if pushes.len() >= PUSHES_REMEMBERED
+            && let Some(oldest) = pushes
+                .iter()
+                .min_by_key(|(_, pushed)| **pushed)
+                .map(|(key, _)| key.clone())
+        {
+            pushes.remove(&oldest);
+        }
+        pushes.insert((repository.to_owned(), tag.to_owned()), at);
+    }
+
+    /// How many pushes are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no push is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// When `repository:tag` was last announced as pushed.

@@ -50,3 +50,84 @@ impl TagResolver {
         self.client.request_count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::digest::cache::MAX_ENTRIES;
+    use crate::digest::client::RegistryClientConfig;
+    use crate::digest::client::loopback::{LoopbackRegistry, answer};
+
+    fn rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Memory stays bounded however many distinct tags are resolved: 100,000 tags, each with its
+    /// own pull-secret credentials, through the real client against a loopback registry. Prints
+    /// the resident set size; ignored by default (about a minute):
+    /// `cargo test -p trading-agent-operator --lib -- --ignored rss_with_100k --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "measurement: 100,000 HTTP requests"]
+    async fn rss_with_100k_distinct_tags() {
+        const TAGS: usize = 100_000;
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let registry = LoopbackRegistry::start(move |_, _| {
+            answer(200, &[("docker-content-digest", &digest)], "")
+        })
+        .await;
+        let client = RegistryClient::new(RegistryClientConfig {
+            insecure_hosts: [registry.host()].into(),
+            request_timeout: Duration::from_secs(10),
+        })
+        .unwrap();
+        let resolver = TagResolver::new(client);
+        let image = ImageReference::parse(&format!("{}/acme/app", registry.host())).unwrap();
+        let before = rss_kib();
+        let mut peak = before;
+        let mut done = 0;
+        let mut lookups = futures::stream::iter(0..TAGS)
+            .map(|n| {
+                let (resolver, image) = (&resolver, &image);
+                async move {
+                    let credentials = Credentials {
+                        username: format!("robot-{n}"),
+                        password: format!("rotated-password-{n:032}"),
+                    };
+                    resolver
+                        .resolve(
+                            image,
+                            &format!("build-{n}"),
+                            Some(&credentials),
+                            Freshness::MaxAge(Duration::from_secs(300)),
+                        )
+                        .await
+                }
+            })
+            .buffer_unordered(32);
+        while let Some(result) = lookups.next().await {
+            result.unwrap();
+            done += 1;
+            if done % 10_000 == 0 {
+                peak = peak.max(rss_kib());
+            }
+        }
+        drop(lookups);
+        let after = rss_kib();
+        let cached = resolver.cache.len();
+        println!(
+            "{TAGS} distinct tags resolved ({} requests): RSS {before} KiB before, {after} KiB after, peak {peak} KiB; {cached} cache entries (cap {MAX_ENTRIES})",
+            resolver.request_count()
+        );
+        assert!(cached <= MAX_ENTRIES);
+        assert_eq!(resolver.request_count(), TAGS as u64);
+    }
+}

@@ -345,4 +345,29 @@ mod tests {
             None
         );
     }
+
+    /// `Triggers.pushed` is bounded: beyond `PUSHES_REMEMBERED`, pushes older than `PUSH_MEMORY`
+    /// go, then the oldest.
+    #[test]
+    fn remembered_pushes_are_pruned() {
+        use crate::digest::freshness::{PUSH_MEMORY, PUSHES_REMEMBERED};
+        let pushes = Pushes::default();
+        let start = Instant::now();
+        for n in 0..PUSHES_REMEMBERED {
+            pushes.record("acme/app", &format!("t{n}"), start);
+        }
+        let later = start + PUSH_MEMORY + std::time::Duration::from_secs(1);
+        pushes.record("acme/app", "fresh", later);
+        assert_eq!(pushes.len(), 1, "the stale pushes went at once");
+        assert_eq!(pushes.pushed_at("acme/app", "fresh"), Some(later));
+        for n in 0..PUSHES_REMEMBERED + 5 {
+            let at = later + std::time::Duration::from_millis(n as u64 + 1);
+            pushes.record("acme/app", &format!("n{n}"), at);
+            assert!(pushes.len() <= PUSHES_REMEMBERED);
+        }
+        assert_eq!(pushes.pushed_at("acme/app", "fresh"), None, "oldest first");
+        assert!(pushes.pushed_at("acme/app", "n0").is_none());
+        let newest = format!("n{}", PUSHES_REMEMBERED + 4);
+        assert!(pushes.pushed_at("acme/app", &newest).is_some());
+    }
 }
