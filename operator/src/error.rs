@@ -201,6 +201,24 @@ pub enum Error {
         /// The missing key.
         key: String,
     },
+    /// The database Secret could not be read (any API error but 404: a 403, say).
+    #[error("Secret {namespace}/{name} (spec.database.secretRef) cannot be read: {message}")]
+    SecretUnreadable {
+        /// Namespace of the TradingAgent.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// The API server refused to apply an object the spec makes (400, 403 or 422).
+    #[error("the API server refused the objects of this spec ({status}): {message}")]
+    SpecRejected {
+        /// HTTP status of the refusal.
+        status: u16,
+        /// The API server's message.
+        message: String,
+    },
 
     // ---- The operator's own failures.
     /// A call to the Kubernetes API failed.
@@ -244,9 +262,30 @@ impl From<kube::Error> for Error {
             kube::Error::Api(status) => Some(status.code),
             _ => None,
         };
-        Error::Kube {
-            status,
-            detail: error.to_string(),
+        let detail = match &error {
+            // The API server's own message, without kube's debug dump of the Status.
+            kube::Error::Api(status) => {
+                format!("{} ({} {})", status.message, status.code, status.reason)
+            }
+            other => other.to_string(),
+        };
+        Error::Kube { status, detail }
+    }
+}
+
+impl Error {
+    /// An API server refusal of applied objects that only a change of the spec (or of quotas and
+    /// policies) fixes, as [`Error::SpecRejected`]; other errors as they are (retried).
+    pub fn as_spec_rejection(self) -> Self {
+        match self {
+            Error::Kube {
+                status: Some(status @ (400 | 403 | 422)),
+                detail,
+            } => Error::SpecRejected {
+                status,
+                message: detail,
+            },
+            other => other,
         }
     }
 }
@@ -291,6 +330,8 @@ impl Error {
             Error::Kube { .. } => "kube_api",
             Error::SecretNotFound { .. } => "secret_not_found",
             Error::SecretKeyMissing { .. } => "secret_key_missing",
+            Error::SecretUnreadable { .. } => "secret_unreadable",
+            Error::SpecRejected { .. } => "spec_rejected",
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::Serialization(_) | Error::Yaml(_) => "serialization",
             Error::Leadership(_) => "leader_election",
@@ -332,6 +373,9 @@ impl Error {
         match self {
             Error::SecretNotFound { .. } => reasons::SECRET_NOT_FOUND,
             Error::SecretKeyMissing { .. } => reasons::SECRET_KEY_MISSING,
+            Error::SecretUnreadable { .. } => reasons::SECRET_UNREADABLE,
+            Error::SpecRejected { status: 403, .. } => reasons::APPLY_FORBIDDEN,
+            Error::SpecRejected { .. } => reasons::INVALID_SPEC,
             Error::ReferenceEmpty
             | Error::ReferenceInvalidDomain(_)
             | Error::ReferenceInvalidPathComponent(_)
@@ -383,6 +427,12 @@ impl Error {
             ),
             Error::SecretKeyMissing { name, key, .. } => {
                 format!("Secret {name:?} has no key {key:?} (spec.database.secretRef.key)")
+            }
+            Error::SecretUnreadable { name, message, .. } => format!(
+                "Secret {name:?} named by spec.database.secretRef.name cannot be read: {message}"
+            ),
+            Error::SpecRejected { message, .. } => {
+                format!("the API server refused this spec's objects: {message}")
             }
             other => other.to_string(),
         }

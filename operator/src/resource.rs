@@ -37,6 +37,11 @@ pub fn cel_matches(pattern: &str) -> String {
     format!("self.matches('{}')", pattern.replace('\\', "\\\\"))
 }
 
+/// CEL: every quantity of a `resources` field (`limits` and `requests`) parses as a Kubernetes
+/// quantity, so `cpu: abc` is refused at admission instead of failing the Deployment apply.
+/// `string()` accepts both forms of an int-or-string (`cpu: 1` and `cpu: "500m"`).
+pub const RESOURCE_QUANTITIES_RULE: &str = "(!has(self.limits) || self.limits.all(k, isQuantity(string(self.limits[k])))) && (!has(self.requests) || self.requests.all(k, isQuantity(string(self.requests[k]))))";
+
 /// The distribution reference grammar (`[domain[:port]/]path[:tag][@sha256:hex]`), restricted to
 /// sha256 digests because those are the only ones the operator pins to.
 pub const IMAGE_REFERENCE_PATTERN: &str = concat!(
@@ -311,6 +316,10 @@ pub struct ApiSpec {
 
     /// Compute resources of the api container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": RESOURCE_QUANTITIES_RULE,
+        "message": "every limit and request must be a quantity such as 250m, 1, 512Mi or 2Gi",
+    }]))]
     pub resources: Option<ResourceRequirements>,
 
     /// Extra environment variables of the api container. `DATABASE_URL` and `PORT` are set by the
@@ -337,6 +346,10 @@ pub struct WorkerSpec {
 
     /// Compute resources of the worker container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": RESOURCE_QUANTITIES_RULE,
+        "message": "every limit and request must be a quantity such as 250m, 1, 512Mi or 2Gi",
+    }]))]
     pub resources: Option<ResourceRequirements>,
 
     /// Extra environment variables of the worker container. `DATABASE_URL` and `PORT` are set by
@@ -751,6 +764,15 @@ pub mod conditions {
         pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
         /// The database Secret lacks the key.
         pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+        /// Ready: the database Secret could not be read (a 403, say); the message is the API
+        /// server's.
+        pub const SECRET_UNREADABLE: &str = "SecretUnreadable";
+        /// Ready: the API server refused the objects the spec makes (400/422, e.g. `cpu: abc`);
+        /// the message is the API server's.
+        pub const INVALID_SPEC: &str = "InvalidSpec";
+        /// Ready: the API server forbade applying the objects (403: a ResourceQuota, an admission
+        /// policy, or the operator's RBAC); the message is the API server's.
+        pub const APPLY_FORBIDDEN: &str = "ApplyForbidden";
         /// Progressing: Deployments are rolling out.
         pub const ROLLING_OUT: &str = "RollingOut";
         /// Progressing: nothing left to roll out.

@@ -190,6 +190,22 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             agent("a", json!({"progressDeadlineSeconds": 1})),
             "spec.progressDeadlineSeconds",
         ),
+        (
+            "cpu that is no quantity",
+            agent(
+                "a",
+                json!({"api": {"resources": {"requests": {"cpu": "abc"}}}}),
+            ),
+            "spec.api.resources",
+        ),
+        (
+            "memory limit that is no quantity",
+            agent(
+                "a",
+                json!({"bot": {"resources": {"limits": {"memory": "lots"}}}}),
+            ),
+            "spec.bot.resources",
+        ),
         ("name with a dot", bad_name, "metadata.name"),
         ("name too long for the children", too_long, "metadata.name"),
     ]
@@ -214,7 +230,8 @@ async fn bad_resources_are_refused_with_the_field_named() {
         json!({
             "imagePullSecrets": [{"name": "regcred"}],
             "imageUpdate": {"mode": "Pin", "interval": "1h30m", "rollback": "Never"},
-            "api": {"replicas": 2, "port": 9000, "env": [{"name": "RUST_LOG", "value": "info"}]},
+            "api": {"replicas": 2, "port": 9000, "env": [{"name": "RUST_LOG", "value": "info"}],
+                    "resources": {"requests": {"cpu": 1, "memory": "256Mi"}, "limits": {"cpu": "1500m", "memory": "1Gi"}}},
             "bot": {"env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
         }),
     ))

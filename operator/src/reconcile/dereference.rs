@@ -52,6 +52,9 @@ async fn database_secret(ctx: &Context, ns: &str, agent: &TradingAgent) -> Resul
     let secret = match secrets.get_with(&reference.name, &GetParams::any()).await {
         Ok(secret) => Some(secret),
         Err(kube::Error::Api(status)) if status.code == 404 => None,
+        // Any other answer of the API server (a 403, say) is reported in the status like a
+        // missing Secret, with the API server's message; transport errors are retried.
+        Err(e @ kube::Error::Api(_)) => return Ok(Some(unreadable(ns, &reference.name, e))),
         Err(e) => return Err(e.into()),
     };
     let problem = match secret {
@@ -80,6 +83,19 @@ async fn database_secret(ctx: &Context, ns: &str, agent: &TradingAgent) -> Resul
         ctx.database_secrets.trust(cache_key, Instant::now());
     }
     Ok(problem)
+}
+
+/// The problem reported for a Secret the API server refused to hand over.
+fn unreadable(ns: &str, name: &str, error: kube::Error) -> Error {
+    let message = match Error::from(error) {
+        Error::Kube { detail, .. } => detail,
+        other => other.to_string(),
+    };
+    Error::SecretUnreadable {
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+        message,
+    }
 }
 
 /// A key of a Secret in a namespace.

@@ -120,12 +120,20 @@ pub fn status_events(old: Option<&TradingAgentStatus>, new: &TradingAgentStatus)
     if let Some(c) = changed(types::READY) {
         if c.status == "True" {
             events.push(EventSpec::normal("Ready", c.message.clone(), "Reconcile"));
-        } else if c.reason == reasons::SECRET_NOT_FOUND || c.reason == reasons::SECRET_KEY_MISSING {
+        } else if [
+            reasons::SECRET_NOT_FOUND,
+            reasons::SECRET_KEY_MISSING,
+            reasons::SECRET_UNREADABLE,
+        ]
+        .contains(&c.reason.as_str())
+        {
             events.push(EventSpec::warning(
                 &c.reason,
                 c.message.clone(),
                 "ReadSecret",
             ));
+        } else if c.reason == reasons::INVALID_SPEC || c.reason == reasons::APPLY_FORBIDDEN {
+            events.push(EventSpec::warning(&c.reason, c.message.clone(), "Apply"));
         }
     }
     if let Some(c) = changed(types::DEGRADED)
@@ -391,5 +399,105 @@ mod tests {
     fn truncates_on_char_boundaries() {
         assert_eq!(truncate("abc", 10), "abc");
         assert_eq!(truncate("ééé", 3), "é…");
+    }
+
+    /// Issue 15: a spec the API server refuses (`cpu: abc` → 422) and a database Secret it will
+    /// not hand over (403) reach the status as `Ready=False` with the API server's message, and a
+    /// Warning event says the same.
+    #[test]
+    fn refusals_of_the_api_server_reach_ready_and_a_warning_event() {
+        use crate::digest::outcome::ImageOutcome;
+        use crate::digest::reference::{Digest, ImageReference};
+        use crate::error::Error;
+        use crate::reconcile::status::{Observation, next_status};
+        use crate::resource::{Role, TradingAgent, TradingAgentSpec};
+
+        let spec: TradingAgentSpec = serde_json::from_value(serde_json::json!({
+            "image": "registry.example.com/acme/app:stable",
+            "database": {"secretRef": {"name": "desk-db", "key": "url"}},
+        }))
+        .unwrap();
+        let mut agent = TradingAgent::new("alpha", spec);
+        agent.metadata.namespace = Some("desk".into());
+        agent.metadata.generation = Some(1);
+        let image = ImageOutcome::Pinned(
+            ImageReference::parse("registry.example.com/acme/app:stable")
+                .unwrap()
+                .pinned_to(Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap()),
+        );
+        let invalid = "Deployment.apps \"alpha-api\" is invalid: spec.template.spec.containers[0].resources.requests[cpu]: Invalid value: \"abc\": quantities must match the regular expression";
+        let kube_error: Error = kube::Error::Api(Box::new(
+            kube::core::Status::failure(invalid, "Invalid").with_code(422),
+        ))
+        .into();
+        let forbidden: Error = kube::Error::Api(Box::new(
+            kube::core::Status::failure(
+                "secrets \"desk-db\" is forbidden: User \"system:serviceaccount:ops:op\" cannot get resource \"secrets\"",
+                "Forbidden",
+            )
+            .with_code(403),
+        ))
+        .into();
+        let unreadable = Error::SecretUnreadable {
+            namespace: "desk".into(),
+            name: "desk-db".into(),
+            message: match forbidden {
+                Error::Kube { detail, .. } => detail,
+                other => panic!("{other:?}"),
+            },
+        };
+        let cases = [
+            (
+                kube_error.as_spec_rejection(),
+                "InvalidSpec",
+                "Apply",
+                "Invalid value: \"abc\"",
+            ),
+            (
+                unreadable,
+                "SecretUnreadable",
+                "ReadSecret",
+                "cannot get resource",
+            ),
+        ];
+        let none: Vec<_> = Role::ALL.into_iter().map(|r| (r, None)).collect();
+        for (blocked, reason, action, api_message) in cases {
+            let status = next_status(&Observation {
+                agent: &agent,
+                image: &image,
+                applied: false,
+                blocked: Some(&blocked),
+                deployments: &none,
+                rollback: None,
+                now: t(),
+            });
+            let ready = find_condition(&status.conditions, types::READY).unwrap();
+            assert_eq!(
+                (ready.status.as_str(), ready.reason.as_str()),
+                ("False", reason)
+            );
+            assert!(ready.message.contains(api_message), "{}", ready.message);
+            let events = status_events(None, &status);
+            let warning = events.iter().find(|e| e.reason == reason).unwrap();
+            assert!(warning.warning && warning.action == action, "{warning:?}");
+            assert!(warning.note.contains(api_message), "{}", warning.note);
+        }
+        // A conflict is not the spec's fault: it stays an error and is retried.
+        let conflict: Error = kube::Error::Api(Box::new(
+            kube::core::Status::failure("the object has been modified", "Conflict").with_code(409),
+        ))
+        .into();
+        assert!(matches!(
+            conflict.as_spec_rejection(),
+            Error::Kube {
+                status: Some(409),
+                ..
+            }
+        ));
+        let quota: Error = kube::Error::Api(Box::new(
+            kube::core::Status::failure("exceeded quota: compute", "Forbidden").with_code(403),
+        ))
+        .into();
+        assert_eq!(quota.as_spec_rejection().reason(), "ApplyForbidden");
     }
 }

@@ -174,13 +174,25 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     };
     // 5. apply
     let mut events = Vec::new();
+    // A refusal of the API server (422 for `cpu: abc`, 403 for a quota) is reported in the status
+    // like a missing Secret, with the API server's message; other failures are retried.
+    let mut rejected = None;
     let (deployments, applied) = match desired {
-        Some(objects) if !agent.spec.paused => (
-            apply::apply(&ctx, &agent, &ns, objects, &mut events).await?,
-            true,
-        ),
+        Some(objects) if !agent.spec.paused => {
+            match apply::apply(&ctx, &agent, &ns, objects, &mut events).await {
+                Ok(deployments) => (deployments, true),
+                Err(error) => match error.as_spec_rejection() {
+                    rejection @ Error::SpecRejected { .. } => {
+                        rejected = Some(rejection);
+                        (current, false)
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
         _ => (current, false),
     };
+    let blocked = dereferenced.database_secret.or(rejected);
     let applied_at = started.elapsed();
     let rollback = decision.rollback.as_ref().filter(|_| applied);
     if let Some(rollback) = rollback {
@@ -199,7 +211,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         agent: seen,
         image: &image,
         applied,
-        blocked: dereferenced.database_secret.as_ref(),
+        blocked: blocked.as_ref(),
         deployments: &deployments,
         rollback,
         now,
@@ -219,8 +231,8 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         "reconcile stages"
     );
 
-    if let Some(error) = dereferenced.database_secret {
-        // Reported; retry with back-off until the Secret appears.
+    if let Some(error) = blocked {
+        // Reported; retry with back-off until the Secret appears or the spec is fixed.
         return Err(error);
     }
     ctx.backoff.reset(&key);
