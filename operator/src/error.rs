@@ -254,6 +254,10 @@ pub enum Error {
     /// is retried with back-off), never the process.
     #[error("reconciliation panicked: {0}")]
     ReconcilePanicked(String),
+    /// The controller's stream ended without a shutdown being asked for (the process exits
+    /// non-zero so that it is restarted).
+    #[error("the controller stopped unexpectedly")]
+    ControllerStopped,
 }
 
 impl From<kube::Error> for Error {
@@ -339,6 +343,7 @@ impl Error {
             Error::RegistryClient(_) => "registry_client",
             Error::Io(_) => "io",
             Error::ReconcilePanicked(_) => "panic",
+            Error::ControllerStopped => "controller_stopped",
             Error::ReferenceEmpty
             | Error::ReferenceInvalidDomain(_)
             | Error::ReferenceInvalidPathComponent(_)
@@ -409,7 +414,8 @@ impl Error {
             | Error::KubeConfig(_)
             | Error::RegistryClient(_)
             | Error::Io(_)
-            | Error::ReconcilePanicked(_) => "ReconcileError",
+            | Error::ReconcilePanicked(_)
+            | Error::ControllerStopped => "ReconcileError",
         }
     }
 

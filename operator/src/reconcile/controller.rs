@@ -88,6 +88,8 @@ pub async fn reconcile_caught(
     agent: Arc<TradingAgent>,
     ctx: Arc<Context>,
 ) -> Result<kube::runtime::controller::Action> {
+    let progress = ctx.services.progress.clone();
+    let _in_flight = progress.start(ctx.stores.agents.len());
     caught(reconcile(agent, ctx)).await
 }
 
@@ -174,6 +176,8 @@ pub async fn run(
         database_secrets: Default::default(),
     });
 
+    // A new controller is judged from its start, not by its predecessor's last progress.
+    context.services.progress.mark(std::time::Instant::now());
     info!(namespace = ns.unwrap_or("<all>"), "starting controller");
     controller
         .owns_stream(deployment_events)

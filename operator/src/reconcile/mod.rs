@@ -12,7 +12,8 @@
 //! | 7. report: write the status if it changed, publish events | [`report`] (with [`events`], pure) | API server |
 //!
 //! Around them: [`controller`] (the watches and kube-runtime's controller loop), [`backoff`]
-//! (per-object retry delays), [`written`] (a cache lagging behind our own status write).
+//! (per-object retry delays), [`written`] (a cache lagging behind our own status write),
+//! [`progress`] (whether the controller is stuck, for `/healthz`).
 //!
 //! May depend on [`crate::digest`], [`crate::resource`], [`crate::error`] and [`crate::metrics`];
 //! never on [`crate::runtime`].
@@ -25,6 +26,7 @@ pub mod conditions;
 pub mod controller;
 pub mod dereference;
 pub mod events;
+pub mod progress;
 pub mod report;
 pub mod rollback;
 pub mod rollout_state;
@@ -69,6 +71,8 @@ pub struct Services {
     pub triggers: Arc<Triggers>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Whether the controller makes progress (for `/healthz`).
+    pub progress: Arc<progress::Progress>,
 }
 
 /// What every reconciliation of one controller run shares.

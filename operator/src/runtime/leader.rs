@@ -88,7 +88,8 @@ pub(super) async fn lead_then_control(
             break Ok(());
         }
         error!("controller stopped unexpectedly");
-        break Ok(());
+        // Exit non-zero, so the kubelet restarts the pod (after releasing the Lease below).
+        break Err(Error::ControllerStopped);
     };
 
     // Closing the channel makes the Lease manager release the Lease and stop.

@@ -183,7 +183,8 @@ impl Operator {
             }
             serve(listener, app, &shutdown)
         });
-        let health = Arc::new(Health::new(config.leader_election));
+        let progress = Arc::new(reconcile::progress::Progress::default());
+        let health = Arc::new(Health::new(config.leader_election).with_progress(progress.clone()));
         let app = server::router(AppState {
             health: health.clone(),
             registry: Arc::new(registry),
@@ -199,6 +200,7 @@ impl Operator {
             pinner,
             triggers,
             metrics: metrics.clone(),
+            progress,
         };
         let result = if config.leader_election {
             leader::lead_then_control(&config, client, services, health.clone(), &shutdown).await
@@ -215,7 +217,11 @@ impl Operator {
                 signal(&shutdown),
             )
             .await;
-            Ok(())
+            if shutdown.is_cancelled() {
+                Ok(())
+            } else {
+                Err(Error::ControllerStopped)
+            }
         };
         health.set_shutting_down();
         shutdown.cancel();

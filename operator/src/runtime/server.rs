@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::State;
@@ -10,13 +11,16 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
-/// What `/readyz` reports on.
+use crate::reconcile::progress::{Progress, STALL_LIMIT};
+
+/// What `/readyz` and `/healthz` report on.
 #[derive(Debug, Default)]
 pub struct Health {
     leader_election: bool,
     leading: AtomicBool,
     synced: AtomicBool,
     shutting_down: AtomicBool,
+    progress: Arc<Progress>,
 }
 
 impl Health {
@@ -25,6 +29,28 @@ impl Health {
         Self {
             leader_election,
             ..Self::default()
+        }
+    }
+
+    /// Judge liveness by this controller progress (the one the reconciliations report to).
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Liveness: failing only when this process runs the controller, its caches synced, and it
+    /// has had work and made no progress for [`STALL_LIMIT`] (the kubelet then restarts it).
+    pub fn liveness(&self, now: Instant) -> (bool, String) {
+        let running = self.leading.load(Ordering::SeqCst) && self.synced.load(Ordering::SeqCst);
+        match self.progress.stalled(now, STALL_LIMIT) {
+            Some(since) if running => (
+                false,
+                format!(
+                    "controller stuck: no reconciliation started or finished for {}s while there is work",
+                    since.as_secs()
+                ),
+            ),
+            _ => (true, "ok".to_owned()),
         }
     }
 
@@ -85,10 +111,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> impl IntoResponse {
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let (alive, detail) = state.health.liveness(Instant::now());
+    let (code, body) = if alive {
+        (StatusCode::OK, serde_json::json!({"status": "ok"}))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unavailable", "detail": detail}),
+        )
+    };
     (
+        code,
         [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
+        body.to_string(),
     )
 }
 
@@ -153,6 +189,28 @@ mod tests {
         h.set_leading(false);
         h.set_leading(true);
         assert!(!h.readiness().0, "losing the lease forgets the sync");
+    }
+
+    #[test]
+    fn liveness_fails_when_the_running_controller_is_stuck() {
+        let progress = Arc::new(Progress::default());
+        let h = Health::new(false).with_progress(progress.clone());
+        let now = Instant::now();
+        let stuck_at = now + STALL_LIMIT + std::time::Duration::from_secs(60);
+        let hung = progress.start(5);
+        assert!(
+            h.liveness(stuck_at).0,
+            "not running the controller: nothing to judge"
+        );
+        h.set_leading(true);
+        h.set_synced();
+        assert!(h.liveness(now).0);
+        let (alive, detail) = h.liveness(stuck_at);
+        assert!(!alive && detail.contains("controller stuck"), "{detail}");
+        drop(hung);
+        assert!(h.liveness(Instant::now()).0, "finishing is progress");
+        h.set_leading(false);
+        assert!(h.liveness(stuck_at).0, "a standby is alive");
     }
 
     #[tokio::test]
