@@ -32,10 +32,7 @@ fn fresh() -> Freshness {
 }
 
 fn credentials(user: &str, password: &str) -> Credentials {
-    Credentials {
-        username: user.into(),
-        password: password.into(),
-    }
+    Credentials::basic(user, password)
 }
 
 #[tokio::test]

@@ -292,10 +292,7 @@ mod tests {
             "another tag is another key"
         );
         let with_credentials = CacheKey {
-            credentials: Some(Credentials {
-                username: "u".into(),
-                password: "p".into(),
-            }),
+            credentials: Some(Credentials::basic("u", "p")),
             ..key("a")
         };
         assert_eq!(

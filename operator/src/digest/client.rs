@@ -376,13 +376,32 @@ impl RegistryClient {
         key: &TokenRequest<'_>,
         context: &RequestContext<'_>,
     ) -> Result<CachedToken, Error> {
-        let mut request = self.http.get(key.realm).query(&[("scope", key.scope)]);
-        if let Some(service) = key.service {
-            request = request.query(&[("service", service)]);
-        }
-        if let Some(credentials) = key.credentials {
-            request = request.header(AUTHORIZATION, basic(credentials));
-        }
+        let identity_token = key.credentials.and_then(|c| c.identity_token.as_deref());
+        let request = match identity_token {
+            // An identity token is an OAuth2 refresh token: exchanged with a POST, as Docker does.
+            Some(refresh_token) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                    ("client_id", "trading-agent-operator"),
+                    ("scope", key.scope),
+                ];
+                if let Some(service) = key.service {
+                    form.push(("service", service));
+                }
+                self.http.post(key.realm).form(&form)
+            }
+            None => {
+                let mut request = self.http.get(key.realm).query(&[("scope", key.scope)]);
+                if let Some(service) = key.service {
+                    request = request.query(&[("service", service)]);
+                }
+                if let Some(credentials) = key.credentials {
+                    request = request.header(AUTHORIZATION, basic(credentials));
+                }
+                request
+            }
+        };
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let realm_host = reqwest::Url::parse(key.realm)
@@ -608,6 +627,7 @@ pub(crate) mod loopback {
         pub method: String,
         pub path: String,
         pub authorization: Option<String>,
+        pub body: String,
     }
 
     type Answer = dyn Fn(&Seen, SocketAddr) -> Response<Body> + Send + Sync;
@@ -630,18 +650,23 @@ pub(crate) mod loopback {
             let app = axum::Router::new().fallback(move |request: Request| {
                 let (log, answer) = (log.clone(), answer.clone());
                 async move {
+                    let (parts, body) = request.into_parts();
+                    let body = axum::body::to_bytes(body, 1 << 20)
+                        .await
+                        .unwrap_or_default();
                     let request = Seen {
-                        method: request.method().to_string(),
-                        path: request
-                            .uri()
+                        method: parts.method.to_string(),
+                        path: parts
+                            .uri
                             .path_and_query()
                             .map(|p| p.to_string())
                             .unwrap_or_default(),
-                        authorization: request
-                            .headers()
+                        authorization: parts
+                            .headers
                             .get("authorization")
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned),
+                        body: String::from_utf8_lossy(&body).into_owned(),
                     };
                     log.lock().push(request.clone());
                     answer(&request, addr)
@@ -808,10 +833,7 @@ mod tests {
         })
         .await;
         let client = client_for(&registry);
-        let credentials = Credentials {
-            username: "u".into(),
-            password: "secret".into(),
-        };
+        let credentials = Credentials::basic("u", "secret");
         match client
             .resolve_tag(&image(&registry), "stable", Some(&credentials))
             .await
@@ -822,6 +844,53 @@ mod tests {
             other => panic!("expected RegistryUnauthorized, got {other:?}"),
         }
         assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+    }
+
+    /// An `identitytoken` is a refresh token: POSTed to the realm (never sent as a password), and
+    /// the access token it buys is used.
+    #[tokio::test]
+    async fn an_identity_token_is_exchanged_at_the_realm() {
+        let registry = LoopbackRegistry::start(|seen, addr| {
+            if seen.path.starts_with("/token") {
+                return if seen.method == "POST"
+                    && seen.body.contains("grant_type=refresh_token")
+                    && seen.body.contains("refresh_token=refresh-me")
+                {
+                    answer(200, &[], r#"{"access_token":"bought"}"#)
+                } else {
+                    answer(401, &[], "")
+                };
+            }
+            match seen.authorization.as_deref() {
+                Some("Bearer bought") => answer(200, &[("docker-content-digest", DIGEST)], ""),
+                _ => answer(
+                    401,
+                    &[(
+                        "www-authenticate",
+                        &format!(r#"Bearer realm="http://{addr}/token",service="acr""#),
+                    )],
+                    "",
+                ),
+            }
+        })
+        .await;
+        let credentials = Credentials {
+            identity_token: Some("refresh-me".into()),
+            ..Credentials::basic("00000000-0000-0000-0000-000000000000", "")
+        };
+        let resolved = client_for(&registry)
+            .resolve_tag(&image(&registry), "stable", Some(&credentials))
+            .await;
+        assert_eq!(
+            resolved.map(|d| d.as_str().to_owned()),
+            Ok(DIGEST.to_owned())
+        );
+        let token_request = registry
+            .seen()
+            .into_iter()
+            .find(|s| s.path.starts_with("/token"))
+            .unwrap();
+        assert_eq!(token_request.authorization, None, "no password sent");
     }
 
     #[test]
@@ -922,10 +991,7 @@ mod tests {
 
     #[test]
     fn basic_header_is_base64_of_user_colon_password() {
-        let c = Credentials {
-            username: "Aladdin".into(),
-            password: "open sesame".into(),
-        };
+        let c = Credentials::basic("Aladdin", "open sesame");
         assert_eq!(basic(&c), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
     }
 }

@@ -98,7 +98,7 @@ impl RegistryPinner {
         );
         let result = self
             .tags
-            .resolve(&reference, &tag, credentials.as_ref(), freshness)
+            .resolve_with_any(&reference, &tag, &credentials, freshness)
             .await;
         self.metrics
             .observe_registry_requests(self.tags.request_count());

@@ -12,15 +12,15 @@ use super::reference::ImageReference;
 use crate::error::Error;
 use crate::resource::TradingAgent;
 
-/// Credentials for `reference`'s registry from the agent's pull secrets (the first secret that
-/// names the registry wins, as for the kubelet).
+/// Every credential of the agent's pull secrets that matches `reference`, in the order the
+/// kubelet tries them (see [`super::credentials`]); empty: anonymous.
 pub async fn credentials(
     client: &Client,
     agent: &TradingAgent,
     reference: &ImageReference,
-) -> Result<Option<Credentials>, Error> {
+) -> Result<Vec<Credentials>, Error> {
     if agent.spec.image_pull_secrets.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let ns = agent.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -54,5 +54,9 @@ pub async fn credentials(
             })?;
         config.extend(parsed);
     }
-    Ok(config.credentials_for(reference.registry()).cloned())
+    Ok(config
+        .candidates(reference.registry(), reference.repository())
+        .into_iter()
+        .cloned()
+        .collect())
 }

@@ -45,6 +45,28 @@ impl TagResolver {
             .await
     }
 
+    /// As [`Self::resolve`] with each of `candidates` in turn until the registry accepts one, as
+    /// the kubelet tries every matching credential (none: anonymous). The last refusal is the
+    /// answer when none is accepted.
+    pub async fn resolve_with_any(
+        &self,
+        image: &ImageReference,
+        tag: &str,
+        candidates: &[Credentials],
+        freshness: Freshness,
+    ) -> Result<Digest, Error> {
+        let Some((last, others)) = candidates.split_last() else {
+            return self.resolve(image, tag, None, freshness).await;
+        };
+        for credentials in others {
+            match self.resolve(image, tag, Some(credentials), freshness).await {
+                Err(Error::RegistryUnauthorized { .. }) => continue,
+                answer => return answer,
+            }
+        }
+        self.resolve(image, tag, Some(last), freshness).await
+    }
+
     /// HTTP requests sent to registries so far (for metrics and tests).
     pub fn request_count(&self) -> u64 {
         self.client.request_count()
@@ -75,6 +97,50 @@ mod tests {
     /// own pull-secret credentials, through the real client against a loopback registry. Prints
     /// the resident set size; ignored by default (about a minute):
     /// `cargo test -p trading-agent-operator --lib -- --ignored rss_with_100k --nocapture`.
+    /// The kubelet tries every matching credential: a refused one is followed by the next.
+    #[tokio::test]
+    async fn the_next_matching_credential_is_tried_after_a_refusal() {
+        use base64::Engine;
+        let good = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("second:right")
+        );
+        let digest = format!("sha256:{}", "cd".repeat(32));
+        let expected = digest.clone();
+        let registry = LoopbackRegistry::start(move |seen, _| {
+            if seen.authorization.as_deref() == Some(good.as_str()) {
+                answer(200, &[("docker-content-digest", &digest)], "")
+            } else {
+                answer(401, &[("www-authenticate", r#"Basic realm="r""#)], "")
+            }
+        })
+        .await;
+        let resolver = TagResolver::new(
+            RegistryClient::new(RegistryClientConfig {
+                insecure_hosts: [registry.host()].into(),
+                request_timeout: Duration::from_secs(5),
+            })
+            .unwrap(),
+        );
+        let image = ImageReference::parse(&format!("{}/acme/app", registry.host())).unwrap();
+        let fresh = Freshness::MaxAge(Duration::ZERO);
+        let first = Credentials::basic("first", "wrong");
+        let second = Credentials::basic("second", "right");
+        let resolved = resolver
+            .resolve_with_any(&image, "v1", &[first.clone(), second], fresh)
+            .await;
+        assert_eq!(resolved.map(|d| d.as_str().to_owned()), Ok(expected));
+        match resolver
+            .resolve_with_any(&image, "v1", &[first], fresh)
+            .await
+        {
+            Err(Error::RegistryUnauthorized { detail, .. }) => {
+                assert!(detail.contains("first"), "{detail}")
+            }
+            other => panic!("expected RegistryUnauthorized, got {other:?}"),
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "measurement: 100,000 HTTP requests"]
     async fn rss_with_100k_distinct_tags() {
@@ -98,10 +164,10 @@ mod tests {
             .map(|n| {
                 let (resolver, image) = (&resolver, &image);
                 async move {
-                    let credentials = Credentials {
-                        username: format!("robot-{n}"),
-                        password: format!("rotated-password-{n:032}"),
-                    };
+                    let credentials = Credentials::basic(
+                        format!("robot-{n}"),
+                        format!("rotated-password-{n:032}"),
+                    );
                     resolver
                         .resolve(
                             image,
