@@ -28,6 +28,9 @@ pub mod reference;
 pub mod tag_resolver;
 pub mod webhook;
 
+#[cfg(test)]
+mod hostile;
+
 pub use cache::{CacheKey, DigestCache};
 pub use client::{RegistryClient, RegistryClientConfig};
 pub use credentials::{Credentials, DockerConfig};
