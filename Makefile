@@ -15,7 +15,7 @@ export KUBECONFIG := $(TRADING_AGENT_CACHE)/cluster/kubeconfig
 HARNESS := tests/harness
 CARGO := cargo
 
-.PHONY: help deps pydeps tools cluster-up cluster-down cluster-status fmt lint test demo demo-down crd bench clean-cache
+.PHONY: help deps pydeps tools cluster-up cluster-down cluster-status fmt lint test fuzz demo demo-down crd bench clean-cache
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -53,8 +53,12 @@ crd: ## regenerate crds/tradingagents.yaml (and the chart's copy) from the Rust 
 	$(CARGO) run --locked --quiet -p trading-agent-operator -- crd > crds/tradingagents.yaml
 	cp crds/tradingagents.yaml charts/trading-agent-operator/crds/tradingagents.yaml
 
-test: tools pydeps lint ## everything: lint, unit, integration and end-to-end tests against the local stack
+test: tools pydeps lint ## everything: lint, a short fuzz pass, unit, integration and end-to-end tests against the local stack
+	@FUZZ_SECONDS=10 scripts/fuzz.sh
 	@$(HARNESS)/with-cluster.sh $(CARGO) test --locked --workspace --no-fail-fast
+
+fuzz: ## run every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (default 60): executions and crashes
+	@scripts/fuzz.sh
 
 demo: tools ## the golden path on a local stack: build, push, operator, TradingAgent, new push, workloads
 	@scripts/demo.sh
