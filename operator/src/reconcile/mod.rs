@@ -25,6 +25,7 @@ pub mod conditions;
 pub mod controller;
 pub mod dereference;
 pub mod events;
+pub mod pods;
 pub mod report;
 pub mod rollback;
 pub mod rollout_state;
@@ -201,6 +202,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         applied,
         blocked: dereferenced.database_secret.as_ref(),
         deployments: &deployments,
+        pod_images: &pods::pod_images(&ctx.stores.pods, &ns, &agent.name_any()),
         rollback,
         now,
     });

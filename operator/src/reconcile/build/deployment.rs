@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn every_pod_is_told_its_pinned_image_and_the_api_its_token_secret() {
         let mut a = agent();
-        a.spec.api.token_secret_ref = Some(SecretKeyReference {
+        a.spec.api.token_secret_ref = Some(crate::resource::SecretKeyReference {
             name: "desk-api".into(),
             key: "token".into(),
         });
