@@ -29,7 +29,7 @@ pydeps: ## install the Python test tools (schemathesis, openapi-spec-validator, 
 tools: deps ## build (once) and cache kube-apiserver, etcd, kwok, helm, ... by version
 	@$(HARNESS)/build-tools.sh >/dev/null
 
-cluster-up: tools ## start the local Kubernetes (etcd, apiserver, controller-manager, scheduler, kwok)
+cluster-up: tools ## start the local Kubernetes (etcd, apiserver, controller-manager, scheduler, kwok; NODE=real adds a real node)
 	@$(HARNESS)/cluster.sh up >/dev/null
 	@echo "kubeconfig: $(KUBECONFIG)   (try: kubectl --kubeconfig $(KUBECONFIG) get nodes)"
 
@@ -53,6 +53,8 @@ crd: ## regenerate crds/tradingagents.yaml (and the chart's copy) from the Rust 
 	$(CARGO) run --locked --quiet -p trading-agent-operator -- crd > crds/tradingagents.yaml
 	cp crds/tradingagents.yaml charts/trading-agent-operator/crds/tradingagents.yaml
 
+# The suites run with the real node (level 3) unless NODE=kwok leaves it out on purpose.
+test: export NODE ?= real
 test: tools pydeps lint ## everything: lint, unit, integration and end-to-end tests against the local stack
 	@$(HARNESS)/with-cluster.sh $(CARGO) test --locked --workspace --no-fail-fast
 
