@@ -160,12 +160,9 @@ async fn golden_path_on_the_real_node() {
     )
     .await;
     if repinned.is_err() {
-        let log = registry.log();
-        let tail: Vec<_> = log.lines().rev().take(30).collect();
         panic!(
-            "the notified push of {next} was not pinned within 30 s; operator metrics:\n{}\nregistry log (last lines, newest first):\n{}",
-            operator.metrics_text().await,
-            tail.join("\n")
+            "the notified push of {next} was not pinned within 30 s\n{}",
+            diagnosis(&operator, &registry).await
         );
     }
     serving(
@@ -197,16 +194,25 @@ async fn golden_path_on_the_real_node() {
     // 3. A bad image: a real one, whose server listens on 127.0.0.1 only.
     let bad = build_image(&first_build, &tag, &["BIND_ADDRESS=127.0.0.1"]);
     let pushed_bad = Instant::now();
-    let degraded = wait_condition(
-        &client,
-        &namespace,
-        NAME,
-        "Degraded",
-        "True",
-        Some("RolledBack"),
-        Duration::from_secs(PROGRESS_DEADLINE_SECONDS + 120),
+    let degraded = tokio::time::timeout(
+        Duration::from_secs(PROGRESS_DEADLINE_SECONDS + 90),
+        wait_condition(
+            &client,
+            &namespace,
+            NAME,
+            "Degraded",
+            "True",
+            Some("RolledBack"),
+            Duration::from_secs(PROGRESS_DEADLINE_SECONDS + 120),
+        ),
     )
     .await;
+    let Ok(degraded) = degraded else {
+        panic!(
+            "the bad image {bad} was not rolled back in time\n{}",
+            diagnosis(&operator, &registry).await
+        );
+    };
     let image = degraded.status.as_ref().and_then(|s| s.image.clone());
     let image = image.expect("status.image");
     assert_eq!(image.digest.as_deref(), Some(next.as_str()), "pinned back");
@@ -267,6 +273,29 @@ async fn golden_path_on_the_real_node() {
         .await
         .expect("namespace deleted");
     drop(pg);
+}
+
+/// The operator's metrics and the registry's last log lines, for a failure message.
+async fn diagnosis(operator: &DigestOperator, registry: &TempRegistry) -> String {
+    let metrics = operator.metrics_text().await;
+    let interesting: Vec<_> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && (l.contains("webhook") || l.contains("resol")))
+        .collect();
+    let log = registry.log();
+    let tail: Vec<_> = log
+        .lines()
+        .filter(|l| {
+            l.contains("level=error") || l.contains("level=warn") || l.contains("manifests")
+        })
+        .rev()
+        .take(25)
+        .collect();
+    format!(
+        "operator metrics:\n{}\nregistry log (errors, warnings and manifest requests; newest first):\n{}",
+        interesting.join("\n"),
+        tail.join("\n")
+    )
 }
 
 /// How long the real node took from registration to Ready (the kubelet registers at start).
