@@ -51,8 +51,10 @@ sysctls=(net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.bridge.bridge-
     net.bridge.bridge-nf-call-ip6tables vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
     kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.netfilter.nf_conntrack_max
     net.netfilter.nf_conntrack_tcp_timeout_established net.netfilter.nf_conntrack_tcp_timeout_close_wait)
-# Host paths the components create outside our folders (hard-coded in containerd 1.6 and the kubelet).
-host_paths=(/run/netns /var/lib/cni /run/containerd /var/log/containers)
+# Host paths the components create outside our folders (hard-coded in containerd 1.6 and the
+# kubelet: its device-plugin socket stays in /var/lib/kubelet whatever --root-dir says), and
+# util-linux's /run/mount (umount's table).
+host_paths=(/run/netns /var/lib/cni /run/containerd /var/log/containers /var/lib/kubelet /run/mount)
 
 say() { printf '==> %s\n' "$*" >&2; }
 fail() {
@@ -145,7 +147,7 @@ restore_iptables() {
         local names
         names=$(awk -v t="$table" '$1 == t {print $2}' <<<"$ours")
         # Rules (in any chain) that jump to one of our chains: delete them one by one.
-        "$family-save" -t "$table" | grep '^-A ' | while read -r rule; do
+        "$family-save" -t "$table" | { grep '^-A ' || true; } | while read -r rule; do
             local target
             target=$(sed -n 's/.* -[jg] \([^ ]*\).*/\1/p' <<<"$rule")
             grep -qxF "$target" <<<"$names" || continue
@@ -184,8 +186,7 @@ host_down() {
     for p in "${host_paths[@]}"; do
         grep -qxF "$p" "$snapshot/paths" && continue
         case $p in
-        /var/lib/cni) rm -rf --one-file-system /var/lib/cni ;;
-        /run/containerd) rm -rf --one-file-system /run/containerd ;;
+        /var/lib/cni | /run/containerd | /var/lib/kubelet | /run/mount) rm -rf --one-file-system "$p" ;;
         *) rmdir "$p" 2>/dev/null || true ;; # only when empty: someone else may use it by now
         esac
     done
