@@ -2,7 +2,7 @@
 # Builds an OCI image from a compiled binary without any container daemon, and pushes it.
 #
 #   scripts/build-image.sh --binary target/release/trading-agent --ref 127.0.0.1:5000/trading-agent:latest \
-#       [--port 8000] [--label key=value]... [--insecure]
+#       [--port 8000] [--label key=value]... [--env KEY=VALUE]... [--insecure]
 #
 # The image is assembled from the binary, exactly the shared libraries it links (found with ldd, taken
 # from this Debian system), CA certificates, and a passwd/group naming an unprivileged user 65532. It
@@ -11,13 +11,14 @@
 # manifest digest on the last line.
 set -euo pipefail
 
-binary= ref= port= insecure= labels=()
+binary= ref= port= insecure= labels=() envs=()
 while (($#)); do
     case "$1" in
     --binary) binary=$2; shift 2 ;;
     --ref) ref=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --label) labels+=("$2"); shift 2 ;;
+    --env) envs+=("$2"); shift 2 ;;
     --insecure) insecure=1; shift ;;
     -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-image: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -61,6 +62,7 @@ config=(--config.entrypoint "/usr/local/bin/$name" --config.user 65532:65532 --c
     --config.label "org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)")
 [[ -n $port ]] && config+=(--config.exposedports "$port/tcp")
 for label in "${labels[@]}"; do config+=(--config.label "$label"); done
+for env in "${envs[@]}"; do config+=(--config.env "$env"); done
 umoci config --image "$layout:build" "${config[@]}"
 
 tls=()

@@ -2,11 +2,13 @@
 # Installs, idempotently, the Debian packages the project's commands need: PostgreSQL and the CNCF
 # Distribution registry for the tests, openssl and curl for the cluster harness, umoci and skopeo to
 # build and push images without a daemon, GNU time for build figures, Debian's chromium for the
-# dashboard's browser tests (driven by playwright-core, which never downloads a browser).
+# dashboard's browser tests (driven by playwright-core, which never downloads a browser); containerd,
+# runc, the CNI plugins, iptables and iproute2 for the harness's real node (level 3, `NODE=real`).
 # Packages already present are left alone; apt is touched only when something is missing.
 set -euo pipefail
 
-packages=(postgresql docker-registry openssl curl time ca-certificates umoci skopeo binutils chromium)
+packages=(postgresql docker-registry openssl curl time ca-certificates umoci skopeo binutils chromium
+    containerd runc containernetworking-plugins iptables iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

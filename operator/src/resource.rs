@@ -75,7 +75,7 @@ pub const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 pub const DNS_LABEL_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
 
 /// Environment variables the operator sets itself and a user may not override.
-pub const RESERVED_ENV_NAMES: [&str; 2] = ["DATABASE_URL", "PORT"];
+pub const RESERVED_ENV_NAMES: [&str; 4] = ["DATABASE_URL", "PORT", "API_TOKEN", "IMAGE_REF"];
 
 // ---- spec ------------------------------------------------------------------------------------
 
@@ -322,12 +322,18 @@ pub struct ApiSpec {
     }]))]
     pub resources: Option<ResourceRequirements>,
 
-    /// Extra environment variables of the api container. `DATABASE_URL` and `PORT` are set by the
-    /// operator and may not appear here.
+    /// Extra environment variables of the api container. `DATABASE_URL`, `PORT`, `API_TOKEN` and
+    /// `IMAGE_REF` are set by the operator and may not appear here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub env: Vec<EnvVar>,
+
+    /// The Secret key holding the bearer token every request under `/api/v2` must carry. It
+    /// reaches the api pods only as `API_TOKEN` through a `secretKeyRef`; the api does not start
+    /// without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeyReference>,
 }
 
 /// A worker role's Deployment (bot or strategy).
@@ -352,8 +358,8 @@ pub struct WorkerSpec {
     }]))]
     pub resources: Option<ResourceRequirements>,
 
-    /// Extra environment variables of the worker container. `DATABASE_URL` and `PORT` are set by
-    /// the operator and may not appear here.
+    /// Extra environment variables of the worker container. `DATABASE_URL`, `PORT`, `API_TOKEN` and
+    /// `IMAGE_REF` are set by the operator and may not appear here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -384,6 +390,7 @@ impl Default for ApiSpec {
             port: DEFAULT_API_PORT,
             resources: None,
             env: Vec::new(),
+            token_secret_ref: None,
         }
     }
 }
@@ -428,8 +435,8 @@ pub struct EnvVar {
             "message": "must be an environment variable name: letters, digits and '_', not starting with a digit",
         },
         {
-            "rule": "self != 'DATABASE_URL' && self != 'PORT'",
-            "message": "DATABASE_URL and PORT are set by the operator (use spec.database.secretRef and the component's port)",
+            "rule": "!(self in ['DATABASE_URL', 'PORT', 'API_TOKEN', 'IMAGE_REF'])",
+            "message": "DATABASE_URL, PORT, API_TOKEN and IMAGE_REF are set by the operator (use spec.database.secretRef, the component's port and spec.api.tokenSecretRef)",
         },
     ]))]
     pub name: String,

@@ -351,6 +351,7 @@ fn expected_rules(lease_name: &str) -> BTreeMap<(String, Vec<String>), BTreeSet<
             &["get", "list", "watch", "create", "patch", "delete"],
         ),
         rule("secrets", &[], &["get"]),
+        rule("pods", &[], &["get", "list", "watch"]),
         rule("events.k8s.io/events", &[], &["create", "patch"]),
         rule("coordination.k8s.io/leases", &[], &["create"]),
         rule(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds (once) and caches every binary the local cluster harness needs, keyed by version, outside
-# the clone: kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok and helm.
+# the clone: kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok and helm (and, with
+# NODE=real, the kubelet and kube-proxy of the real node).
 # Idempotent: a binary already in the cache is reused. Prints the cache's bin folder on the last line.
 #
 #   tests/harness/build-tools.sh            build what is missing
@@ -67,7 +68,10 @@ k8s_ldflags="-s -w \
  -X k8s.io/client-go/pkg/version.gitMajor=1 \
  -X k8s.io/client-go/pkg/version.gitMinor=$k8s_minor"
 
-for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# The real node (NODE=real, level 3) also needs the kubelet and kube-proxy.
+[[ ${NODE:-kwok} == real ]] && k8s_cmds+=(kubelet kube-proxy)
+for cmd in "${k8s_cmds[@]}"; do
     build "$cmd" "$KUBERNETES_VERSION" "$here/tools/kubernetes" -ldflags "$k8s_ldflags" "k8s.io/kubernetes/cmd/$cmd"
 done
 build etcd "$ETCD_VERSION" "$here/tools/etcd" -ldflags "-s -w" .
@@ -116,5 +120,8 @@ for pair in kube-apiserver:$KUBERNETES_VERSION kube-controller-manager:$KUBERNET
     kube-scheduler:$KUBERNETES_VERSION kubectl:$KUBERNETES_VERSION etcd:$ETCD_VERSION kwok:$KWOK_VERSION \
     helm:$HELM_VERSION-k8s1.$helm_client_go; do
     ln -sfn "$bin/${pair%%:*}-${pair#*:}" "$bin/${pair%%:*}"
+done
+for cmd in kubelet kube-proxy; do
+    if [[ -x "$bin/$cmd-$KUBERNETES_VERSION" ]]; then ln -sfn "$bin/$cmd-$KUBERNETES_VERSION" "$bin/$cmd"; fi
 done
 echo "$bin"

@@ -9,7 +9,9 @@
 #
 # Environment: TRADING_AGENT_CACHE (default ~/.cache/trading-agent) holds binaries and the cluster
 # state (cluster/); ETCD_PORT, ETCD_PEER_PORT, APISERVER_PORT pick the loopback ports; KWOK_NODES the
-# number of fake nodes (default 2).
+# number of fake nodes (default 2); NODE=real adds a real node (kubelet, containerd, kube-proxy:
+# real-node.sh, README.md "Level 3"), and then the API server listens on that node's address
+# (REAL_NODE_IP, default 198.51.100.2) instead of 127.0.0.1, so that pods reach it too.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +28,10 @@ etcd_port=${ETCD_PORT:-23790}
 etcd_peer_port=${ETCD_PEER_PORT:-23800}
 apiserver_port=${APISERVER_PORT:-26443}
 kwok_nodes=${KWOK_NODES:-2}
+node_mode=${NODE:-kwok}
+[[ $node_mode == kwok || $node_mode == real ]] || { echo "cluster: NODE must be kwok or real, not $node_mode" >&2; exit 2; }
+api_ip=127.0.0.1
+[[ $node_mode == real ]] && api_ip=${REAL_NODE_IP:-198.51.100.2}
 # kwok's pod lifecycle (stages); a running kwok started with another version of it is restarted.
 kwok_config="$here/kwok/stages.yaml"
 # Start order; `down` stops in reverse.
@@ -60,9 +66,12 @@ kubectl_() {
 
 healthy() {
     [[ -f "$kubeconfig" ]] || return 1
+    # A cluster of the other mode (kwok only / with the real node) is not the one asked for.
+    [[ "$(cat "$state/node-mode" 2>/dev/null || echo kwok)" == "$node_mode" ]] || return 1
     local c
     for c in "${components[@]}"; do pid_of "$c" >/dev/null || return 1; done
-    kubectl_ get --raw /readyz >/dev/null 2>&1
+    kubectl_ get --raw /readyz >/dev/null 2>&1 || return 1
+    [[ $node_mode == kwok ]] || "$here/real-node.sh" healthy
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -94,7 +103,7 @@ generate_pki() {
         openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=trading-agent-harness-ca" \
             -keyout ca.key -out ca.crt
         openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout apiserver.key -out apiserver.csr
-        printf '%s\n' "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" \
+        printf '%s\n' "subjectAltName=IP:127.0.0.1,IP:$api_ip,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" \
             "extendedKeyUsage=serverAuth" >apiserver.ext
         openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
             -extfile apiserver.ext -out apiserver.crt
@@ -102,6 +111,13 @@ generate_pki() {
         printf 'extendedKeyUsage=clientAuth\n' >admin.ext
         openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
             -extfile admin.ext -out admin.crt
+        if [[ $node_mode == real ]]; then
+            # The API server's client certificate towards the kubelet (logs, exec, port-forward).
+            openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+                -keyout kubelet-client.key -out kubelet-client.csr
+            openssl x509 -req -in kubelet-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+                -extfile admin.ext -out kubelet-client.crt
+        fi
         openssl genrsa -out sa.key 2048
         openssl rsa -in sa.key -pubout -out sa.pub
     ) >"$logs/pki.log" 2>&1 || fail "generating certificates failed" "$logs/pki.log"
@@ -114,7 +130,7 @@ kind: Config
 clusters:
 - name: harness
   cluster:
-    server: https://127.0.0.1:$apiserver_port
+    server: https://$api_ip:$apiserver_port
     certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
 users:
 - name: harness-admin
@@ -206,6 +222,11 @@ up() {
     done
     mkdir -p "$logs" "$pids"
     local t0=$SECONDS
+    echo "$node_mode" >"$state/node-mode"
+    if [[ $node_mode == real ]]; then
+        say "preparing the host for the real node (address $api_ip)"
+        "$here/real-node.sh" host-up
+    fi
     say "generating certificates and service-account keys ($pki)"
     generate_pki
 
@@ -217,16 +238,20 @@ up() {
         --unsafe-no-fsync --quota-backend-bytes 4294967296 --log-level warn
     wait_until "etcd" 30 "$logs/etcd.log" curl -fsS "http://127.0.0.1:$etcd_port/health"
 
-    say "starting kube-apiserver $KUBERNETES_VERSION on https://127.0.0.1:$apiserver_port"
-    start kube-apiserver \
+    say "starting kube-apiserver $KUBERNETES_VERSION on https://$api_ip:$apiserver_port"
+    local real_flags=()
+    [[ $node_mode == real ]] && real_flags=(--kubelet-client-certificate "$pki/kubelet-client.crt"
+        --kubelet-client-key "$pki/kubelet-client.key" --kubelet-preferred-address-types InternalIP,Hostname)
+    start kube-apiserver "${real_flags[@]}" \
         --etcd-servers "http://127.0.0.1:$etcd_port" \
-        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$apiserver_port" \
+        --bind-address "$api_ip" --advertise-address "$api_ip" --secure-port "$apiserver_port" \
         --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
         --client-ca-file "$pki/ca.crt" \
         --service-account-issuer https://kubernetes.default.svc.cluster.local \
         --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
         --service-cluster-ip-range 10.96.0.0/16 \
         --authorization-mode Node,RBAC \
+        --enable-admission-plugins PodNodeSelector,PodTolerationRestriction \
         --allow-privileged=true \
         --max-requests-inflight 2000 --max-mutating-requests-inflight 1000 \
         --enable-priority-and-fairness=false \
@@ -256,12 +281,16 @@ up() {
     for c in "${components[@]}"; do
         pid_of "$c" >/dev/null || fail "$c exited during start-up" "$logs/$c.log"
     done
+    [[ $node_mode == kwok ]] || "$here/real-node.sh" up
     say "cluster ready in $((SECONDS - t0))s; kubeconfig: $kubeconfig (logs: $logs)"
     echo "$kubeconfig"
 }
 
 down() {
     local quiet=${1:-} i c pid
+    # The real node first (a no-op without one): its pods, runtime and host changes.
+    local real_node_down=1
+    "$here/real-node.sh" down || real_node_down=
     for ((i = ${#components[@]} - 1; i >= 0; i--)); do
         c=${components[i]}
         if pid=$(pid_of "$c"); then
@@ -275,6 +304,8 @@ down() {
             [[ -n "$quiet" ]] || say "stopped $c (pid $pid)"
         fi
     done
+    # Something the real node mounted is still there: removing the folder could reach into it.
+    [[ -n $real_node_down ]] || fail "the real node's teardown is incomplete (see above); $state is kept"
     if [[ -d "$state" ]]; then
         # Keep the last run's logs for a post-mortem; everything else goes.
         if [[ -d "$logs" ]]; then
@@ -291,7 +322,16 @@ status() {
     for c in "${components[@]}"; do
         if pid=$(pid_of "$c"); then echo "$c: running (pid $pid)"; else echo "$c: stopped"; fi
     done
-    if healthy; then echo "api server: ready; kubeconfig: $kubeconfig"; else echo "api server: not ready"; fi
+    local running_mode
+    running_mode=$(cat "$state/node-mode" 2>/dev/null || echo kwok)
+    [[ $running_mode == real ]] && "$here/real-node.sh" status
+    if [[ -f $kubeconfig && $running_mode != "$node_mode" ]]; then
+        echo "api server: running with NODE=$running_mode, not the NODE=$node_mode asked for (up restarts it)"
+    elif healthy; then
+        echo "api server: ready; kubeconfig: $kubeconfig"
+    else
+        echo "api server: not ready"
+    fi
 }
 
 case "${1:-}" in
@@ -300,7 +340,7 @@ down) down ;;
 status) status ;;
 env) echo "export KUBECONFIG=$kubeconfig" ;;
 *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

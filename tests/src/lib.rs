@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end suites: a throwaway PostgreSQL ([`postgres`]), a throwaway OCI
-//! registry ([`registry`]) and access to the local cluster harness ([`cluster`]).
+//! registry ([`registry`]) and access to the local cluster harness ([`cluster`]) and its real node
+//! ([`real_node`]).
 //!
 //! Everything listens on loopback only and is removed when dropped.
 
@@ -7,6 +8,7 @@ pub mod cluster;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod real_node;
 pub mod registry;
 pub mod token_issuer;
 

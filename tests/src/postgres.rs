@@ -21,6 +21,8 @@ pub struct TempPostgres {
     bin: PathBuf,
     port: u16,
     running: bool,
+    /// Another address to listen on besides 127.0.0.1 ([`Self::listen_also_on`]).
+    also_listen_on: Option<String>,
 }
 
 impl TempPostgres {
@@ -41,6 +43,7 @@ impl TempPostgres {
             dir,
             bin,
             running: false,
+            also_listen_on: None,
         };
         let data = pg.data_dir();
         run_checked(
@@ -65,14 +68,31 @@ impl TempPostgres {
         Ok(pg)
     }
 
+    /// Also listen on `address` (the real node's address, which its pods reach through the CNI
+    /// bridge) and let clients from `clients` (a CIDR, the pods' subnet) in like loopback ones.
+    /// Takes effect at the next start.
+    pub fn listen_also_on(&mut self, address: &str, clients: &str) -> Result<()> {
+        use std::io::Write;
+        let mut hba = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir().join("pg_hba.conf"))?;
+        writeln!(hba, "host all all {clients} trust")?;
+        self.also_listen_on = Some(address.to_owned());
+        Ok(())
+    }
+
     /// Starts the server and waits until it accepts connections.
     pub fn start(&mut self) -> Result<()> {
         if self.running {
             return Ok(());
         }
         // Durability is pointless for a throwaway cluster; these settings make tests several times faster.
+        let listen = match &self.also_listen_on {
+            Some(address) => format!("127.0.0.1,{address}"),
+            None => "127.0.0.1".to_owned(),
+        };
         let options = format!(
-            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            "-h {listen} -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
             self.port,
             self.dir.path().join("socket").display()
         );

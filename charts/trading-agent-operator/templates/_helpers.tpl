@@ -127,6 +127,11 @@ each is shared by the ClusterRole and, with watchNamespace, the namespaced Role.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Pods of the managed Deployments are watched (by label) for the image they really run:
+# status.components.<role>.digest comes from their containers' imageID.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
 # Read by name only: the database Secret (spec.database.secretRef, checked before anything is
 # applied) and the imagePullSecrets the digest resolver authenticates with. Never listed.
 - apiGroups: [""]

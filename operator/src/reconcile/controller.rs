@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{Future, FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -18,6 +18,7 @@ use tracing::{debug, info};
 
 use super::backoff::ErrorBackoff;
 use super::build::MANAGED_BY_SELECTOR;
+use super::pods::{agent_of_pod, pod_image_state, strip_pod};
 use super::{Context, Services, error_policy, reconcile};
 use crate::digest::freshness::{REGISTRY_RETRY_MAX, REGISTRY_RETRY_MIN};
 use crate::error::{Error, Result};
@@ -39,6 +40,9 @@ pub struct Stores {
     pub services: Store<Service>,
     /// PodDisruptionBudgets the operator manages.
     pub pod_disruption_budgets: Store<PodDisruptionBudget>,
+    /// The pods of the managed Deployments, stripped to labels, deletion and image IDs
+    /// ([`strip_pod`]): `status.components.<role>.digest` is what they run.
+    pub pods: Store<Pod>,
 }
 
 impl Stores {
@@ -48,6 +52,7 @@ impl Stores {
             && ready(&self.deployments).await
             && ready(&self.services).await
             && ready(&self.pod_disruption_budgets).await
+            && ready(&self.pods).await
     }
 }
 
@@ -136,11 +141,20 @@ pub async fn run(
         .reflect(service_writer)
         .touched_objects();
     let (pdbs, pdb_writer) = reflector::store();
-    let pdb_events = watcher(scoped::<PodDisruptionBudget>(&client, ns), managed)
+    let pdb_events = watcher(scoped::<PodDisruptionBudget>(&client, ns), managed.clone())
         .default_backoff()
         .modify(|p| p.managed_fields_mut().clear())
         .reflect(pdb_writer)
         .touched_objects();
+    // Pods carry the template's labels; a pod reconciles its TradingAgent only when the image it
+    // runs (or whether it is terminating) changes, not at every status update.
+    let (pods, pod_writer) = reflector::store();
+    let pod_events = watcher(scoped::<Pod>(&client, ns), managed)
+        .default_backoff()
+        .modify(strip_pod)
+        .reflect(pod_writer)
+        .touched_objects()
+        .predicate_filter(pod_image_state, Default::default());
 
     let controller = Controller::new(
         scoped::<TradingAgent>(&client, ns),
@@ -153,6 +167,7 @@ pub async fn run(
         deployments,
         services: service_cache,
         pod_disruption_budgets: pdbs,
+        pods,
     };
     // Registry notifications queue reconciles of the TradingAgents that follow the pushed tag.
     let (notified, notifications) = futures::channel::mpsc::unbounded();
@@ -183,6 +198,7 @@ pub async fn run(
         .owns_stream(deployment_events)
         .owns_stream(service_events)
         .owns_stream(pdb_events)
+        .watches_stream(pod_events, |pod| agent_of_pod(&pod))
         .reconcile_on(notifications)
         .graceful_shutdown_on(shutdown)
         .run(reconcile_caught, error_policy, context)

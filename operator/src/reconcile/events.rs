@@ -468,6 +468,7 @@ mod tests {
                 applied: false,
                 blocked: Some(&blocked),
                 deployments: &none,
+                pod_images: &[],
                 rollback: None,
                 now: t(),
             });

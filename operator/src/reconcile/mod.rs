@@ -26,6 +26,7 @@ pub mod conditions;
 pub mod controller;
 pub mod dereference;
 pub mod events;
+pub mod pods;
 pub mod progress;
 pub mod report;
 pub mod rollback;
@@ -217,6 +218,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         applied,
         blocked: blocked.as_ref(),
         deployments: &deployments,
+        pod_images: &pods::pod_images(&ctx.stores.pods, &ns, &agent.name_any()),
         rollback,
         now,
     });

@@ -72,23 +72,40 @@ pub fn rollout_state(deployment: Option<&Deployment>) -> RolloutState {
     RolloutState::Available
 }
 
-/// A role's entry in `status.components`.
-pub fn component_status(deployment: &Deployment) -> ComponentStatus {
+/// A role's entry in `status.components`. `pod_images` are the `imageID`s its running pods report.
+pub fn component_status(deployment: &Deployment, pod_images: &[String]) -> ComponentStatus {
     let status = deployment.status.clone().unwrap_or_default();
-    let image = deployment
+    let replicas = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let template_image = deployment
         .spec
         .as_ref()
         .and_then(|s| s.template.spec.as_ref())
         .and_then(|p| p.containers.first())
         .and_then(|c| c.image.as_deref());
     ComponentStatus {
-        replicas: deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.replicas)
-            .unwrap_or(1),
+        replicas,
         ready_replicas: status.ready_replicas.unwrap_or(0),
         updated_replicas: status.updated_replicas.unwrap_or(0),
-        digest: image.and_then(digest_of).map(|d| d.to_string()),
+        digest: if replicas == 0 {
+            // No pod to ask: the digest the next pod would run.
+            template_image.and_then(digest_of).map(|d| d.to_string())
+        } else {
+            running_digest(pod_images)
+        },
     }
+}
+
+/// The digest a role's pods run: the one all of their `imageID`s carry. `None` before any has
+/// started, and while they differ (a rollout in progress): "which code is running?" has no single
+/// answer then.
+pub fn running_digest(pod_images: &[String]) -> Option<String> {
+    let mut digests = pod_images.iter().map(|id| digest_of(id));
+    let first = digests.next()??;
+    digests
+        .all(|d| d.as_ref() == Some(&first))
+        .then(|| first.to_string())
 }

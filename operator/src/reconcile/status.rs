@@ -47,6 +47,9 @@ pub struct Observation<'a> {
     pub blocked: Option<&'a Error>,
     /// The Deployments as the API server returned them (after applying, when applied).
     pub deployments: &'a [(Role, Option<Deployment>)],
+    /// Per role, the `imageID` each of its started, non-terminating pods reports (what the
+    /// container runtime really pulled).
+    pub pod_images: &'a [(Role, Vec<String>)],
     /// A rollback applied in this reconcile.
     pub rollback: Option<&'a Rollback>,
     /// The current time.
@@ -82,7 +85,7 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
         set_condition(&mut conditions, new);
     }
 
-    let components = components(obs.deployments);
+    let components = components(obs.deployments, obs.pod_images);
     let mut history = previous.history.clone();
     let mut image = match (obs.image.pinned(), obs.applied) {
         (Some(_), true) => Some(record_pin(previous.image.clone(), &mut history, obs)),
@@ -332,12 +335,19 @@ pub fn degraded_condition(
     }
 }
 
-/// `status.components`, from the Deployments that exist.
-fn components(deployments: &[(Role, Option<Deployment>)]) -> Option<ComponentsStatus> {
+/// `status.components`, from the Deployments that exist and the images their pods run.
+fn components(
+    deployments: &[(Role, Option<Deployment>)],
+    pod_images: &[(Role, Vec<String>)],
+) -> Option<ComponentsStatus> {
     let mut components = ComponentsStatus::default();
     for (role, deployment) in deployments {
         if let Some(d) = deployment {
-            components.set(*role, component_status(d));
+            let images = pod_images
+                .iter()
+                .find(|(r, _)| r == role)
+                .map_or(&[][..], |(_, images)| images.as_slice());
+            components.set(*role, component_status(d, images));
         }
     }
     (components != ComponentsStatus::default()).then_some(components)
@@ -498,6 +508,21 @@ mod tests {
             .collect()
     }
 
+    /// The pods a Deployment's status implies, each reporting the template's image as `imageID`.
+    fn pods_running(deployments: &[(Role, Option<Deployment>)]) -> Vec<(Role, Vec<String>)> {
+        deployments
+            .iter()
+            .filter_map(|(role, d)| {
+                let d = d.as_ref()?;
+                let image = d.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+                    .image
+                    .clone()?;
+                let count = d.status.as_ref()?.replicas.unwrap_or(0);
+                Some((*role, vec![image; usize::try_from(count).ok()?]))
+            })
+            .collect()
+    }
+
     fn observe(
         a: &TradingAgent,
         image: &ImageOutcome,
@@ -510,6 +535,7 @@ mod tests {
             applied: image.pinned().is_some() && !a.spec.paused,
             blocked: None,
             deployments,
+            pod_images: &pods_running(deployments),
             rollback: None,
             now,
         })
@@ -706,6 +732,7 @@ mod tests {
             applied: false,
             blocked: Some(&blocked),
             deployments: &ds,
+            pod_images: &pods_running(&ds),
             rollback: None,
             now: t(0),
         });
@@ -855,6 +882,7 @@ mod tests {
             applied: true,
             blocked: None,
             deployments: &all(&a, D1, 0),
+            pod_images: &pods_running(&all(&a, D1, 0)),
             rollback: Some(&rollback),
             now: t(20),
         });
@@ -974,6 +1002,7 @@ mod tests {
                 applied: true,
                 blocked: None,
                 deployments: &all(&a, D1, 1),
+                pod_images: &pods_running(&all(&a, D1, 1)),
                 rollback: Some(&rollback),
                 now: t(i as i64 + 1),
             }));
@@ -1061,7 +1090,10 @@ mod tests {
     #[test]
     fn step_last_healthy_needs_every_component_on_the_pinned_digest() {
         let a = agent("x");
-        let on = |digest: &str| components(&all(&a, digest, 1));
+        let on = |digest: &str| {
+            let ds = all(&a, digest, 1);
+            components(&ds, &pods_running(&ds))
+        };
         let mut image = ImageStatus {
             digest: Some(D2.into()),
             last_healthy_digest: Some(D1.into()),
@@ -1091,6 +1123,7 @@ mod tests {
             applied: false,
             blocked: None,
             deployments: &[],
+            pod_images: &[],
             rollback: None,
             now,
         };
@@ -1110,4 +1143,41 @@ mod tests {
             reference: "x".into(),
         })
     });
+
+    #[test]
+    fn the_component_digest_is_what_the_pods_run() {
+        use super::super::rollout_state::{component_status, running_digest};
+        let image = |d: &str| format!("registry.example.com/acme/app@{d}");
+        assert_eq!(running_digest(&[image(D1), image(D1)]).as_deref(), Some(D1));
+        assert_eq!(running_digest(&[image(D1), image(D2)]), None, "mid-rollout");
+        assert_eq!(running_digest(&[]), None, "nothing started yet");
+        assert_eq!(running_digest(&["no-digest".into()]), None);
+
+        // The template says D2 and the Deployment counts its pods ready, but the pods still run D1
+        // (or the runtime pulled something else): D2 is not reported, nor recorded as healthy.
+        let a = agent("x");
+        let ds = all(&a, D2, 1);
+        let on_d1: Vec<_> = Role::ALL
+            .into_iter()
+            .map(|r| (r, vec![image(D1)]))
+            .collect();
+        let s = next_status(&Observation {
+            agent: &a,
+            image: &pinned(D2),
+            applied: true,
+            blocked: None,
+            deployments: &ds,
+            pod_images: &on_d1,
+            rollback: None,
+            now: t(0),
+        });
+        let components = s.components.unwrap();
+        assert_eq!(components.api.unwrap().digest.as_deref(), Some(D1));
+        assert_eq!(s.image.unwrap().last_healthy_digest, None);
+
+        // No replicas, no pods: the template's digest.
+        let mut scaled = deployment(&a, Role::Bot, D2, 0, 0);
+        scaled.spec.as_mut().unwrap().replicas = Some(0);
+        assert_eq!(component_status(&scaled, &[]).digest.as_deref(), Some(D2));
+    }
 }

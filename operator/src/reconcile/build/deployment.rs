@@ -49,7 +49,27 @@ pub fn desired_deployment(
             value: Some(component.port.to_string()),
             ..EnvVar::default()
         },
+        // So that the pod can say which code it runs (`/healthz` reports the digest).
+        EnvVar {
+            name: "IMAGE_REF".to_owned(),
+            value: Some(image.image()),
+            ..EnvVar::default()
+        },
     ];
+    if let (Role::Api, Some(token)) = (role, &agent.spec.api.token_secret_ref) {
+        env.push(EnvVar {
+            name: "API_TOKEN".to_owned(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: token.name.clone(),
+                    key: token.key.clone(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+    }
     env.extend(component.env.iter().map(|var| EnvVar {
         name: var.name.clone(),
         value: var.value.clone(),
@@ -263,6 +283,46 @@ mod tests {
     }
 
     #[test]
+    fn every_pod_is_told_its_pinned_image_and_the_api_its_token_secret() {
+        let mut a = agent();
+        a.spec.api.token_secret_ref = Some(crate::resource::SecretKeyReference {
+            name: "desk-api".into(),
+            key: "token".into(),
+        });
+        for role in Role::ALL {
+            let d = deployment(&a, role);
+            let c = container(&d);
+            assert_eq!(
+                env(c, "IMAGE_REF").unwrap().value.as_deref(),
+                c.image.as_deref(),
+                "{role}: IMAGE_REF is the container's pinned image"
+            );
+            let token = env(c, "API_TOKEN");
+            if role != Role::Api {
+                assert!(token.is_none(), "{role} gets no API token");
+                continue;
+            }
+            let token = token.unwrap();
+            assert_eq!(token.value, None, "never inline");
+            let selector = token
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap();
+            assert_eq!(
+                (selector.name.as_str(), selector.key.as_str()),
+                ("desk-api", "token")
+            );
+            assert_eq!(selector.optional, Some(false));
+        }
+        // Without a token Secret the api gets no API_TOKEN (and will not start: the docs say so).
+        let d = deployment(&agent(), Role::Api);
+        assert!(env(container(&d), "API_TOKEN").is_none());
+    }
+
+    #[test]
     fn port_env_container_port_and_probes_use_the_component_port() {
         let mut a = agent();
         a.spec.api.port = 9000;
@@ -400,7 +460,10 @@ mod tests {
             .iter()
             .map(|e| e.name.as_str())
             .collect();
-        assert_eq!(names, ["DATABASE_URL", "PORT", "RISK_MAX_OPEN_TRADES"]);
+        assert_eq!(
+            names,
+            ["DATABASE_URL", "PORT", "IMAGE_REF", "RISK_MAX_OPEN_TRADES"]
+        );
 
         // The other roles are untouched: their desired objects equal those of the unchanged agent.
         let before = agent();

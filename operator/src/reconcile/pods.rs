@@ -1,0 +1,74 @@
+//! The pods of the managed Deployments, watched for the image they really run:
+//! `status.components.<role>.digest` is the digest their containers report as `imageID` (what the
+//! container runtime pulled), not the digest the pod template asks for.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::resource::{Role, TradingAgent};
+
+const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+
+/// Keep of a pod only what the status needs: labels, whether it is terminating, and the images
+/// its containers run.
+pub fn strip_pod(pod: &mut Pod) {
+    pod.managed_fields_mut().clear();
+    pod.metadata.annotations = None;
+    pod.spec = None;
+    if let Some(status) = pod.status.as_mut() {
+        *status = PodStatus {
+            container_statuses: status.container_statuses.take(),
+            ..PodStatus::default()
+        };
+    }
+}
+
+/// The `imageID` of a pod's (only) container once it has started: the image the runtime pulled.
+fn pod_image_id(pod: &Pod) -> Option<&str> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses
+        .first()
+        .map(|c| c.image_id.as_str())
+        .filter(|id| !id.is_empty())
+}
+
+/// What about a pod matters to its TradingAgent's status: a pod reconciles its TradingAgent only
+/// when the image it runs, or whether it is terminating, changes.
+pub fn pod_image_state(pod: &Pod) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    pod.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    pod_image_id(pod).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The TradingAgent a pod belongs to (pods carry the template's labels).
+pub fn agent_of_pod(pod: &Pod) -> Option<ObjectRef<TradingAgent>> {
+    let name = pod.labels().get(INSTANCE_LABEL)?;
+    Some(ObjectRef::new(name).within(&pod.namespace()?))
+}
+
+/// Per role, the `imageID` of every started, non-terminating pod of one TradingAgent.
+pub fn pod_images(pods: &Store<Pod>, ns: &str, name: &str) -> Vec<(Role, Vec<String>)> {
+    let mut images: Vec<(Role, Vec<String>)> =
+        Role::ALL.into_iter().map(|r| (r, Vec::new())).collect();
+    for pod in pods.state() {
+        let labels = pod.labels();
+        if pod.metadata.namespace.as_deref() != Some(ns)
+            || labels.get(INSTANCE_LABEL).map(String::as_str) != Some(name)
+            || pod.metadata.deletion_timestamp.is_some()
+        {
+            continue;
+        }
+        let (Some(id), Some(component)) = (pod_image_id(&pod), labels.get(COMPONENT_LABEL)) else {
+            continue;
+        };
+        if let Some((_, ids)) = images.iter_mut().find(|(r, _)| r.as_str() == component) {
+            ids.push(id.to_owned());
+        }
+    }
+    images
+}
