@@ -91,7 +91,8 @@ async fn dashboard_in_chromium() {
         dashboard.join("node_modules/playwright-core").is_dir(),
         "api/dashboard/node_modules is missing: the build runs `npm ci` there (cargo build -p trading-agent)"
     );
-    let mut node = Command::new(std::env::var("NODE").unwrap_or_else(|_| "node".into()))
+    // NODE_BINARY, not NODE: `make test` exports NODE (kwok or real) for the cluster harness.
+    let mut node = Command::new(std::env::var("NODE_BINARY").unwrap_or_else(|_| "node".into()))
         .arg("tests/browser.mjs")
         .current_dir(&dashboard)
         .env("BASE_URL", &base)

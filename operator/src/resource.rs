@@ -37,11 +37,6 @@ pub fn cel_matches(pattern: &str) -> String {
     format!("self.matches('{}')", pattern.replace('\\', "\\\\"))
 }
 
-/// CEL: every quantity of a `resources` field (`limits` and `requests`) parses as a Kubernetes
-/// quantity, so `cpu: abc` is refused at admission instead of failing the Deployment apply.
-/// `string()` accepts both forms of an int-or-string (`cpu: 1` and `cpu: "500m"`).
-pub const RESOURCE_QUANTITIES_RULE: &str = "(!has(self.limits) || self.limits.all(k, isQuantity(string(self.limits[k])))) && (!has(self.requests) || self.requests.all(k, isQuantity(string(self.requests[k]))))";
-
 /// The distribution reference grammar (`[domain[:port]/]path[:tag][@sha256:hex]`), restricted to
 /// sha256 digests because those are the only ones the operator pins to.
 pub const IMAGE_REFERENCE_PATTERN: &str = concat!(
@@ -316,10 +311,6 @@ pub struct ApiSpec {
 
     /// Compute resources of the api container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": RESOURCE_QUANTITIES_RULE,
-        "message": "every limit and request must be a quantity such as 250m, 1, 512Mi or 2Gi",
-    }]))]
     pub resources: Option<ResourceRequirements>,
 
     /// Extra environment variables of the api container. `DATABASE_URL`, `PORT`, `API_TOKEN` and
@@ -352,10 +343,6 @@ pub struct WorkerSpec {
 
     /// Compute resources of the worker container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": RESOURCE_QUANTITIES_RULE,
-        "message": "every limit and request must be a quantity such as 250m, 1, 512Mi or 2Gi",
-    }]))]
     pub resources: Option<ResourceRequirements>,
 
     /// Extra environment variables of the worker container. `DATABASE_URL`, `PORT`, `API_TOKEN` and

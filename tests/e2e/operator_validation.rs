@@ -190,22 +190,6 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             agent("a", json!({"progressDeadlineSeconds": 1})),
             "spec.progressDeadlineSeconds",
         ),
-        (
-            "cpu that is no quantity",
-            agent(
-                "a",
-                json!({"api": {"resources": {"requests": {"cpu": "abc"}}}}),
-            ),
-            "spec.api.resources",
-        ),
-        (
-            "memory limit that is no quantity",
-            agent(
-                "a",
-                json!({"bot": {"resources": {"limits": {"memory": "lots"}}}}),
-            ),
-            "spec.bot.resources",
-        ),
         ("name with a dot", bad_name, "metadata.name"),
         ("name too long for the children", too_long, "metadata.name"),
     ]
