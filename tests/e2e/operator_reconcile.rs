@@ -692,7 +692,18 @@ async fn a_missing_secret_is_reported_and_retried_not_a_crash_loop() {
         "{}",
         ready.message
     );
-    let events = f.events("nosecret").await;
+    // The event is published beside the status write, not before it: give it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let events = loop {
+        let events = f.events("nosecret").await;
+        let warned = events
+            .iter()
+            .any(|(t, r, _)| t == "Warning" && r == "SecretNotFound");
+        if warned || std::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     assert!(
         events
             .iter()
