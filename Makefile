@@ -53,10 +53,11 @@ crd: ## regenerate crds/tradingagents.yaml (and the chart's copy) from the Rust 
 	$(CARGO) run --locked --quiet -p trading-agent-operator -- crd > crds/tradingagents.yaml
 	cp crds/tradingagents.yaml charts/trading-agent-operator/crds/tradingagents.yaml
 
-# The suites run on kwok's simulated nodes by default; NODE=real adds the real kubelet node (level 3,
-# tests/e2e/real_node.rs). NODE=kwok leaves level 3 out on purpose (real_node says so).
-test: export NODE ?= kwok
-test: tools pydeps lint ## everything: lint, unit, integration and end-to-end tests (NODE=real: also level 3)
+# The suites run on kwok's simulated nodes (API objects, scale) and on one real kubelet node (level 3,
+# tests/e2e/real_node.rs: images pulled, containers started, probes answered; needs root). NODE=kwok
+# leaves level 3 out on purpose (real_node says so).
+test: export NODE ?= real
+test: tools pydeps lint ## everything: lint, unit, integration and end-to-end tests, level 3 on a real node (NODE=kwok: without it)
 	@$(HARNESS)/with-cluster.sh $(CARGO) test --locked --workspace --no-fail-fast
 
 fuzz: ## run every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (default 60; needs nightly): executions and crashes

@@ -6,6 +6,7 @@
 //!   compatibility between releases (expand-only migrations).
 //! - [`http`]: the REST API and OpenAPI document; [`server`]: probes and signals.
 //! - [`workers`]: the strategy runner, the bot and webhook delivery; [`demo`]: a synthetic feed.
+//! - [`faults`]: fail points for tests (feature `failpoints`).
 //! - [`app`]: start-up and shutdown of each role; [`config`]: flags and environment.
 
 pub mod app;
@@ -14,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod faults;
 pub mod http;
 pub mod metrics;
 pub mod schema;

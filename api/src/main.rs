@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     trading_agent::install_crypto_provider();
+    #[cfg(feature = "failpoints")]
+    let _faults = trading_agent::faults::setup();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

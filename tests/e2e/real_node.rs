@@ -14,6 +14,12 @@
 //! 4. **Probes for real**: the kubelet's probes show in each pod's request metrics; stopping
 //!    PostgreSQL makes the pods unready without restarting them, and they are ready again when it
 //!    returns.
+//! 5. **A stalled worker loop is restarted by liveness**: an image built with the `failpoints`
+//!    feature stops its loops after three ticks; `/healthz` answers 503 and the kubelet restarts it.
+//!
+//! A second test runs the operator as users do: its image installed by the Helm chart on the real
+//! node (in-cluster config, the chart's ServiceAccount and Lease), resolving tags at a registry on
+//! the node's address and woken by that registry's notifications through the chart's Service.
 //!
 //! Needs the cluster with the real node (`NODE=real`); fails saying so without it, unless `NODE=kwok`
 //! leaves level 3 out on purpose. Prints its figures and `kubectl get pods -o wide`.
@@ -38,6 +44,10 @@ use trading_agent_tests::registry::{Notifications, RegistryOptions, TempRegistry
 
 const NAME: &str = "alpha";
 const API_TOKEN: &str = "level-3-token-0123456789abcdef";
+/// Polling beside the notifications: CNCF Distribution notifies a manifest push before it moves
+/// the tag, so a lookup on the notification could still see the old digest (seen here: the
+/// operator's HEAD answered 8 ms before skopeo's PUT completed).
+const POLL_INTERVAL: &str = "2s";
 /// Long enough for a pull and a start on a loaded machine, short enough to keep the bad rollout brief.
 const PROGRESS_DEADLINE_SECONDS: u64 = 40;
 
@@ -101,12 +111,7 @@ async fn golden_path_on_the_real_node() {
         NAME,
         json!({
             "image": tag,
-            // Polling too: CNCF Distribution notifies a manifest push before it moves the tag, so
-            // a lookup on the notification can still see the old digest (seen here: the
-            // operator's HEAD answered 8 ms before skopeo's PUT completed), and with polling off
-            // that push would be missed until the resync. Reported; the webhook should use the
-            // notified digest or look again.
-            "imageUpdate": {"interval": "2s"},
+            "imageUpdate": {"interval": POLL_INTERVAL},
             "database": {"secretRef": {"name": "desk-db", "key": "url"}},
             "api": {"tokenSecretRef": {"name": "desk-api", "key": "token"}},
             "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
@@ -264,6 +269,23 @@ async fn golden_path_on_the_real_node() {
         unready_after.as_secs_f64(),
         ready_again_after.as_secs_f64()
     );
+
+    // 5. A stalled worker loop, restarted by liveness: a real image built with the `failpoints`
+    // feature whose worker loops stop after three ticks while the process and its HTTP server stay
+    // up. Nothing outside the process can cause that, hence the fail point.
+    let stall_commit = format!("{commit}-stall");
+    let stall_build = build_binary_with(&stall_commit, work.path(), &["failpoints"]);
+    let stalled = build_image(
+        &stall_build,
+        &tag,
+        &["FAILPOINTS=worker-loop-stall=3*off->return"],
+    );
+    let pushed_stall = Instant::now();
+    let killed = liveness_restart(&client, &namespace, &stalled, Duration::from_secs(180)).await;
+    println!(
+        "stalled worker loop ({stalled}): {killed}; {:.1} s after the push",
+        pushed_stall.elapsed().as_secs_f64()
+    );
     println!(
         "level 3 figures: apply → Ready {:.1} s; push (build-image.sh, {:.1} s) → every pod serving the new digest {:.1} s; bad image pushed → rolled back, previous digest serving {:.1} s (progress deadline {} s)",
         apply_ready.as_secs_f64(),
@@ -278,6 +300,256 @@ async fn golden_path_on_the_real_node() {
         .await
         .expect("namespace deleted");
     drop(pg);
+}
+
+/// The operator as users run it: its own image installed by the Helm chart on the real node, with
+/// in-cluster config, the chart's ServiceAccount and RBAC, and the Lease; a registry on the node's
+/// address notifies its webhook through the chart's Service, and the operator resolves digests at
+/// that registry from inside the pod network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operator_in_cluster_from_the_chart() {
+    let client = client().await;
+    let node = match real_node::required(&client).await {
+        Ok(Some(node)) => node,
+        Ok(None) => {
+            println!("NODE=kwok: level 3 left out of this run on purpose; nothing checked");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    install_crd(&client).await;
+    let ns = node
+        .namespace(&client, "incluster")
+        .await
+        .expect("namespace on the real node");
+    let namespace = ns.name.clone();
+    let mut pg = TempPostgres::init().expect("initdb");
+    pg.listen_also_on(&node.ip, &node.pod_cidr)
+        .expect("listen on the node address");
+    pg.start().expect("PostgreSQL");
+    pg.create_database("trading").expect("createdb");
+    let pod_database_url = format!("postgres://postgres@{}:{}/trading", node.ip, pg.port());
+    create_secret(&client, &namespace, "desk-db", "url", &pod_database_url).await;
+    create_secret(&client, &namespace, "desk-api", "token", API_TOKEN).await;
+    create_secret(
+        &client,
+        &namespace,
+        "operator-webhook",
+        "token",
+        WEBHOOK_TOKEN,
+    )
+    .await;
+
+    // The operator's image: containerd pulls it on the host, so a loopback registry serves it.
+    let work = tempfile::tempdir().expect("tempdir");
+    let images = TempRegistry::start(RegistryOptions::default()).expect("registry");
+    node.allow_registry(&images.host())
+        .expect("allow the registry");
+    let operator_binary = build_operator_binary(work.path());
+    let operator_repository = format!("{}/trading-agent-operator", images.host());
+    let operator_digest = build_image(&operator_binary, &format!("{operator_repository}:dev"), &[]);
+
+    // The workloads' registry listens on the node's address: the operator's pod resolves tags
+    // there. Its port is chosen first because the chart names it as a plain-HTTP registry.
+    let desk_port = std::net::TcpListener::bind((node.ip.as_str(), 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port on the node address")
+        .port();
+    let desk_host = format!("{}:{desk_port}", node.ip);
+    let release = "desk-operator";
+    let installed = Instant::now();
+    let (ok, out) = helm(&[
+        "install",
+        release,
+        &repository_root()
+            .join("charts/trading-agent-operator")
+            .to_string_lossy(),
+        "--namespace",
+        &namespace,
+        "--wait",
+        "--timeout",
+        "180s",
+        "--set",
+        &format!("image.repository={operator_repository}"),
+        "--set",
+        &format!("image.digest={operator_digest}"),
+        "--set",
+        &format!("watchNamespace={namespace}"),
+        "--set",
+        &format!("insecureRegistries[0]={desk_host}"),
+        "--set",
+        "webhook.tokenSecret.name=operator-webhook",
+        "--set",
+        "logFormat=text",
+    ])
+    .await;
+    assert!(ok, "helm install of the operator failed:\n{out}");
+    println!(
+        "helm install --wait: the operator's pod Ready on the real node in {:.1} s",
+        installed.elapsed().as_secs_f64()
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let service = services
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={release}")))
+        .await
+        .expect("services")
+        .items
+        .into_iter()
+        .next()
+        .expect("the chart's Service");
+    let cluster_ip = service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .expect("a ClusterIP");
+    let registry = TempRegistry::start(RegistryOptions {
+        listen: Some(desk_host.parse().expect("the desk registry's address")),
+        notifications: Some(Notifications {
+            url: format!("http://{cluster_ip}:8443/registry/notifications"),
+            bearer_token: Some(WEBHOOK_TOKEN.to_owned()),
+        }),
+        ..RegistryOptions::default()
+    })
+    .expect("the desk registry");
+    node.allow_registry(&registry.host())
+        .expect("allow the desk registry");
+
+    let commit = git_commit();
+    let next_commit = format!("{commit}-next");
+    let tag = format!("{}/trading-agent:latest", registry.host());
+    let first = build_image(&build_binary(&commit, work.path()), &tag, &[]);
+    let manifest = support::agent(
+        NAME,
+        json!({
+            "image": tag,
+            "imageUpdate": {"interval": POLL_INTERVAL},
+            "database": {"secretRef": {"name": "desk-db", "key": "url"}},
+            "api": {"tokenSecretRef": {"name": "desk-api", "key": "token"}},
+            "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
+        }),
+    );
+    let applied = Instant::now();
+    support::apply_agent(&client, &namespace, &manifest).await;
+    wait_condition(
+        &client,
+        &namespace,
+        NAME,
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(180),
+    )
+    .await;
+    serving(
+        &client,
+        &namespace,
+        &node,
+        &first,
+        &commit,
+        Duration::from_secs(60),
+    )
+    .await;
+    println!(
+        "in-cluster operator: apply → Ready with real pods {:.1} s",
+        applied.elapsed().as_secs_f64()
+    );
+
+    let next = build_image(&build_binary(&next_commit, work.path()), &tag, &[]);
+    let pushed = Instant::now();
+    serving(
+        &client,
+        &namespace,
+        &node,
+        &next,
+        &next_commit,
+        Duration::from_secs(120),
+    )
+    .await;
+    println!(
+        "in-cluster operator: push → every pod serving the new digest {:.1} s",
+        pushed.elapsed().as_secs_f64()
+    );
+    let operator_pod = Api::<Pod>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={release}")))
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .find_map(|p| p.status?.pod_ip)
+        .expect("the operator's pod IP");
+    let metrics = get_text(&format!("http://{operator_pod}:8080/metrics"))
+        .await
+        .expect("the operator's /metrics at its pod IP");
+    let triggered: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains("webhook_notifications") && l.contains("result=\"triggered\""))
+        .collect();
+    assert!(
+        !triggered.is_empty(),
+        "the registry's notifications reached the in-cluster webhook through the Service: {triggered:?}"
+    );
+    println!("in-cluster operator's webhook: {}", triggered.join("; "));
+
+    let (ok, out) = helm(&["uninstall", release, "--namespace", &namespace, "--wait"]).await;
+    assert!(ok, "helm uninstall failed:\n{out}");
+    ns.delete(Duration::from_secs(120))
+        .await
+        .expect("namespace deleted");
+    drop(pg);
+}
+
+/// Runs the harness's helm against the harness's API server; (success, stdout + stderr).
+async fn helm(args: &[&str]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let cache = std::env::var_os("TRADING_AGENT_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                    .join(".cache/trading-agent")
+            });
+        let output = Command::new(cache.join("bin/helm"))
+            .arg("--kubeconfig")
+            .arg(trading_agent_tests::cluster::kubeconfig_path())
+            .args(&args)
+            .output()
+            .expect("run helm (make tools builds it)");
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text)
+    })
+    .await
+    .expect("helm task")
+}
+
+/// `cargo build` of the operator's binary, copied out to `dir`.
+fn build_operator_binary(dir: &Path) -> PathBuf {
+    let root = repository_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "-p",
+            "trading-agent-operator",
+            "--bin",
+            "trading-agent-operator",
+        ])
+        .current_dir(&root)
+        .status()
+        .expect("cargo build");
+    assert!(
+        status.success(),
+        "cargo build of trading-agent-operator failed"
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let out = dir.join("operator");
+    std::fs::create_dir_all(&out).expect("dir");
+    let binary = out.join("trading-agent-operator");
+    std::fs::copy(target.join("debug/trading-agent-operator"), &binary).expect("copy the binary");
+    binary
 }
 
 /// The operator's metrics and the registry's last log lines, for a failure message.
@@ -366,8 +638,14 @@ fn git_commit() -> String {
 /// `cargo build` of the workspace's `trading-agent` binary with `TRADING_AGENT_COMMIT=commit`
 /// (only the crate that reads it is rebuilt), copied out to `dir`.
 fn build_binary(commit: &str, dir: &Path) -> PathBuf {
+    build_binary_with(commit, dir, &[])
+}
+
+/// [`build_binary`] with cargo features of the `trading-agent` crate (e.g. `failpoints`).
+fn build_binary_with(commit: &str, dir: &Path, features: &[&str]) -> PathBuf {
     let root = repository_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let features = features.join(",");
     let status = Command::new(cargo)
         .args([
             "build",
@@ -377,6 +655,8 @@ fn build_binary(commit: &str, dir: &Path) -> PathBuf {
             "trading-agent",
             "--bin",
             "trading-agent",
+            "--features",
+            &features,
         ])
         .env("TRADING_AGENT_COMMIT", commit)
         .current_dir(&root)
@@ -598,6 +878,60 @@ async fn live_pods(client: &kube::Client, namespace: &str) -> Vec<(String, i32)>
             Some((ip, port))
         })
         .collect()
+}
+
+/// Waits until a worker pod running `digest` has been restarted by its liveness probe: the kubelet's
+/// `Unhealthy` event says `/healthz` answered 503 (the server up, its loop stalled), and the
+/// container's restart count has grown. Returns what the kubelet said.
+async fn liveness_restart(
+    client: &kube::Client,
+    namespace: &str,
+    digest: &str,
+    timeout: Duration,
+) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
+    support::eventually(
+        &format!("a pod of {digest} restarted by liveness after /healthz answered 503"),
+        timeout,
+        || {
+            let (pods, events) = (pods.clone(), events.clone());
+            async move {
+                let list = pods
+                    .list(
+                        &ListParams::default()
+                            .labels(&format!("app.kubernetes.io/instance={NAME}")),
+                    )
+                    .await
+                    .ok()?;
+                let restarted: Vec<(String, i32)> = list
+                    .items
+                    .iter()
+                    .filter_map(|p| {
+                        let status = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
+                        let restarted =
+                            status.image_id.ends_with(digest) && status.restart_count > 0;
+                        restarted.then_some((p.metadata.name.clone()?, status.restart_count))
+                    })
+                    .collect();
+                let events = events.list(&ListParams::default()).await.ok()?;
+                restarted.iter().find_map(|(pod, count)| {
+                    let unhealthy = events.items.iter().find(|e| {
+                        e.involved_object.name.as_deref() == Some(pod.as_str())
+                            && e.reason.as_deref() == Some("Unhealthy")
+                            && e.message.as_deref().is_some_and(|m| {
+                                m.starts_with("Liveness probe failed") && m.contains("503")
+                            })
+                    })?;
+                    Some(format!(
+                        "pod {pod} restarted {count}× ({})",
+                        unhealthy.message.as_deref().unwrap_or_default()
+                    ))
+                })
+            }
+        },
+    )
+    .await
 }
 
 /// Restart counts by pod name.

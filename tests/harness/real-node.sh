@@ -9,7 +9,8 @@
 #   real-node.sh healthy                 exit 0 when all three run and the node is Ready
 #   real-node.sh down                    stop them, kill the pods' processes, restore the host
 #   real-node.sh status                  say what runs
-#   real-node.sh allow-registry HOST:PORT   let containerd pull over plain HTTP from a loopback registry
+#   real-node.sh allow-registry HOST:PORT   let containerd pull over plain HTTP from a registry on this
+#                                        host (127.0.0.1 or the node's address)
 #
 # Environment (defaults in brackets): REAL_NODE_NAME [real-node-0], REAL_NODE_IP [198.51.100.2],
 # REAL_NODE_INTERFACE [ta-node0], REAL_NODE_BRIDGE [ta-cni0], REAL_NODE_POD_CIDR [10.77.0.0/24].
@@ -413,7 +414,10 @@ EOF
 
 allow_registry() {
     local host=$1
-    [[ $host =~ ^(127\.0\.0\.1|localhost):[0-9]+$ ]] || fail "allow-registry: only loopback registries (127.0.0.1:PORT), not $host"
+    # Registries on this host only: loopback, or the node's own address (one that pods reach too).
+    local ip=${node_ip//./\\.}
+    [[ $host =~ ^(127\.0\.0\.1|localhost|$ip):[0-9]+$ ]] ||
+        fail "allow-registry: only registries on this host (127.0.0.1:PORT or $node_ip:PORT), not $host"
     mkdir -p "$real/containerd/certs.d/$host"
     printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' \
         "$host" "$host" >"$real/containerd/certs.d/$host/hosts.toml"

@@ -103,7 +103,8 @@ impl RealNode {
         Ok(namespace)
     }
 
-    /// Let the node's containerd pull over plain HTTP from a loopback registry (`127.0.0.1:PORT`).
+    /// Let the node's containerd pull over plain HTTP from a registry on this host (`127.0.0.1:PORT`,
+    /// or the node's address for one that pods reach too).
     pub fn allow_registry(&self, host: &str) -> Result<()> {
         run_checked(
             Command::new(harness_dir().join("real-node.sh"))

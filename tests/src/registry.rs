@@ -37,11 +37,16 @@ pub struct RegistryOptions {
     /// Serve the storage of another registry (e.g. push through an open registry, resolve
     /// through one that requires tokens).
     pub storage_dir: Option<PathBuf>,
+    /// Listen here instead of on 127.0.0.1 and a free port: a registry that pods reach too (level
+    /// 3, the real node's address; the registry is then `ip:port` in image references).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
-/// A running `docker-registry` on 127.0.0.1. Stopped and removed when dropped.
+/// A running `docker-registry` on 127.0.0.1 (or [`RegistryOptions::listen`]). Stopped and removed
+/// when dropped.
 pub struct TempRegistry {
     dir: tempfile::TempDir,
+    ip: std::net::IpAddr,
     port: u16,
     child: Option<Child>,
 }
@@ -55,15 +60,19 @@ impl TempRegistry {
             )
         })?;
         let dir = tempfile::Builder::new().prefix("ta-registry-").tempdir()?;
-        let port = free_loopback_port()?;
+        let (ip, port) = match options.listen {
+            Some(address) => (address.ip(), address.port()),
+            None => (std::net::Ipv4Addr::LOCALHOST.into(), free_loopback_port()?),
+        };
         let storage = options
             .storage_dir
             .clone()
             .unwrap_or_else(|| dir.path().join("storage"));
-        let config = render_config(&options, &storage, port, dir.path())?;
+        let config = render_config(&options, &storage, (ip, port).into(), dir.path())?;
         std::fs::write(dir.path().join("config.yml"), config)?;
         let mut registry = Self {
             dir,
+            ip,
             port,
             child: None,
         };
@@ -81,7 +90,7 @@ impl TempRegistry {
             .stderr(log)
             .spawn()?;
         self.child = Some(child);
-        wait_for_tcp(("127.0.0.1", self.port), Duration::from_secs(20)).map_err(|e| {
+        wait_for_tcp((self.ip, self.port), Duration::from_secs(20)).map_err(|e| {
             Error::Startup(format!(
                 "docker-registry: {e}; log: {}",
                 self.log_path().display()
@@ -105,9 +114,10 @@ impl TempRegistry {
         self.spawn(&binary)
     }
 
-    /// `127.0.0.1:<port>`: the registry host as it appears in image references.
+    /// `127.0.0.1:<port>` (or the listen address): the registry host as it appears in image
+    /// references.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        std::net::SocketAddr::from((self.ip, self.port)).to_string()
     }
 
     pub fn port(&self) -> u16 {
@@ -139,14 +149,14 @@ impl Drop for TempRegistry {
 fn render_config(
     options: &RegistryOptions,
     storage: &std::path::Path,
-    port: u16,
+    listen: std::net::SocketAddr,
     dir: &std::path::Path,
 ) -> Result<String> {
     let mut config = format!(
         "version: 0.1\n\
          log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  cache:\n    blobdescriptor: inmemory\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: throwaway-test-registry\n  headers:\n    X-Content-Type-Options: [nosniff]\n",
+         http:\n  addr: {listen}\n  secret: throwaway-test-registry\n  headers:\n    X-Content-Type-Options: [nosniff]\n",
         storage.display()
     );
     if let Some(auth) = &options.auth_yaml {

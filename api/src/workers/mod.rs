@@ -94,6 +94,14 @@ pub async fn run_loop<W: Worker>(
         };
         ctx.metrics.observe_tick(role, outcome, started.elapsed());
         ctx.liveness.beat();
+        if crate::faults::worker_loop_stall() {
+            tracing::warn!(
+                role,
+                "fail point worker-loop-stall: the loop stops until shutdown"
+            );
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            break;
+        }
     }
     tracing::info!(role, "worker loop stopped");
 }
