@@ -98,9 +98,8 @@ async fn golden_path_on_the_real_node() {
     // Two builds of the workspace's binary, told apart by the commit they report.
     let commit = git_commit();
     let next_commit = format!("{commit}-next");
-    let work = tempfile::tempdir().expect("tempdir");
-    let first_build = build_binary(&commit, work.path());
-    let next_build = build_binary(&next_commit, work.path());
+    let first_build = build_binary(&commit);
+    let next_build = build_binary(&next_commit);
     let repository = format!("{}/trading-agent", registry.host());
     let tag = format!("{repository}:latest");
 
@@ -274,7 +273,7 @@ async fn golden_path_on_the_real_node() {
     // feature whose worker loops stop after three ticks while the process and its HTTP server stay
     // up. Nothing outside the process can cause that, hence the fail point.
     let stall_commit = format!("{commit}-stall");
-    let stall_build = build_binary_with(&stall_commit, work.path(), &["failpoints"]);
+    let stall_build = build_binary_with(&stall_commit, &["failpoints"]);
     let stalled = build_image(
         &stall_build,
         &tag,
@@ -341,11 +340,10 @@ async fn operator_in_cluster_from_the_chart() {
     .await;
 
     // The operator's image: containerd pulls it on the host, so a loopback registry serves it.
-    let work = tempfile::tempdir().expect("tempdir");
     let images = TempRegistry::start(RegistryOptions::default()).expect("registry");
     node.allow_registry(&images.host())
         .expect("allow the registry");
-    let operator_binary = build_operator_binary(work.path());
+    let operator_binary = build_operator_binary();
     let operator_repository = format!("{}/trading-agent-operator", images.host());
     let operator_digest = build_image(&operator_binary, &format!("{operator_repository}:dev"), &[]);
 
@@ -416,7 +414,7 @@ async fn operator_in_cluster_from_the_chart() {
     let commit = git_commit();
     let next_commit = format!("{commit}-next");
     let tag = format!("{}/trading-agent:latest", registry.host());
-    let first = build_image(&build_binary(&commit, work.path()), &tag, &[]);
+    let first = build_image(&build_binary(&commit), &tag, &[]);
     let manifest = support::agent(
         NAME,
         json!({
@@ -453,7 +451,7 @@ async fn operator_in_cluster_from_the_chart() {
         applied.elapsed().as_secs_f64()
     );
 
-    let next = build_image(&build_binary(&next_commit, work.path()), &tag, &[]);
+    let next = build_image(&build_binary(&next_commit), &tag, &[]);
     let pushed = Instant::now();
     serving(
         &client,
@@ -521,8 +519,9 @@ async fn helm(args: &[&str]) -> (bool, String) {
     .expect("helm task")
 }
 
-/// `cargo build` of the operator's binary, copied out to `dir`.
-fn build_operator_binary(dir: &Path) -> PathBuf {
+/// `cargo build` of the operator's binary, copied out of the target directory.
+fn build_operator_binary() -> PathBuf {
+    let _builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
     let root = repository_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
@@ -545,7 +544,7 @@ fn build_operator_binary(dir: &Path) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let out = dir.join("operator");
+    let out = builds_dir().join("operator");
     std::fs::create_dir_all(&out).expect("dir");
     let binary = out.join("trading-agent-operator");
     std::fs::copy(target.join("debug/trading-agent-operator"), &binary).expect("copy the binary");
@@ -636,16 +635,26 @@ fn git_commit() -> String {
 }
 
 /// `cargo build` of the workspace's `trading-agent` binary with `TRADING_AGENT_COMMIT=commit`
-/// (only the crate that reads it is rebuilt), copied out to `dir`.
-fn build_binary(commit: &str, dir: &Path) -> PathBuf {
-    build_binary_with(commit, dir, &[])
+/// (only the crate that reads it is rebuilt), copied out of the target directory.
+fn build_binary(commit: &str) -> PathBuf {
+    build_binary_with(commit, &[])
 }
 
-/// [`build_binary`] with cargo features of the `trading-agent` crate (e.g. `failpoints`).
-fn build_binary_with(commit: &str, dir: &Path, features: &[&str]) -> PathBuf {
+/// The builds of this run, by commit and features. The lock also keeps the tests of this binary,
+/// which run in parallel, from copying `target/debug/trading-agent` while another build rewrites it.
+static BUILDS: std::sync::Mutex<BTreeMap<String, PathBuf>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// [`build_binary`] with cargo features of the `trading-agent` crate (e.g. `failpoints`); built
+/// once per run.
+fn build_binary_with(commit: &str, features: &[&str]) -> PathBuf {
+    let features = features.join(",");
+    let key = format!("{commit}+{features}");
+    let mut builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(binary) = builds.get(&key) {
+        return binary.clone();
+    }
     let root = repository_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let features = features.join(",");
     let status = Command::new(cargo)
         .args([
             "build",
@@ -669,11 +678,19 @@ fn build_binary_with(commit: &str, dir: &Path, features: &[&str]) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let out = dir.join(format!("trading-agent-{commit}"));
+    let out = builds_dir().join(&key);
     std::fs::create_dir_all(&out).expect("dir");
     let binary = out.join("trading-agent");
     std::fs::copy(target.join("debug/trading-agent"), &binary).expect("copy the binary");
+    builds.insert(key, binary.clone());
     binary
+}
+
+/// This run's copies of the binaries it built (cargo's per-test scratch folder, by process).
+fn builds_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("real-node-builds")
+        .join(std::process::id().to_string())
 }
 
 /// `scripts/build-image.sh` (umoci + skopeo, no daemon): returns the pushed digest.
