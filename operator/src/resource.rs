@@ -217,10 +217,37 @@ pub struct ImageUpdate {
     /// rollout in place.
     #[serde(default)]
     pub rollback: RollbackPolicy,
+
+    /// How long a new digest's pods are watched after its rollout became Available, as a duration
+    /// (`60s`, `5m`; `0s` turns verification off). A restart (`CrashLoop`) or lost readiness
+    /// (`BecameUnready`) of the new digest's pods within the window rolls back like a failed
+    /// rollout, when the evidence points at the digest (other roles' pods stay ready); when every
+    /// pod is unready or pods cannot be scheduled, the environment is blamed: `Degraded` says so,
+    /// nothing is rejected and the window starts again once all is ready. While the window runs,
+    /// `Progressing` is `True` (`Verifying`) and `Ready` stays `False`. It applies when there is
+    /// something to roll back to (`rollback: Auto` and a last healthy digest other than the new
+    /// one), so a first install is Ready as soon as it is rolled out.
+    #[serde(default = "default_verify")]
+    #[schemars(length(min = 2, max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": cel_matches(DURATION_PATTERN),
+            "message": "must be a duration of whole numbers with units ms, s, m or h, such as 30s, 5m or 1h30m",
+        },
+        {
+            "rule": format!("!{} || duration(self) <= duration('24h')", cel_matches(DURATION_PATTERN)),
+            "message": "must be at most 24h",
+        },
+    ]))]
+    pub verify: String,
 }
 
 fn default_interval() -> String {
     "5m".to_owned()
+}
+
+fn default_verify() -> String {
+    "60s".to_owned()
 }
 
 impl Default for ImageUpdate {
@@ -229,6 +256,7 @@ impl Default for ImageUpdate {
             mode: UpdateMode::default(),
             interval: default_interval(),
             rollback: RollbackPolicy::default(),
+            verify: default_verify(),
         }
     }
 }
@@ -241,6 +269,14 @@ impl ImageUpdate {
         let parsed: kube::core::Duration = self.interval.parse()?;
         let duration = std::time::Duration::from(parsed);
         Ok((!duration.is_zero()).then_some(duration))
+    }
+
+    /// The verification window after a rollout; zero when verification is off (`0s`).
+    pub fn verify_window(
+        &self,
+    ) -> Result<std::time::Duration, kube::core::duration::ParseError> {
+        let parsed: kube::core::Duration = self.verify.parse()?;
+        Ok(std::time::Duration::from(parsed))
     }
 }
 
@@ -543,7 +579,7 @@ pub struct ComponentStatus {
 pub struct Rejection {
     /// The digest rejected.
     pub digest: String,
-    /// Why (`ProgressDeadlineExceeded`, ...).
+    /// Why (`ProgressDeadlineExceeded`, `CrashLoop`, `BecameUnready`).
     pub reason: String,
     /// What happened, naming the failed role.
     pub message: String,
@@ -564,9 +600,15 @@ pub struct RolloutRecord {
     /// How it ended; absent while in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<RolloutOutcome>,
-    /// Why it was rolled back (`ProgressDeadlineExceeded`, ...); absent otherwise.
+    /// Why it was rolled back (`ProgressDeadlineExceeded`, `CrashLoop`, `BecameUnready`);
+    /// absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When every role became Available on this digest: the verification window
+    /// (`imageUpdate.verify`) runs from here. Absent before, and again after an environment fault
+    /// (the window then starts over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<Time>,
 }
 
 /// How a rollout ended.
@@ -777,6 +819,19 @@ pub mod conditions {
         pub const REPLICA_FAILURE: &str = "ReplicaFailure";
         /// Degraded: nothing is wrong.
         pub const AS_EXPECTED: &str = "AsExpected";
+        /// Ready/Progressing: the new digest is rolled out and watched for the verification
+        /// window (`imageUpdate.verify`).
+        pub const VERIFYING: &str = "Verifying";
+        /// Degraded/rollback: a container of the new digest restarted within the window.
+        pub const CRASH_LOOP: &str = "CrashLoop";
+        /// Degraded/rollback: a pod of the new digest lost readiness within the window.
+        pub const BECAME_UNREADY: &str = "BecameUnready";
+        /// Degraded: a rollout failed, but every pod is unready whatever its digest or role (the
+        /// database down for everyone, say): the environment is blamed, nothing is rejected.
+        pub const ENVIRONMENT_UNHEALTHY: &str = "EnvironmentUnhealthy";
+        /// Degraded: a rollout failed because pods of the new digest cannot be scheduled (no node
+        /// has room): the environment is blamed, nothing is rejected.
+        pub const UNSCHEDULABLE: &str = "Unschedulable";
     }
 }
 

@@ -470,6 +470,8 @@ mod tests {
                 deployments: &none,
                 pod_images: &[],
                 rollback: None,
+                verification: None,
+                fault: None,
                 now: t(),
             });
             let ready = find_condition(&status.conditions, types::READY).unwrap();

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | 1. dereference: the database Secret must exist and hold its key | [`dereference`] | API server |
 //! | 2. resolve: `spec.image` → a pinned image | [`crate::digest::pinner`] | registries |
-//! | 3. decide: what to pin, given how the last rollout went (rollback, rejected digests) | [`rollback`] | pure |
+//! | 3. decide: what to pin, given how the last rollout went (rollback, rejected digests, the verification window and who is to blame) | [`rollback`] (with [`verify`]) | pure |
 //! | 4. build: the desired children | [`build`] | pure |
 //! | 5. apply: server-side apply of what changed | [`apply`] (with [`applied`], pure) | API server |
 //! | 6. status: the next status from what was observed | [`status`] (with [`rollout_state`]), pure | — |
@@ -170,7 +170,10 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     }
     let seen = cleared.as_ref().unwrap_or(agent.as_ref());
     let current = apply::cached_deployments(&ctx.stores, &ns, &agent.name_any());
-    let decision = rollback::decide(seen, resolved, &current);
+    let agent_pods = pods::agent_pods(&ctx.stores.pods, &ns, &agent.name_any());
+    let now =
+        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
+    let decision = rollback::decide(seen, resolved, &current, &agent_pods, now);
     let image = decision.image;
     // 4. build
     let desired = match (image.pinned(), &dereferenced.database_secret) {
@@ -209,9 +212,15 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
             "rollout failed: rolled back to the last healthy digest"
         );
     }
+    if let Some(fault) = &decision.fault {
+        warn!(
+            tradingagent = %key,
+            reason = fault.reason,
+            message = %fault.message,
+            "rollout failed, blamed on the environment: nothing rejected"
+        );
+    }
     // 6. status
-    let now =
-        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let status = next_status(&Observation {
         agent: seen,
         image: &image,
@@ -220,8 +229,11 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         deployments: &deployments,
         pod_images: &pods::pod_images(&ctx.stores.pods, &ns, &agent.name_any()),
         rollback,
+        verification: decision.verification.as_ref(),
+        fault: decision.fault.as_ref(),
         now,
     });
+    let verification_ends = status::verification_deadline(seen, &status);
     events.extend(events::status_events(agent.status.as_ref(), &status));
     // 7. report
     report::write_status(&ctx, &agent, &ns, status).await?;
@@ -246,8 +258,14 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         .metrics
         .objects_in_backoff
         .set(ctx.backoff.len() as i64);
-    Ok(Action::requeue(freshness::requeue_after(
-        &agent.spec,
-        failed_resolutions,
-    )))
+    let mut requeue = freshness::requeue_after(&agent.spec, failed_resolutions);
+    if let Some(until) = verification_ends {
+        // Notice the window's end promptly (a second after it, timestamps are whole seconds).
+        let left = Duration::try_from(until.duration_since(now)).unwrap_or(Duration::ZERO);
+        requeue = requeue.min(left + Duration::from_secs(1));
+    }
+    if decision.fault.is_some() {
+        requeue = requeue.min(rollback::ENVIRONMENT_RETRY);
+    }
+    Ok(Action::requeue(requeue))
 }

@@ -1,10 +1,12 @@
-//! The pods of the managed Deployments, watched for the image they really run:
-//! `status.components.<role>.digest` is the digest their containers report as `imageID` (what the
-//! container runtime pulled), not the digest the pod template asks for.
+//! The pods of the managed Deployments, watched for the image they really run and for how they
+//! fare: `status.components.<role>.digest` is the digest their containers report as `imageID`
+//! (what the container runtime pulled), not the digest the pod template asks for; their readiness,
+//! restarts and scheduling are the evidence the verification window and the blame decision read
+//! ([`super::verify`]).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -13,14 +15,27 @@ use crate::resource::{Role, TradingAgent};
 const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
-/// Keep of a pod only what the status needs: labels, whether it is terminating, and the images
-/// its containers run.
+/// Keep of a pod only what the status and the verification need: labels, whether it is
+/// terminating, its containers' names and images, its conditions (readiness, scheduling) and its
+/// containers' statuses (image IDs, restarts).
 pub fn strip_pod(pod: &mut Pod) {
     pod.managed_fields_mut().clear();
     pod.metadata.annotations = None;
-    pod.spec = None;
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        containers: spec
+            .containers
+            .into_iter()
+            .map(|c| Container {
+                name: c.name,
+                image: c.image,
+                ..Container::default()
+            })
+            .collect(),
+        ..PodSpec::default()
+    });
     if let Some(status) = pod.status.as_mut() {
         *status = PodStatus {
+            conditions: status.conditions.take(),
             container_statuses: status.container_statuses.take(),
             ..PodStatus::default()
         };
@@ -36,13 +51,37 @@ fn pod_image_id(pod: &Pod) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
-/// What about a pod matters to its TradingAgent's status: a pod reconciles its TradingAgent only
-/// when the image it runs, or whether it is terminating, changes.
+/// What about a pod matters to its TradingAgent: a pod reconciles its TradingAgent only when the
+/// image it runs, whether it is terminating, its readiness or scheduling, or its containers'
+/// restarts change, not at every status update.
 pub fn pod_image_state(pod: &Pod) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     pod.metadata.deletion_timestamp.is_some().hash(&mut hasher);
     pod_image_id(pod).hash(&mut hasher);
+    if let Some(status) = pod.status.as_ref() {
+        for c in status.conditions.iter().flatten() {
+            if c.type_ == "Ready" || c.type_ == "PodScheduled" {
+                (&c.type_, &c.status, &c.reason).hash(&mut hasher);
+            }
+        }
+        for c in status.container_statuses.iter().flatten() {
+            c.restart_count.hash(&mut hasher);
+        }
+    }
     Some(hasher.finish())
+}
+
+/// Every pod of one TradingAgent (all roles, all digests, terminating ones included: the
+/// verification skips those itself).
+pub fn agent_pods(pods: &Store<Pod>, ns: &str, name: &str) -> Vec<Pod> {
+    pods.state()
+        .iter()
+        .filter(|pod| {
+            pod.metadata.namespace.as_deref() == Some(ns)
+                && pod.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(name)
+        })
+        .map(|pod| Pod::clone(pod))
+        .collect()
 }
 
 /// The TradingAgent a pod belongs to (pods carry the template's labels).

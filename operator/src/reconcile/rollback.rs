@@ -5,9 +5,15 @@
 //!
 //! The pinner reports what the tag points at; this stage decides what the workloads run:
 //!
-//! - a new digest whose rollout failed (`ProgressDeadlineExceeded` on any role) while the last
-//!   healthy digest is known and `imageUpdate.rollback` is `Auto` → the last healthy digest is
-//!   pinned again and the failed one rejected ([`Rollback`]);
+//! - a new digest whose rollout failed (`ProgressDeadlineExceeded` on any role, or a restart or
+//!   lost readiness of its pods within the verification window after it became Available,
+//!   [`verify::verify`]) while the last healthy digest is known and `imageUpdate.rollback` is
+//!   `Auto`:
+//!   - when the evidence points at the digest ([`verify::blame`]) → the last healthy digest is
+//!     pinned again and the failed one rejected ([`Rollback`]);
+//!   - when it points at the environment (everyone unready, pods unschedulable) → nothing is
+//!     rejected, the pin stays, and `Degraded` says why ([`EnvironmentFault`]); the next
+//!     reconciles judge again;
 //! - a tag that still points at a rejected digest → the current pin stays
 //!   ([`ImageOutcome::Kept`], `DigestRejected`) until the tag moves elsewhere (roll forward);
 //! - otherwise → what the pinner said.
@@ -17,12 +23,16 @@
 //! A user clears rejections with the [`CLEAR_REJECTED_ANNOTATION`] ([`clear_rejections`], applied
 //! before deciding): the cleared digest may roll out again.
 
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::conditions::{condition, find_condition};
 use super::rollout_state::{RolloutState, rollout_state};
+use super::verify::{self, Blame, Verification};
 use crate::digest::outcome::ImageOutcome;
 use crate::digest::pinner::current_pin;
 use crate::digest::reference::{Digest, ImageReference, digest_of};
@@ -40,7 +50,28 @@ pub struct PinDecision {
     pub image: ImageOutcome,
     /// Set when this decision rolls a failed digest back.
     pub rollback: Option<Rollback>,
+    /// Where the verification of the pinned digest stands, while its rollout is open and
+    /// Available (`None` otherwise, or when there is nothing to roll back to).
+    pub verification: Option<Verification>,
+    /// Set when a rollout failed but the environment, not the digest, is blamed.
+    pub fault: Option<EnvironmentFault>,
 }
+
+/// A failed rollout blamed on the environment: nothing is rejected, the pin stays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvironmentFault {
+    /// A Degraded reason: `EnvironmentUnhealthy` or `Unschedulable`.
+    pub reason: &'static str,
+    /// What failed and what the evidence is.
+    pub message: String,
+}
+
+/// How often a rollout blamed on the environment is judged again (pod changes trigger a
+/// reconcile too).
+pub const ENVIRONMENT_RETRY: Duration = Duration::from_secs(10);
+
+/// The verification window when `imageUpdate.verify` does not parse (the CRD refuses that).
+const DEFAULT_VERIFY_WINDOW: Duration = Duration::from_secs(60);
 
 /// The annotation that clears rejected digests: a digest (`sha256:…`), `all`, or several of them
 /// separated by commas; anything else in the list is ignored (so `all,2` is a new value that
@@ -95,7 +126,8 @@ pub struct Rollback {
     pub restored: String,
     /// What happened, naming both digests (the `Degraded` message and the event note).
     pub message: String,
-    /// Why the digest failed (a condition reason: `ProgressDeadlineExceeded`).
+    /// Why the digest failed (a condition reason: `ProgressDeadlineExceeded`, `CrashLoop`,
+    /// `BecameUnready`).
     pub reason: &'static str,
     /// The failure itself, naming the role ("bot: ReplicaSet has timed out progressing.").
     pub failure: String,
@@ -126,6 +158,7 @@ pub fn record(
             finished: Some(Time(now)),
             outcome: Some(RolloutOutcome::RolledBack),
             reason: Some(rollback.reason.to_owned()),
+            available: None,
         }),
     }
     image.rejected_digests.retain(|d| *d != rollback.rejected);
@@ -229,16 +262,41 @@ fn failed_rollout(deployments: &[(Role, Option<Deployment>)], digest: &Digest) -
     })
 }
 
-/// Decide what to pin from the pinner's answer, the previous status and the Deployments as
-/// they are now (before this reconcile applies anything).
+/// The open rollout of `digest` in `history` that became Available (the verification runs
+/// from then).
+pub fn available_since(history: &[RolloutRecord], digest: &str) -> Option<Timestamp> {
+    history
+        .iter()
+        .rev()
+        .find(|r| r.digest == digest && r.outcome.is_none())?
+        .available
+        .as_ref()
+        .map(|t| t.0)
+}
+
+/// `spec.imageUpdate.verify` as a duration.
+pub fn verify_window(agent: &TradingAgent) -> Duration {
+    agent
+        .spec
+        .image_update
+        .verify_window()
+        .unwrap_or(DEFAULT_VERIFY_WINDOW)
+}
+
+/// Decide what to pin from the pinner's answer, the previous status, the Deployments as they are
+/// now (before this reconcile applies anything) and every pod of the TradingAgent.
 pub fn decide(
     agent: &TradingAgent,
     resolved: ImageOutcome,
     deployments: &[(Role, Option<Deployment>)],
+    pods: &[Pod],
+    now: Timestamp,
 ) -> PinDecision {
     let plain = |image| PinDecision {
         image,
         rollback: None,
+        verification: None,
+        fault: None,
     };
     let Ok(reference) = ImageReference::parse(&agent.spec.image) else {
         return plain(resolved);
@@ -246,41 +304,79 @@ pub fn decide(
     if reference.digest().is_some() {
         return plain(resolved);
     }
-    let previous = agent.status.as_ref().and_then(|s| s.image.as_ref());
+    let status = agent.status.as_ref();
+    let previous = status.and_then(|s| s.image.as_ref());
     let rejected: Vec<&str> = previous
         .map(|i| i.rejected_digests.iter().map(String::as_str).collect())
         .unwrap_or_default();
     let current = current_pin(agent, &reference);
 
-    // 1. The pinned digest failed to roll out: go back to the last healthy one.
+    // 1. The pinned digest failed to roll out, or failed its verification: go back to the last
+    //    healthy one, unless the environment is to blame.
+    let mut verification = None;
+    let mut fault = None;
     if agent.spec.image_update.rollback == RollbackPolicy::Auto
         && let Some(current) = &current
         && let Some(healthy) = previous
             .and_then(|i| i.last_healthy_digest.as_deref())
             .and_then(|d| Digest::parse(d).ok())
         && healthy != *current.digest()
-        && let Some(failure) = failed_rollout(deployments, current.digest())
     {
-        let bad = current.digest().to_string();
-        let message = format!(
-            "the rollout of {bad} failed ({failure}); rolled back to the last healthy digest {healthy}; {bad} is rejected until the tag points elsewhere"
-        );
-        return PinDecision {
-            image: ImageOutcome::Kept {
-                pinned: reference.pinned_to(healthy.clone()),
-                problem: Error::DigestRejected(format!(
-                    "{reference} points at {bad}, whose rollout failed"
-                )),
-            },
-            rollback: Some(Rollback {
-                rejected: bad,
-                restored: healthy.to_string(),
-                message,
-                reason: reasons::PROGRESS_DEADLINE_EXCEEDED,
-                failure,
-            }),
+        let bad = current.digest();
+        verification = status
+            .and_then(|s| available_since(&s.history, bad.as_str()))
+            .map(|available| verify::verify(pods, bad, available, verify_window(agent), now));
+        let failure = match (failed_rollout(deployments, bad), &verification) {
+            (Some(failure), _) => Some((reasons::PROGRESS_DEADLINE_EXCEEDED, failure)),
+            (None, Some(Verification::Failed { reason, message })) => {
+                Some((*reason, message.clone()))
+            }
+            _ => None,
         };
+        if let Some((reason, failure)) = failure {
+            match verify::blame(pods, bad) {
+                Blame::Digest => {
+                    let message = format!(
+                        "the rollout of {bad} failed ({reason}: {failure}); rolled back to the last healthy digest {healthy}; {bad} is rejected until the tag points elsewhere"
+                    );
+                    return PinDecision {
+                        image: ImageOutcome::Kept {
+                            pinned: reference.pinned_to(healthy.clone()),
+                            problem: Error::DigestRejected(format!(
+                                "{reference} points at {bad}, whose rollout failed"
+                            )),
+                        },
+                        rollback: Some(Rollback {
+                            rejected: bad.to_string(),
+                            restored: healthy.to_string(),
+                            message,
+                            reason,
+                            failure,
+                        }),
+                        verification,
+                        fault: None,
+                    };
+                }
+                Blame::Environment {
+                    reason: fault_reason,
+                    message,
+                } => {
+                    fault = Some(EnvironmentFault {
+                        reason: fault_reason,
+                        message: format!(
+                            "the rollout of {bad} failed ({reason}: {failure}), but the environment is blamed: {message}; nothing is rejected, the pin stays on {bad} and the rollout is judged again"
+                        ),
+                    });
+                }
+            }
+        }
     }
+    let plain = |image| PinDecision {
+        image,
+        rollback: None,
+        verification: verification.clone(),
+        fault: fault.clone(),
+    };
 
     // 2. The tag still points at a rejected digest: stay where we are.
     if let ImageOutcome::Pinned(resolved_pin) = &resolved
@@ -344,6 +440,33 @@ mod tests {
         a
     }
 
+    fn t0() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
+    }
+
+    /// A pod of the last healthy digest D1, ready long before: evidence that a failure of
+    /// another digest is that digest's fault.
+    fn witness() -> Vec<Pod> {
+        vec![ready_pod("old", D1, 0)]
+    }
+
+    fn ready_pod(name: &str, digest: &str, since: i64) -> Pod {
+        pod(name, digest, "api", true, since)
+    }
+
+    fn pod(name: &str, digest: &str, role: &str, ready: bool, since: i64) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/component": role}},
+            "spec": {"containers": [{"name": "app", "image": format!("{IMAGE}@{digest}")}]},
+            "status": {"conditions": [{
+                "type": "Ready",
+                "status": if ready { "True" } else { "False" },
+                "lastTransitionTime": Timestamp::from_second(1_700_000_000 + since).unwrap().to_string(),
+            }]},
+        }))
+        .unwrap()
+    }
+
     fn pin(digest: &str) -> PinnedImage {
         ImageReference::parse(IMAGE)
             .unwrap()
@@ -389,8 +512,7 @@ mod tests {
         let d = decide(
             &a,
             ImageOutcome::Pinned(pin(D2)),
-            &deployments(&a, D2, &[Role::Bot]),
-        );
+            &deployments(&a, D2, &[Role::Bot]), &witness(), t0());
         let rollback = d.rollback.expect("a rollback");
         assert_eq!(
             (rollback.rejected.as_str(), rollback.restored.as_str()),
@@ -413,20 +535,20 @@ mod tests {
         never.spec.image_update.rollback = RollbackPolicy::Never;
         let failed = deployments(&never, D2, &[Role::Api]);
         assert_eq!(
-            decide(&never, ImageOutcome::Pinned(pin(D2)), &failed).rollback,
+            decide(&never, ImageOutcome::Pinned(pin(D2)), &failed, &witness(), t0()).rollback,
             None
         );
 
         let first = agent(IMAGE, Some(D2), None, &[]);
         assert_eq!(
-            decide(&first, ImageOutcome::Pinned(pin(D2)), &failed).rollback,
+            decide(&first, ImageOutcome::Pinned(pin(D2)), &failed, &witness(), t0()).rollback,
             None
         );
 
         let healthy = agent(IMAGE, Some(D1), Some(D1), &[]);
         let failed_healthy = deployments(&healthy, D1, &[Role::Api]);
         assert_eq!(
-            decide(&healthy, ImageOutcome::Pinned(pin(D1)), &failed_healthy).rollback,
+            decide(&healthy, ImageOutcome::Pinned(pin(D1)), &failed_healthy, &witness(), t0()).rollback,
             None,
             "the last healthy digest itself is never rolled back"
         );
@@ -435,13 +557,14 @@ mod tests {
         let d = decide(
             &fine,
             ImageOutcome::Pinned(pin(D2)),
-            &deployments(&fine, D2, &[]),
-        );
+            &deployments(&fine, D2, &[]), &witness(), t0());
         assert_eq!(
             d,
             PinDecision {
                 image: ImageOutcome::Pinned(pin(D2)),
-                rollback: None
+                rollback: None,
+                verification: None,
+                fault: None,
             }
         );
     }
@@ -452,14 +575,14 @@ mod tests {
         // The Deployments still run D1 (the failure is about an older template).
         let older = deployments(&a, D1, &[Role::Api]);
         assert_eq!(
-            decide(&a, ImageOutcome::Pinned(pin(D2)), &older).rollback,
+            decide(&a, ImageOutcome::Pinned(pin(D2)), &older, &witness(), t0()).rollback,
             None
         );
         // A new generation not yet observed: its old conditions are stale.
         let mut stale = deployments(&a, D2, &[Role::Api]);
         stale[0].1.as_mut().unwrap().metadata.generation = Some(3);
         assert_eq!(
-            decide(&a, ImageOutcome::Pinned(pin(D2)), &stale).rollback,
+            decide(&a, ImageOutcome::Pinned(pin(D2)), &stale, &witness(), t0()).rollback,
             None
         );
     }
@@ -468,7 +591,7 @@ mod tests {
     fn a_rejected_digest_keeps_the_current_pin_until_the_tag_moves() {
         let a = agent(IMAGE, Some(D1), Some(D1), &[D2]);
         let ds = deployments(&a, D1, &[]);
-        match decide(&a, ImageOutcome::Pinned(pin(D2)), &ds).image {
+        match decide(&a, ImageOutcome::Pinned(pin(D2)), &ds, &witness(), t0()).image {
             ImageOutcome::Kept { pinned, problem } => {
                 assert_eq!(pinned.digest().as_str(), D1);
                 assert_eq!(problem.reason(), "DigestRejected");
@@ -478,16 +601,18 @@ mod tests {
         }
         // The tag moved: roll forward.
         assert_eq!(
-            decide(&a, ImageOutcome::Pinned(pin(D3)), &ds),
+            decide(&a, ImageOutcome::Pinned(pin(D3)), &ds, &witness(), t0()),
             PinDecision {
                 image: ImageOutcome::Pinned(pin(D3)),
-                rollback: None
+                rollback: None,
+                verification: None,
+                fault: None,
             }
         );
         // Nothing pinned for this reference: a rejected digest is still not deployed.
         let fresh = agent(IMAGE, None, None, &[D2]);
         assert!(matches!(
-            decide(&fresh, ImageOutcome::Pinned(pin(D2)), &[]).image,
+            decide(&fresh, ImageOutcome::Pinned(pin(D2)), &[], &witness(), t0()).image,
             ImageOutcome::Unresolved(b) if b.reason() == "DigestRejected"
         ));
     }
@@ -502,16 +627,18 @@ mod tests {
                 detail: "down".into(),
             },
         };
-        assert_eq!(decide(&a, kept.clone(), &[]).image, kept);
+        assert_eq!(decide(&a, kept.clone(), &[], &witness(), t0()).image, kept);
         let by_digest = format!("{IMAGE}@{D2}");
         let explicit = agent(&by_digest, Some(D2), Some(D1), &[D2]);
         let given = ImageOutcome::Pinned(pin(D2));
         let failed = deployments(&explicit, D2, &[Role::Api]);
         assert_eq!(
-            decide(&explicit, given.clone(), &failed),
+            decide(&explicit, given.clone(), &failed, &witness(), t0()),
             PinDecision {
                 image: given,
-                rollback: None
+                rollback: None,
+                verification: None,
+                fault: None,
             },
             "a digest written in spec.image is the user's choice"
         );
@@ -545,7 +672,7 @@ mod tests {
         // The tag still points at D2: no longer rejected, it rolls forward.
         let ds = deployments(&cleared, D1, &[]);
         assert_eq!(
-            decide(&cleared, ImageOutcome::Pinned(pin(D2)), &ds).image,
+            decide(&cleared, ImageOutcome::Pinned(pin(D2)), &ds, &witness(), t0()).image,
             ImageOutcome::Pinned(pin(D2))
         );
         // Acted on once: D2 rejected again later stays rejected under the same value.
@@ -601,6 +728,7 @@ mod tests {
             finished: None,
             outcome: None,
             reason: None,
+            available: None,
         }];
         record(&mut image, &mut history, &rollback(D2), t(5));
         assert_eq!(

@@ -12,23 +12,29 @@
 //!    repository-change reset ([`forget_other_repository`]), the rollback record and rejected
 //!    digests ([`rollback::record`]), or a new rollout ([`start_rollout`]);
 //! 4. [`record_healthy`] — `lastHealthyDigest` and a rollout's success, once every component runs
-//!    the digest and is ready;
+//!    the digest and is ready and, when there is a digest to roll back to, once the verification
+//!    window (`imageUpdate.verify`) has passed without a failure ([`super::verify`]);
 //! 5. [`bound_history`].
+//!
+//! Steps 3 to 5 run before the conditions, which say whether the verification still runs.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use std::time::Duration;
+
 use super::conditions::{condition, set_condition};
-use super::rollback::{self, Rollback};
+use super::rollback::{self, EnvironmentFault, Rollback};
 use super::rollout_state::{RolloutState, component_status, rollout_state};
+use super::verify::Verification;
 pub use crate::digest::outcome::ImageOutcome;
 use crate::digest::reference::ImageReference;
 use crate::error::Error;
 pub use crate::resource::conditions::{reasons, types};
 use crate::resource::{
-    ComponentsStatus, ImageStatus, Role, RolloutOutcome, RolloutRecord, TradingAgent,
-    TradingAgentStatus,
+    ComponentsStatus, ImageStatus, Role, RollbackPolicy, RolloutOutcome, RolloutRecord,
+    TradingAgent, TradingAgentStatus,
 };
 
 /// How many rollouts `status.history` keeps.
@@ -52,6 +58,10 @@ pub struct Observation<'a> {
     pub pod_images: &'a [(Role, Vec<String>)],
     /// A rollback applied in this reconcile.
     pub rollback: Option<&'a Rollback>,
+    /// Where the verification of the pinned digest stands ([`rollback::decide`]).
+    pub verification: Option<&'a Verification>,
+    /// A failed rollout blamed on the environment ([`rollback::decide`]).
+    pub fault: Option<&'a EnvironmentFault>,
     /// The current time.
     pub now: Timestamp,
 }
@@ -75,16 +85,6 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
     let rollouts = Rollouts::judge(obs.deployments);
     let blocker = obs.blocker();
 
-    let mut conditions = previous.conditions.clone();
-    for new in [
-        image_resolved_condition(obs),
-        ready_condition(obs, &rollouts, blocker),
-        progressing_condition(obs, &rollouts, blocker),
-        degraded_condition(obs, &previous, &rollouts),
-    ] {
-        set_condition(&mut conditions, new);
-    }
-
     let components = components(obs.deployments, obs.pod_images);
     let mut history = previous.history.clone();
     let mut image = match (obs.image.pinned(), obs.applied) {
@@ -96,13 +96,34 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
             })
         }),
     };
-    if blocker.is_none()
-        && rollouts.all_available
-        && let Some(image) = image.as_mut()
-    {
-        record_healthy(image, &mut history, components.as_ref(), obs.now);
+    let mut verifying = None;
+    if let Some(image) = image.as_mut() {
+        if obs.fault.is_some() {
+            // Blamed on the environment: the verification starts over once all is ready again.
+            restart_verification(image, &mut history);
+        } else if blocker.is_none() && rollouts.all_available {
+            let window = verification_window(obs.agent, image);
+            verifying = record_healthy(
+                image,
+                &mut history,
+                components.as_ref(),
+                obs.now,
+                window,
+                obs.verification,
+            );
+        }
     }
     bound_history(&mut history);
+
+    let mut conditions = previous.conditions.clone();
+    for new in [
+        image_resolved_condition(obs),
+        ready_condition(obs, &rollouts, blocker, verifying.as_ref()),
+        progressing_condition(obs, &rollouts, blocker, verifying.as_ref()),
+        degraded_condition(obs, &previous, &rollouts),
+    ] {
+        set_condition(&mut conditions, new);
+    }
 
     TradingAgentStatus {
         observed_generation: generation,
@@ -110,6 +131,60 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
         image,
         components,
         history,
+    }
+}
+
+/// A verification that still runs: which digest, and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verifying {
+    /// The digest verified.
+    pub digest: String,
+    /// When the window ends.
+    pub until: Timestamp,
+}
+
+impl Verifying {
+    fn message(&self) -> String {
+        format!(
+            "{} is rolled out and verified until {} (imageUpdate.verify): a restart or lost readiness of its pods rolls it back",
+            self.digest, self.until
+        )
+    }
+}
+
+/// The verification window for the pinned digest: `Some` only when there is something to roll
+/// back to (`rollback: Auto` and a last healthy digest other than the pinned one) and the window
+/// is not `0s`.
+pub fn verification_window(agent: &TradingAgent, image: &ImageStatus) -> Option<Duration> {
+    let window = rollback::verify_window(agent);
+    let target = image
+        .last_healthy_digest
+        .as_ref()
+        .is_some_and(|healthy| image.digest.as_ref() != Some(healthy));
+    (agent.spec.image_update.rollback == RollbackPolicy::Auto && target && !window.is_zero())
+        .then_some(window)
+}
+
+/// When the verification of the pinned digest ends, if it runs (for the requeue).
+pub fn verification_deadline(agent: &TradingAgent, status: &TradingAgentStatus) -> Option<Timestamp> {
+    let image = status.image.as_ref()?;
+    let window = verification_window(agent, image)?;
+    let available = rollback::available_since(&status.history, image.digest.as_deref()?)?;
+    available
+        .checked_add(k8s_openapi::jiff::SignedDuration::try_from(window).ok()?)
+        .ok()
+}
+
+/// Forget when the pinned digest's open rollout became Available: after an environment fault
+/// its verification starts over.
+pub fn restart_verification(image: &ImageStatus, history: &mut [RolloutRecord]) {
+    if let Some(digest) = image.digest.as_deref()
+        && let Some(open) = history
+            .iter_mut()
+            .rev()
+            .find(|r| r.digest == digest && r.outcome.is_none())
+    {
+        open.available = None;
     }
 }
 
@@ -196,6 +271,7 @@ pub fn ready_condition(
     obs: &Observation<'_>,
     rollouts: &Rollouts,
     blocker: Option<&Error>,
+    verifying: Option<&Verifying>,
 ) -> Condition {
     let generation = obs.agent.metadata.generation;
     let paused = obs.agent.spec.paused;
@@ -205,6 +281,28 @@ pub fn ready_condition(
             false,
             blocked.reason(),
             blocked.condition_message(),
+            generation,
+            obs.now,
+        );
+    }
+    if let Some(verifying) = verifying {
+        return condition(
+            types::READY,
+            false,
+            reasons::VERIFYING,
+            verifying.message(),
+            generation,
+            obs.now,
+        );
+    }
+    if let Some(fault) = obs.fault
+        && !rollouts.all_available
+    {
+        return condition(
+            types::READY,
+            false,
+            fault.reason,
+            fault.message.clone(),
             generation,
             obs.now,
         );
@@ -252,6 +350,7 @@ pub fn progressing_condition(
     obs: &Observation<'_>,
     rollouts: &Rollouts,
     blocker: Option<&Error>,
+    verifying: Option<&Verifying>,
 ) -> Condition {
     let generation = obs.agent.metadata.generation;
     if obs.agent.spec.paused {
@@ -270,6 +369,16 @@ pub fn progressing_condition(
             false,
             blocked.reason(),
             blocked.condition_message(),
+            generation,
+            obs.now,
+        );
+    }
+    if let Some(verifying) = verifying {
+        return condition(
+            types::PROGRESSING,
+            true,
+            reasons::VERIFYING,
+            verifying.message(),
             generation,
             obs.now,
         );
@@ -299,7 +408,8 @@ pub fn progressing_condition(
 }
 
 /// Step 2d: `Degraded` — a rollback (sticky until a new digest rolls out, see
-/// [`rollback::degraded_condition`]), a failed rollout, or nothing wrong.
+/// [`rollback::degraded_condition`]), a failed rollout blamed on the environment, a failed
+/// rollout, or nothing wrong.
 pub fn degraded_condition(
     obs: &Observation<'_>,
     previous: &TradingAgentStatus,
@@ -310,6 +420,18 @@ pub fn degraded_condition(
     let moves_forward = obs.applied
         && obs.rollback.is_none()
         && matches!(obs.image, ImageOutcome::Pinned(p) if previous_digest != Some(p.digest().as_str()));
+    if obs.rollback.is_none()
+        && let Some(fault) = obs.fault
+    {
+        return condition(
+            types::DEGRADED,
+            true,
+            fault.reason,
+            fault.message.clone(),
+            generation,
+            obs.now,
+        );
+    }
     if let Some(rolled_back) =
         rollback::degraded_condition(obs.rollback, previous, moves_forward, generation, obs.now)
     {
@@ -401,17 +523,23 @@ pub fn start_rollout(history: &mut Vec<RolloutRecord>, digest: &str, now: Timest
         finished: None,
         outcome: None,
         reason: None,
+        available: None,
     });
 }
 
 /// Step 4, last-healthy: when every component is ready (the caller checks) and reports the
-/// pinned digest, that digest becomes `lastHealthyDigest` and its open rollout succeeded.
+/// pinned digest, that digest becomes `lastHealthyDigest` and its open rollout succeeded; with a
+/// verification `window`, only once the window has passed: the open rollout first records when
+/// it became Available, then waits for `verdict` ([`super::verify::verify`]) to pass. Returns the
+/// verification still running, if any.
 pub fn record_healthy(
     image: &mut ImageStatus,
     history: &mut [RolloutRecord],
     components: Option<&ComponentsStatus>,
     now: Timestamp,
-) {
+    window: Option<Duration>,
+    verdict: Option<&Verification>,
+) -> Option<Verifying> {
     // Only a digest every running component reports counts as healthy.
     let running_digest = image.digest.clone().filter(|digest| {
         components.is_some_and(|c| {
@@ -420,9 +548,39 @@ pub fn record_healthy(
                 .all(|r| c.get(*r).and_then(|s| s.digest.as_ref()) == Some(digest))
         })
     });
-    let Some(digest) = running_digest else {
-        return;
-    };
+    let digest = running_digest?;
+    let open = history
+        .last_mut()
+        .filter(|last| last.digest == digest && last.outcome.is_none());
+    if let (Some(window), Some(open)) = (window, open) {
+        let verifying = |until| {
+            Some(Verifying {
+                digest: digest.clone(),
+                until,
+            })
+        };
+        let until_from = |available: Timestamp| {
+            k8s_openapi::jiff::SignedDuration::try_from(window)
+                .ok()
+                .and_then(|w| available.checked_add(w).ok())
+                .unwrap_or(Timestamp::MAX)
+        };
+        match (open.available.as_ref().map(|t| t.0), verdict) {
+            (None, _) => {
+                open.available = Some(Time(now));
+                return verifying(until_from(now));
+            }
+            (Some(_), Some(Verification::Watching { until })) => return verifying(*until),
+            (Some(_), Some(Verification::Failed { .. })) => return None,
+            (Some(_), Some(Verification::Passed)) => {}
+            (Some(available), None) => {
+                let until = until_from(available);
+                if now < until {
+                    return verifying(until);
+                }
+            }
+        }
+    }
     image.last_healthy_digest = Some(digest.clone());
     if let Some(last) = history.last_mut()
         && last.digest == digest
@@ -431,6 +589,7 @@ pub fn record_healthy(
         last.finished = Some(Time(now));
         last.outcome = Some(RolloutOutcome::Succeeded);
     }
+    None
 }
 
 /// Step 5: keep the last [`HISTORY_LIMIT`] rollouts.
@@ -537,6 +696,8 @@ mod tests {
             deployments,
             pod_images: &pods_running(deployments),
             rollback: None,
+            verification: None,
+            fault: None,
             now,
         })
     }
@@ -734,6 +895,8 @@ mod tests {
             deployments: &ds,
             pod_images: &pods_running(&ds),
             rollback: None,
+            verification: None,
+            fault: None,
             now: t(0),
         });
         let ready = cond(&s, types::READY);
@@ -884,6 +1047,8 @@ mod tests {
             deployments: &all(&a, D1, 0),
             pod_images: &pods_running(&all(&a, D1, 0)),
             rollback: Some(&rollback),
+            verification: None,
+            fault: None,
             now: t(20),
         });
         let image = s.image.as_ref().unwrap();
@@ -935,11 +1100,38 @@ mod tests {
         assert_eq!(cond(&s, types::READY).status, "True");
         assert_eq!(s.history.len(), 2);
 
-        // The tag moved: roll forward, Degraded clears once the new digest is out.
+        // The tag moved: roll forward, Degraded clears once the new digest is out; with D1 to roll
+        // back to, D3 is verified for the window (60 s by default) before it counts as healthy.
         a.status = Some(s);
         let s = observe(&a, &pinned(D3), &all(&a, D3, 1), t(40));
         assert_eq!(cond(&s, types::DEGRADED).status, "False");
         assert_eq!(s.history.last().unwrap().digest, D3);
+        assert_eq!(s.history.last().unwrap().outcome, None);
+        assert_eq!(s.history.last().unwrap().available, Some(Time(t(40))));
+        for type_ in [types::READY, types::PROGRESSING] {
+            let c = cond(&s, type_);
+            assert_eq!(c.reason, "Verifying", "{type_}");
+            assert!(c.message.contains(&t(100).to_string()), "{}", c.message);
+        }
+        assert_eq!(cond(&s, types::READY).status, "False");
+        assert_eq!(cond(&s, types::PROGRESSING).status, "True");
+        assert_eq!(
+            verification_deadline(&a, &s),
+            Some(t(100)),
+            "the reconcile requeues for the window's end"
+        );
+        assert_eq!(
+            s.image.as_ref().unwrap().last_healthy_digest.as_deref(),
+            Some(D1)
+        );
+        a.status = Some(s);
+        let s = observe(&a, &pinned(D3), &all(&a, D3, 1), t(70));
+        assert_eq!(cond(&s, types::READY).reason, "Verifying");
+        a.status = Some(s);
+        let s = observe(&a, &pinned(D3), &all(&a, D3, 1), t(100));
+        assert_eq!(cond(&s, types::READY).status, "True");
+        assert_eq!(cond(&s, types::PROGRESSING).reason, "RolloutComplete");
+        assert_eq!(verification_deadline(&a, &s), None);
         assert_eq!(
             s.history.last().unwrap().outcome,
             Some(RolloutOutcome::Succeeded)
@@ -1004,6 +1196,8 @@ mod tests {
                 deployments: &all(&a, D1, 1),
                 pod_images: &pods_running(&all(&a, D1, 1)),
                 rollback: Some(&rollback),
+                verification: None,
+                fault: None,
                 now: t(i as i64 + 1),
             }));
         }
@@ -1074,6 +1268,7 @@ mod tests {
                 finished: None,
                 outcome: None,
                 reason: None,
+                available: None,
             }]
         );
         for i in 0..HISTORY_LIMIT + 2 {
@@ -1101,14 +1296,28 @@ mod tests {
         };
         let mut history = Vec::new();
         start_rollout(&mut history, D2, t(0));
-        record_healthy(&mut image, &mut history, on(D1).as_ref(), t(9));
+        record_healthy(
+            &mut image,
+            &mut history,
+            on(D1).as_ref(),
+            t(9),
+            None,
+            None,
+        );
         assert_eq!(
             image.last_healthy_digest.as_deref(),
             Some(D1),
             "not yet on D2"
         );
         assert_eq!(history[0].outcome, None);
-        record_healthy(&mut image, &mut history, on(D2).as_ref(), t(10));
+        record_healthy(
+            &mut image,
+            &mut history,
+            on(D2).as_ref(),
+            t(10),
+            None,
+            None,
+        );
         assert_eq!(image.last_healthy_digest.as_deref(), Some(D2));
         assert_eq!(history[0].outcome, Some(RolloutOutcome::Succeeded));
         assert_eq!(history[0].finished, Some(Time(t(10))));
@@ -1125,6 +1334,8 @@ mod tests {
             deployments: &[],
             pod_images: &[],
             rollback: None,
+            verification: None,
+            fault: None,
             now,
         };
         let first = image_resolved_condition(&obs(t(0)));
@@ -1169,6 +1380,8 @@ mod tests {
             deployments: &ds,
             pod_images: &on_d1,
             rollback: None,
+            verification: None,
+            fault: None,
             now: t(0),
         });
         let components = s.components.unwrap();

@@ -1,32 +1,31 @@
-//! Verification after a rollout, and blame from evidence (pure; issue 14, parts 2 and 3).
+//! Verification after a rollout, and blame from evidence (pure; issue 14, parts 2 and 3). The
+//! decide stage ([`super::rollback::decide`]) calls both, on the pods the controller watches
+//! ([`super::pods`]):
 //!
-//! NOT WIRED YET: the controller does not watch pods and `spec.imageUpdate.verify` does not exist
-//! yet. These are the decisions the reconcile is meant to take once it does:
-//!
-//! - [`verify`]: after a new digest became Available, its pods are watched for a window. A
-//!   container of the new digest that restarted, or a pod of it that lost readiness, after the
-//!   digest became Available fails the verification (`CrashLoop`, `BecameUnready`); while the
-//!   window runs the rollout is still being verified (`Progressing` says so, `Ready` waits).
+//! - [`verify`]: after a new digest became Available, its pods are watched for a window
+//!   (`spec.imageUpdate.verify`). A container of the new digest that restarted, or a pod of it
+//!   that lost readiness, after the digest became Available fails the verification (`CrashLoop`,
+//!   `BecameUnready`); while the window runs the rollout is still being verified (`Progressing`
+//!   says so, `Ready` waits).
 //! - [`blame`]: a failure rejects the digest only when the evidence points at it: the new
-//!   digest's pods fail while the previous digest's pods, or other roles' pods, stay ready. When
-//!   every pod is unready whatever its digest and role (the database is down for everyone), or
-//!   pods cannot be scheduled, the environment is at fault: nothing is rejected.
+//!   digest's pods fail while the previous digest's pods, or other roles' pods, stay ready (and
+//!   have been ready since before the failure began). When every pod is unready whatever its
+//!   digest and role (the database is down for everyone), when the only ready pods became ready
+//!   after the failure began (the environment is recovering), or when pods cannot be scheduled,
+//!   the environment is at fault: nothing is rejected.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
 
 use crate::digest::reference::{Digest, digest_of};
+pub use crate::resource::conditions::reasons::{
+    BECAME_UNREADY, CRASH_LOOP, ENVIRONMENT_UNHEALTHY, UNSCHEDULABLE,
+};
 
-/// A restart of the new digest's containers within the window.
-pub const CRASH_LOOP: &str = "CrashLoop";
-/// A pod of the new digest lost readiness within the window.
-pub const BECAME_UNREADY: &str = "BecameUnready";
-/// Pods cannot be scheduled: no node has room (an environment fault).
-pub const UNSCHEDULABLE: &str = "Unschedulable";
-/// Every pod is unready, whatever its digest or role (an environment fault).
-pub const ENVIRONMENT_UNHEALTHY: &str = "EnvironmentUnhealthy";
+const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
 /// Where the verification of a digest stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,10 +60,50 @@ pub enum Blame {
     },
 }
 
-/// The digest a pod runs (its first container's image, pinned by the operator).
+/// The digest a pod runs: its first container's image as pinned by the operator, else the
+/// `imageID` its runtime reports.
 pub fn pod_digest(pod: &Pod) -> Option<Digest> {
-    let image = pod.spec.as_ref()?.containers.first()?.image.as_deref()?;
-    digest_of(image)
+    let pinned = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.as_deref())
+        .and_then(digest_of);
+    pinned.or_else(|| {
+        let status = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
+        digest_of(&status.image_id)
+    })
+}
+
+fn pod_role(pod: &Pod) -> Option<&str> {
+    pod.labels().get(COMPONENT_LABEL).map(String::as_str)
+}
+
+/// The pod's `Ready` condition, if it has one: (ready, since).
+fn readiness(pod: &Pod) -> Option<(bool, Option<Timestamp>)> {
+    let condition = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((
+        condition.status == "True",
+        condition.last_transition_time.as_ref().map(|t| t.0),
+    ))
+}
+
+/// When the pod's last container restart happened (its previous run's end).
+fn last_restart(pod: &Pod) -> Option<Timestamp> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.last_state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+        .map(|t| t.0)
+        .max()
 }
 
 fn pod_name(pod: &Pod) -> &str {
@@ -72,10 +111,7 @@ fn pod_name(pod: &Pod) -> &str {
 }
 
 fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    readiness(pod).is_some_and(|(ready, _)| ready)
 }
 
 fn is_unschedulable(pod: &Pod) -> bool {
@@ -164,32 +200,71 @@ pub fn verify(
 }
 
 /// Who a failure of `digest` is blamed on, from every pod of the TradingAgent (all roles, all
-/// digests): the environment when pods cannot be scheduled, or when no pod at all is ready;
-/// otherwise (some pod of another digest or another role stays ready) the digest.
+/// digests). The environment when a pod of the digest cannot be scheduled, or when no pod of
+/// another digest or another role has stayed ready since the digest's pods began failing (all
+/// unready: the database down for everyone; or ready only since: the environment recovering).
+/// Otherwise the digest.
 pub fn blame(pods: &[Pod], digest: &Digest) -> Blame {
     let live: Vec<&Pod> = pods.iter().filter(|p| !is_terminating(p)).collect();
-    if let Some(pod) = live
+    let of_digest: Vec<&Pod> = live
         .iter()
-        .find(|p| pod_digest(p).as_ref() == Some(digest) && is_unschedulable(p))
-    {
+        .copied()
+        .filter(|p| pod_digest(p).as_ref() == Some(digest))
+        .collect();
+    if let Some(pod) = of_digest.iter().find(|p| is_unschedulable(p)) {
         return Blame::Environment {
             reason: UNSCHEDULABLE,
             message: format!(
-                "pod {} cannot be scheduled: no node has room",
+                "pod {} of {digest} cannot be scheduled: no node has room",
                 pod_name(pod)
             ),
         };
     }
-    if !live.is_empty() && live.iter().all(|p| !is_ready(p)) {
-        return Blame::Environment {
-            reason: ENVIRONMENT_UNHEALTHY,
-            message: format!(
-                "all {} pods are unready, whatever their digest or role: the environment (the database?) is at fault, not {digest}",
-                live.len()
-            ),
-        };
+    // The digest's failing pods (unready, or restarted), their roles, and when they began failing.
+    let failing: Vec<&Pod> = of_digest
+        .iter()
+        .copied()
+        .filter(|p| !is_ready(p) || last_restart(p).is_some())
+        .collect();
+    let failing_roles: Vec<&str> = failing.iter().filter_map(|p| pod_role(p)).collect();
+    let failed_since = failing
+        .iter()
+        .filter_map(|p| match readiness(p) {
+            Some((false, since)) => since,
+            _ => last_restart(p),
+        })
+        .min();
+    // Evidence against the digest: a pod of another digest, or of a role whose pods of this
+    // digest do not fail, ready since before the failure began.
+    let witness = live.iter().any(|p| {
+        let other = pod_digest(p).as_ref() != Some(digest)
+            || pod_role(p).is_some_and(|r| !failing_roles.contains(&r));
+        other
+            && match readiness(p) {
+                Some((true, Some(since))) => failed_since.is_none_or(|failed| since <= failed),
+                Some((true, None)) => true,
+                _ => false,
+            }
+    });
+    if witness {
+        return Blame::Digest;
     }
-    Blame::Digest
+    let ready = live.iter().filter(|p| is_ready(p)).count();
+    let message = if ready == 0 {
+        format!(
+            "all {} pods are unready, whatever their digest or role: the environment (the database?) is at fault, not {digest}",
+            live.len()
+        )
+    } else {
+        format!(
+            "{ready} of {} pods became ready only after the pods of {digest} began failing: the environment is recovering; judged again shortly",
+            live.len()
+        )
+    };
+    Blame::Environment {
+        reason: ENVIRONMENT_UNHEALTHY,
+        message,
+    }
 }
 
 #[cfg(test)]
