@@ -506,6 +506,160 @@ mod tests {
             .collect()
     }
 
+    /// `agent` with an open rollout of `digest` that became Available at `available`.
+    fn verifying(mut a: TradingAgent, digest: &str, available: i64) -> TradingAgent {
+        let status = a.status.get_or_insert_default();
+        status.history.push(RolloutRecord {
+            digest: digest.into(),
+            started: Time(t(available - 5)),
+            finished: None,
+            outcome: None,
+            reason: None,
+            available: Some(Time(t(available))),
+        });
+        a
+    }
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn a_digest_whose_pods_turn_unready_within_the_window_is_rolled_back() {
+        let a = verifying(agent(IMAGE, Some(D2), Some(D1), &[]), D2, 10);
+        let ds = deployments(&a, D2, &[]);
+        // Healthy so far: watched until the window ends (60 s by default).
+        let healthy = [
+            pod("api", D2, "api", true, 8),
+            pod("bot", D2, "bot", true, 8),
+        ];
+        let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &ds, &healthy, t(30));
+        assert_eq!(d.rollback, None);
+        assert_eq!(d.verification, Some(Verification::Watching { until: t(70) }));
+        // The bot's pod of D2 lost readiness at 40 s; the api's stays ready: D2 is to blame.
+        let bot_unready = [
+            pod("api", D2, "api", true, 8),
+            pod("bot", D2, "bot", false, 40),
+        ];
+        let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &ds, &bot_unready, t(41));
+        let rollback = d.rollback.expect("a rollback");
+        assert_eq!(rollback.reason, "BecameUnready");
+        assert_eq!(
+            (rollback.rejected.as_str(), rollback.restored.as_str()),
+            (D2, D1)
+        );
+        assert!(rollback.failure.contains("pod bot"), "{}", rollback.failure);
+        assert!(
+            rollback.message.contains("BecameUnready"),
+            "the event names the reason: {}",
+            rollback.message
+        );
+        assert_eq!(d.image.pinned().unwrap().digest().as_str(), D1);
+        assert_eq!(d.fault, None);
+    }
+
+    #[test]
+    fn a_restart_within_the_window_is_a_crash_loop() {
+        let a = verifying(agent(IMAGE, Some(D2), Some(D1), &[]), D2, 10);
+        let ds = deployments(&a, D2, &[]);
+        let mut crashed = pod("bot", D2, "bot", true, 30);
+        crashed.status.as_mut().unwrap().container_statuses = Some(vec![
+            serde_json::from_value(serde_json::json!({
+                "name": "app", "image": "", "imageID": "", "ready": true, "restartCount": 3,
+                "lastState": {"terminated": {"exitCode": 101, "finishedAt": t(29).to_string()}},
+            }))
+            .unwrap(),
+        ]);
+        let pods = [pod("api", D2, "api", true, 8), crashed];
+        let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &ds, &pods, t(31));
+        let rollback = d.rollback.expect("a rollback");
+        assert_eq!(rollback.reason, "CrashLoop");
+        assert!(rollback.failure.contains("restarted 3 times"), "{}", rollback.failure);
+    }
+
+    #[test]
+    fn everyone_unready_blames_the_environment_and_rejects_nothing() {
+        // Within the window: every pod of every role lost readiness (the database is down).
+        let a = verifying(agent(IMAGE, Some(D2), Some(D1), &[]), D2, 10);
+        let ds = deployments(&a, D2, &[]);
+        let outage = [
+            pod("api", D2, "api", false, 40),
+            pod("bot", D2, "bot", false, 40),
+            pod("strategy", D2, "strategy", false, 41),
+        ];
+        let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &ds, &outage, t(42));
+        assert_eq!(d.rollback, None, "nothing is rejected");
+        assert_eq!(d.image, ImageOutcome::Pinned(pin(D2)), "the pin stays");
+        let fault = d.fault.expect("the environment is blamed");
+        assert_eq!(fault.reason, "EnvironmentUnhealthy");
+        assert!(
+            fault.message.contains("BecameUnready") && fault.message.contains("all 3 pods"),
+            "{}",
+            fault.message
+        );
+
+        // During the rollout: the deadline passes while the old digest's pods are unready too.
+        let a = agent(IMAGE, Some(D2), Some(D1), &[]);
+        let failed = deployments(&a, D2, &[Role::Api]);
+        let outage = [
+            pod("old-api", D1, "api", false, 20),
+            pod("new-api", D2, "api", false, 15),
+        ];
+        let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &failed, &outage, t(42));
+        assert_eq!(d.rollback, None);
+        assert_eq!(d.fault.unwrap().reason, "EnvironmentUnhealthy");
+
+        // The database came back: the old digest's pod is ready again, but only since after the
+        // new pod began failing: the environment is recovering, judged again later.
+        let recovering = [
+            pod("old-api", D1, "api", true, 40),
+            pod("new-api", D2, "api", false, 15),
+        ];
+        let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &failed, &recovering, t(42));
+        assert_eq!(d.rollback, None);
+        assert!(d.fault.unwrap().message.contains("recovering"));
+
+        // The old digest's pod stayed ready all along: the new digest is to blame.
+        let evidence = [
+            pod("old-api", D1, "api", true, 0),
+            pod("new-api", D2, "api", false, 15),
+        ];
+        let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &failed, &evidence, t(42));
+        assert_eq!(d.rollback.unwrap().reason, "ProgressDeadlineExceeded");
+    }
+
+    #[test]
+    fn unschedulable_pods_blame_the_environment() {
+        let a = agent(IMAGE, Some(D2), Some(D1), &[]);
+        let failed = deployments(&a, D2, &[Role::Bot]);
+        let pending: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "bot-new", "labels": {"app.kubernetes.io/component": "bot"}},
+            "spec": {"containers": [{"name": "app", "image": format!("{IMAGE}@{D2}")}]},
+            "status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]},
+        }))
+        .unwrap();
+        let pods = [ready_pod("old", D1, 0), pending];
+        let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &failed, &pods, t(42));
+        assert_eq!(d.rollback, None);
+        let fault = d.fault.unwrap();
+        assert_eq!(fault.reason, "Unschedulable");
+        assert!(fault.message.contains("bot-new"), "{}", fault.message);
+    }
+
+    #[test]
+    fn no_verification_without_a_digest_to_roll_back_to() {
+        // A first rollout (nothing healthy yet) and rollback Never are not verified.
+        let first = verifying(agent(IMAGE, Some(D2), None, &[]), D2, 10);
+        let ds = deployments(&first, D2, &[]);
+        let unready = [pod("bot", D2, "bot", false, 40), ready_pod("api", D2, 0)];
+        let d = decide(&first, ImageOutcome::Pinned(pin(D2)), &ds, &unready, t(41));
+        assert_eq!((d.verification, d.rollback), (None, None));
+        let mut never = verifying(agent(IMAGE, Some(D2), Some(D1), &[]), D2, 10);
+        never.spec.image_update.rollback = RollbackPolicy::Never;
+        let d = decide(&never, ImageOutcome::Pinned(pin(D2)), &ds, &unready, t(41));
+        assert_eq!((d.verification, d.rollback), (None, None));
+    }
+
     #[test]
     fn a_failed_new_digest_is_rolled_back_to_the_last_healthy_one() {
         let a = agent(IMAGE, Some(D2), Some(D1), &[]);

@@ -1324,6 +1324,65 @@ mod tests {
     }
 
     #[test]
+    fn an_environment_fault_degrades_rejects_nothing_and_restarts_the_window() {
+        let mut a = agent("registry.example.com/acme/app:stable");
+        a.status = Some(TradingAgentStatus {
+            image: Some(ImageStatus {
+                reference: a.spec.image.clone(),
+                digest: Some(D2.into()),
+                last_healthy_digest: Some(D1.into()),
+                ..ImageStatus::default()
+            }),
+            history: vec![RolloutRecord {
+                digest: D2.into(),
+                started: Time(t(0)),
+                finished: None,
+                outcome: None,
+                reason: None,
+                available: Some(Time(t(10))),
+            }],
+            ..TradingAgentStatus::default()
+        });
+        let fault = EnvironmentFault {
+            reason: reasons::ENVIRONMENT_UNHEALTHY,
+            message: "all 3 pods are unready".into(),
+        };
+        let ds = all(&a, D2, 0);
+        let s = next_status(&Observation {
+            agent: &a,
+            image: &pinned(D2),
+            applied: true,
+            blocked: None,
+            deployments: &ds,
+            pod_images: &pods_running(&ds),
+            rollback: None,
+            verification: None,
+            fault: Some(&fault),
+            now: t(40),
+        });
+        let degraded = cond(&s, types::DEGRADED);
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "EnvironmentUnhealthy")
+        );
+        assert_eq!(cond(&s, types::READY).reason, "EnvironmentUnhealthy");
+        let image = s.image.as_ref().unwrap();
+        assert_eq!(image.digest.as_deref(), Some(D2), "the pin stays");
+        assert!(image.rejected_digests.is_empty(), "nothing is rejected");
+        assert_eq!(image.last_healthy_digest.as_deref(), Some(D1));
+        let open = s.history.last().unwrap();
+        assert_eq!((open.outcome, open.available.as_ref()), (None, None));
+
+        // All ready again: the window starts over from now.
+        a.status = Some(s);
+        let ds = all(&a, D2, 1);
+        let s = observe(&a, &pinned(D2), &ds, t(50));
+        assert_eq!(s.history.last().unwrap().available, Some(Time(t(50))));
+        assert_eq!(cond(&s, types::READY).reason, "Verifying");
+        assert_eq!(cond(&s, types::DEGRADED).status, "False");
+    }
+
+    #[test]
     fn step_conditions_are_sticky_while_their_status_holds() {
         let a = agent("x");
         let obs = |now| Observation {
