@@ -272,9 +272,7 @@ impl ImageUpdate {
     }
 
     /// The verification window after a rollout; zero when verification is off (`0s`).
-    pub fn verify_window(
-        &self,
-    ) -> Result<std::time::Duration, kube::core::duration::ParseError> {
+    pub fn verify_window(&self) -> Result<std::time::Duration, kube::core::duration::ParseError> {
         let parsed: kube::core::Duration = self.verify.parse()?;
         Ok(std::time::Duration::from(parsed))
     }

@@ -18,7 +18,7 @@ use tracing::{debug, info};
 
 use super::backoff::ErrorBackoff;
 use super::build::MANAGED_BY_SELECTOR;
-use super::pods::{agent_of_pod, pod_image_state, strip_pod};
+use super::pods::{agent_of_pod, pod_state, strip_pod};
 use super::{Context, Services, error_policy, reconcile};
 use crate::digest::freshness::{REGISTRY_RETRY_MAX, REGISTRY_RETRY_MIN};
 use crate::error::{Error, Result};
@@ -40,8 +40,9 @@ pub struct Stores {
     pub services: Store<Service>,
     /// PodDisruptionBudgets the operator manages.
     pub pod_disruption_budgets: Store<PodDisruptionBudget>,
-    /// The pods of the managed Deployments, stripped to labels, deletion and image IDs
-    /// ([`strip_pod`]): `status.components.<role>.digest` is what they run.
+    /// The pods of the managed Deployments, stripped to labels, deletion, images, conditions and
+    /// container statuses ([`strip_pod`]): `status.components.<role>.digest` is what they run, and
+    /// their readiness and restarts are the verification's evidence.
     pub pods: Store<Pod>,
 }
 
@@ -147,14 +148,15 @@ pub async fn run(
         .reflect(pdb_writer)
         .touched_objects();
     // Pods carry the template's labels; a pod reconciles its TradingAgent only when the image it
-    // runs (or whether it is terminating) changes, not at every status update.
+    // runs, whether it is terminating, its readiness or scheduling, or its restarts change, not at
+    // every status update.
     let (pods, pod_writer) = reflector::store();
     let pod_events = watcher(scoped::<Pod>(&client, ns), managed)
         .default_backoff()
         .modify(strip_pod)
         .reflect(pod_writer)
         .touched_objects()
-        .predicate_filter(pod_image_state, Default::default());
+        .predicate_filter(pod_state, Default::default());
 
     let controller = Controller::new(
         scoped::<TradingAgent>(&client, ns),

@@ -54,7 +54,7 @@ fn pod_image_id(pod: &Pod) -> Option<&str> {
 /// What about a pod matters to its TradingAgent: a pod reconciles its TradingAgent only when the
 /// image it runs, whether it is terminating, its readiness or scheduling, or its containers'
 /// restarts change, not at every status update.
-pub fn pod_image_state(pod: &Pod) -> Option<u64> {
+pub fn pod_state(pod: &Pod) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     pod.metadata.deletion_timestamp.is_some().hash(&mut hasher);
     pod_image_id(pod).hash(&mut hasher);
@@ -110,4 +110,56 @@ pub fn pod_images(pods: &Store<Pod>, ns: &str, name: &str) -> Vec<(Role, Vec<Str
         }
     }
     images
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ready: &str, restarts: i32) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "desk", "annotations": {"a": "b"},
+                         "labels": {"app.kubernetes.io/instance": "alpha"}},
+            "spec": {"nodeName": "n", "containers": [{"name": "app", "image": "r/a@sha256:1",
+                     "args": ["bot"]}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1",
+                       "conditions": [{"type": "Ready", "status": ready},
+                                      {"type": "Initialized", "status": "True"}],
+                       "containerStatuses": [{"name": "app", "image": "r/a", "imageID": "r/a@sha256:1",
+                                              "ready": true, "restartCount": restarts}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn stripped_pods_keep_the_evidence_and_changes_to_it_reconcile() {
+        let mut p = pod("True", 0);
+        strip_pod(&mut p);
+        assert_eq!(p.metadata.annotations, None);
+        let spec = p.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name, None);
+        assert_eq!(spec.containers[0].image.as_deref(), Some("r/a@sha256:1"));
+        assert_eq!(spec.containers[0].args, None);
+        let status = p.status.as_ref().unwrap();
+        assert_eq!(
+            (status.phase.as_ref(), status.pod_ip.as_ref()),
+            (None, None)
+        );
+        assert_eq!(status.conditions.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            status.container_statuses.as_ref().unwrap()[0].restart_count,
+            0
+        );
+
+        let state = |p: &Pod| pod_state(p).unwrap();
+        assert_ne!(state(&pod("True", 0)), state(&pod("False", 0)), "readiness");
+        assert_ne!(state(&pod("True", 0)), state(&pod("True", 1)), "restarts");
+        let mut unrelated = pod("True", 0);
+        unrelated.status.as_mut().unwrap().pod_ip = Some("10.0.0.2".into());
+        assert_eq!(state(&pod("True", 0)), state(&unrelated));
+        assert_eq!(
+            agent_of_pod(&p),
+            Some(ObjectRef::new("alpha").within("desk"))
+        );
+    }
 }

@@ -535,7 +535,10 @@ mod tests {
         ];
         let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &ds, &healthy, t(30));
         assert_eq!(d.rollback, None);
-        assert_eq!(d.verification, Some(Verification::Watching { until: t(70) }));
+        assert_eq!(
+            d.verification,
+            Some(Verification::Watching { until: t(70) })
+        );
         // The bot's pod of D2 lost readiness at 40 s; the api's stays ready: D2 is to blame.
         let bot_unready = [
             pod("api", D2, "api", true, 8),
@@ -574,7 +577,11 @@ mod tests {
         let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &ds, &pods, t(31));
         let rollback = d.rollback.expect("a rollback");
         assert_eq!(rollback.reason, "CrashLoop");
-        assert!(rollback.failure.contains("restarted 3 times"), "{}", rollback.failure);
+        assert!(
+            rollback.failure.contains("restarted 3 times"),
+            "{}",
+            rollback.failure
+        );
     }
 
     #[test]
@@ -615,7 +622,13 @@ mod tests {
             pod("old-api", D1, "api", true, 40),
             pod("new-api", D2, "api", false, 15),
         ];
-        let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &failed, &recovering, t(42));
+        let d = decide(
+            &a,
+            ImageOutcome::Pinned(pin(D2)),
+            &failed,
+            &recovering,
+            t(42),
+        );
         assert_eq!(d.rollback, None);
         assert!(d.fault.unwrap().message.contains("recovering"));
 
@@ -666,7 +679,10 @@ mod tests {
         let d = decide(
             &a,
             ImageOutcome::Pinned(pin(D2)),
-            &deployments(&a, D2, &[Role::Bot]), &witness(), t0());
+            &deployments(&a, D2, &[Role::Bot]),
+            &witness(),
+            t0(),
+        );
         let rollback = d.rollback.expect("a rollback");
         assert_eq!(
             (rollback.rejected.as_str(), rollback.restored.as_str()),
@@ -689,20 +705,41 @@ mod tests {
         never.spec.image_update.rollback = RollbackPolicy::Never;
         let failed = deployments(&never, D2, &[Role::Api]);
         assert_eq!(
-            decide(&never, ImageOutcome::Pinned(pin(D2)), &failed, &witness(), t0()).rollback,
+            decide(
+                &never,
+                ImageOutcome::Pinned(pin(D2)),
+                &failed,
+                &witness(),
+                t0()
+            )
+            .rollback,
             None
         );
 
         let first = agent(IMAGE, Some(D2), None, &[]);
         assert_eq!(
-            decide(&first, ImageOutcome::Pinned(pin(D2)), &failed, &witness(), t0()).rollback,
+            decide(
+                &first,
+                ImageOutcome::Pinned(pin(D2)),
+                &failed,
+                &witness(),
+                t0()
+            )
+            .rollback,
             None
         );
 
         let healthy = agent(IMAGE, Some(D1), Some(D1), &[]);
         let failed_healthy = deployments(&healthy, D1, &[Role::Api]);
         assert_eq!(
-            decide(&healthy, ImageOutcome::Pinned(pin(D1)), &failed_healthy, &witness(), t0()).rollback,
+            decide(
+                &healthy,
+                ImageOutcome::Pinned(pin(D1)),
+                &failed_healthy,
+                &witness(),
+                t0()
+            )
+            .rollback,
             None,
             "the last healthy digest itself is never rolled back"
         );
@@ -711,7 +748,10 @@ mod tests {
         let d = decide(
             &fine,
             ImageOutcome::Pinned(pin(D2)),
-            &deployments(&fine, D2, &[]), &witness(), t0());
+            &deployments(&fine, D2, &[]),
+            &witness(),
+            t0(),
+        );
         assert_eq!(
             d,
             PinDecision {
@@ -826,7 +866,14 @@ mod tests {
         // The tag still points at D2: no longer rejected, it rolls forward.
         let ds = deployments(&cleared, D1, &[]);
         assert_eq!(
-            decide(&cleared, ImageOutcome::Pinned(pin(D2)), &ds, &witness(), t0()).image,
+            decide(
+                &cleared,
+                ImageOutcome::Pinned(pin(D2)),
+                &ds,
+                &witness(),
+                t0()
+            )
+            .image,
             ImageOutcome::Pinned(pin(D2))
         );
         // Acted on once: D2 rejected again later stays rejected under the same value.

@@ -166,7 +166,10 @@ pub fn verification_window(agent: &TradingAgent, image: &ImageStatus) -> Option<
 }
 
 /// When the verification of the pinned digest ends, if it runs (for the requeue).
-pub fn verification_deadline(agent: &TradingAgent, status: &TradingAgentStatus) -> Option<Timestamp> {
+pub fn verification_deadline(
+    agent: &TradingAgent,
+    status: &TradingAgentStatus,
+) -> Option<Timestamp> {
     let image = status.image.as_ref()?;
     let window = verification_window(agent, image)?;
     let available = rollback::available_since(&status.history, image.digest.as_deref()?)?;
@@ -1296,28 +1299,14 @@ mod tests {
         };
         let mut history = Vec::new();
         start_rollout(&mut history, D2, t(0));
-        record_healthy(
-            &mut image,
-            &mut history,
-            on(D1).as_ref(),
-            t(9),
-            None,
-            None,
-        );
+        record_healthy(&mut image, &mut history, on(D1).as_ref(), t(9), None, None);
         assert_eq!(
             image.last_healthy_digest.as_deref(),
             Some(D1),
             "not yet on D2"
         );
         assert_eq!(history[0].outcome, None);
-        record_healthy(
-            &mut image,
-            &mut history,
-            on(D2).as_ref(),
-            t(10),
-            None,
-            None,
-        );
+        record_healthy(&mut image, &mut history, on(D2).as_ref(), t(10), None, None);
         assert_eq!(image.last_healthy_digest.as_deref(), Some(D2));
         assert_eq!(history[0].outcome, Some(RolloutOutcome::Succeeded));
         assert_eq!(history[0].finished, Some(Time(t(10))));

@@ -101,7 +101,14 @@ fn last_restart(pod: &Pod) -> Option<Timestamp> {
         .container_statuses
         .iter()
         .flatten()
-        .filter_map(|c| c.last_state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+        .filter_map(|c| {
+            c.last_state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .finished_at
+                .as_ref()
+        })
         .map(|t| t.0)
         .max()
 }
