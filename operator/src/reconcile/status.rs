@@ -153,14 +153,17 @@ impl Verifying {
 }
 
 /// The verification window for the pinned digest: `Some` only when there is something to roll
-/// back to (`rollback: Auto` and a last healthy digest other than the pinned one) and the window
-/// is not `0s`.
+/// back to (`spec.image` a tag, `rollback: Auto`, a last healthy digest other than the pinned
+/// one) and the window is not `0s`.
 pub fn verification_window(agent: &TradingAgent, image: &ImageStatus) -> Option<Duration> {
     let window = rollback::verify_window(agent);
-    let target = image
-        .last_healthy_digest
-        .as_ref()
-        .is_some_and(|healthy| image.digest.as_ref() != Some(healthy));
+    // A digest written in spec.image is never rolled back: nothing to verify.
+    let tracks_a_tag = ImageReference::parse(&agent.spec.image).is_ok_and(|r| r.digest().is_none());
+    let target = tracks_a_tag
+        && image
+            .last_healthy_digest
+            .as_ref()
+            .is_some_and(|healthy| image.digest.as_ref() != Some(healthy));
     (agent.spec.image_update.rollback == RollbackPolicy::Auto && target && !window.is_zero())
         .then_some(window)
 }
