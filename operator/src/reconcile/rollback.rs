@@ -334,7 +334,7 @@ pub fn decide(
             _ => None,
         };
         if let Some((reason, failure)) = failure {
-            match verify::blame(pods, bad) {
+            match verify::blame(pods, bad, now) {
                 Blame::Digest => {
                     let message = format!(
                         "the rollout of {bad} failed ({reason}: {failure}); rolled back to the last healthy digest {healthy}; {bad} is rejected until the tag points elsewhere"
@@ -631,6 +631,16 @@ mod tests {
         );
         assert_eq!(d.rollback, None);
         assert!(d.fault.unwrap().message.contains("recovering"));
+        // Ready that long while the new pod still fails: the environment has recovered, the
+        // digest is to blame.
+        let d = decide(
+            &a,
+            ImageOutcome::Pinned(pin(D2)),
+            &failed,
+            &recovering,
+            t(70),
+        );
+        assert_eq!(d.rollback.unwrap().reason, "ProgressDeadlineExceeded");
 
         // The old digest's pod stayed ready all along: the new digest is to blame.
         let evidence = [

@@ -27,6 +27,10 @@ pub use crate::resource::conditions::reasons::{
 
 const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
+/// How long pods that became ready only after the new digest's pods began failing are taken for
+/// an environment still recovering; once ready this long, they are evidence against the digest.
+pub const RECOVERY_GRACE: Duration = Duration::from_secs(30);
+
 /// Where the verification of a digest stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verification {
@@ -209,9 +213,9 @@ pub fn verify(
 /// Who a failure of `digest` is blamed on, from every pod of the TradingAgent (all roles, all
 /// digests). The environment when a pod of the digest cannot be scheduled, or when no pod of
 /// another digest or another role has stayed ready since the digest's pods began failing (all
-/// unready: the database down for everyone; or ready only since: the environment recovering).
-/// Otherwise the digest.
-pub fn blame(pods: &[Pod], digest: &Digest) -> Blame {
+/// unready: the database down for everyone; or ready only since: the environment recovering,
+/// for at most [`RECOVERY_GRACE`]). Otherwise the digest.
+pub fn blame(pods: &[Pod], digest: &Digest, now: Timestamp) -> Blame {
     let live: Vec<&Pod> = pods.iter().filter(|p| !is_terminating(p)).collect();
     let of_digest: Vec<&Pod> = live
         .iter()
@@ -242,13 +246,17 @@ pub fn blame(pods: &[Pod], digest: &Digest) -> Blame {
         })
         .min();
     // Evidence against the digest: a pod of another digest, or of a role whose pods of this
-    // digest do not fail, ready since before the failure began.
+    // digest do not fail, ready since before the failure began (or for the recovery grace).
+    let grace = SignedDuration::try_from(RECOVERY_GRACE).unwrap_or(SignedDuration::ZERO);
     let witness = live.iter().any(|p| {
         let other = pod_digest(p).as_ref() != Some(digest)
             || pod_role(p).is_some_and(|r| !failing_roles.contains(&r));
         other
             && match readiness(p) {
-                Some((true, Some(since))) => failed_since.is_none_or(|failed| since <= failed),
+                Some((true, Some(since))) => {
+                    failed_since.is_none_or(|failed| since <= failed)
+                        || now.duration_since(since) >= grace
+                }
                 Some((true, None)) => true,
                 _ => false,
             }
@@ -400,14 +408,14 @@ mod tests {
             pod("new", D2, false, 20, None),
             pod("old", D1, true, 0, None),
         ];
-        assert_eq!(blame(&pods, &d(D2)), Blame::Digest);
+        assert_eq!(blame(&pods, &d(D2), t(30)), Blame::Digest);
         // Everything unready, whatever the digest: the environment (database down for everyone).
         let everyone = [
             pod("new", D2, false, 20, None),
             pod("old", D1, false, 20, None),
         ];
         assert!(matches!(
-            blame(&everyone, &d(D2)),
+            blame(&everyone, &d(D2), t(30)),
             Blame::Environment {
                 reason: ENVIRONMENT_UNHEALTHY,
                 ..
@@ -425,7 +433,7 @@ mod tests {
         }
         let unschedulable = [pending, pod("old", D1, true, 0, None)];
         assert!(matches!(
-            blame(&unschedulable, &d(D2)),
+            blame(&unschedulable, &d(D2), t(30)),
             Blame::Environment {
                 reason: UNSCHEDULABLE,
                 ..
