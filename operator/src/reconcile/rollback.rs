@@ -444,10 +444,10 @@ mod tests {
         Timestamp::from_second(1_700_000_000).unwrap()
     }
 
-    /// A pod of the last healthy digest D1, ready long before: evidence that a failure of
-    /// another digest is that digest's fault.
+    /// A pod of the last healthy digest D1, ready long before, and a pod of D2 unready since
+    /// 20 s: evidence that a failure of D2 is its own fault.
     fn witness() -> Vec<Pod> {
-        vec![ready_pod("old", D1, 0)]
+        vec![ready_pod("old", D1, 0), pod("new", D2, "api", false, 20)]
     }
 
     fn ready_pod(name: &str, digest: &str, since: i64) -> Pod {
@@ -649,6 +649,24 @@ mod tests {
         ];
         let d = decide(&a, ImageOutcome::Pinned(pin(D2)), &failed, &evidence, t(42));
         assert_eq!(d.rollback.unwrap().reason, "ProgressDeadlineExceeded");
+    }
+
+    #[test]
+    fn a_stale_deadline_with_every_new_pod_ready_blames_nothing_on_the_digest() {
+        // The database came back: the new pods are ready, the Deployment still reports the
+        // deadline it exceeded during the outage.
+        let a = agent(IMAGE, Some(D2), Some(D1), &[]);
+        let failed = deployments(&a, D2, &[Role::Api]);
+        let recovered = [ready_pod("old", D1, 40), ready_pod("new", D2, 40)];
+        let d = decide(
+            &a,
+            ImageOutcome::Pinned(pin(D2)),
+            &failed,
+            &recovered,
+            t(41),
+        );
+        assert_eq!(d.rollback, None);
+        assert!(d.fault.unwrap().message.contains("no pod of"));
     }
 
     #[test]

@@ -211,8 +211,8 @@ pub fn verify(
 }
 
 /// Who a failure of `digest` is blamed on, from every pod of the TradingAgent (all roles, all
-/// digests). The environment when a pod of the digest cannot be scheduled, or when no pod of
-/// another digest or another role has stayed ready since the digest's pods began failing (all
+/// digests). The environment when a pod of the digest cannot be scheduled, when none of its pods
+/// fails (unready or restarted) now, or when no pod of another digest or another role has stayed ready since the digest's pods began failing (all
 /// unready: the database down for everyone; or ready only since: the environment recovering,
 /// for at most [`RECOVERY_GRACE`]). Otherwise the digest.
 pub fn blame(pods: &[Pod], digest: &Digest, now: Timestamp) -> Blame {
@@ -237,6 +237,16 @@ pub fn blame(pods: &[Pod], digest: &Digest, now: Timestamp) -> Blame {
         .copied()
         .filter(|p| !is_ready(p) || last_restart(p).is_some())
         .collect();
+    if failing.is_empty() {
+        // No evidence against the digest: the failure reported (a deadline the Deployment has not
+        // yet cleared, pods that cannot be created) is not its pods'.
+        return Blame::Environment {
+            reason: ENVIRONMENT_UNHEALTHY,
+            message: format!(
+                "no pod of {digest} is unready or restarted now: the failure is not its pods' (the environment recovered, or pods cannot be created)"
+            ),
+        };
+    }
     let failing_roles: Vec<&str> = failing.iter().filter_map(|p| pod_role(p)).collect();
     let failed_since = failing
         .iter()
