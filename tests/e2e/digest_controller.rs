@@ -2,7 +2,8 @@
 //! harness: a push re-pins the Deployments within a second of the registry's own notification, or
 //! within one polling interval without it; fifty TradingAgents on one image cost about one
 //! registry request per interval; private registries with the right and the wrong pull secret; a
-//! registry that goes down and comes back; the webhook's refusals.
+//! registry that goes down and comes back; a failed first lookup retried within seconds (not a
+//! polling interval); the webhook's refusals.
 //!
 //! Faults are injected by a proxy in front of the real registry; the registry is never mocked.
 //! Figures (latencies, request counts) are printed: run with `--nocapture` to see them.
@@ -687,6 +688,66 @@ async fn the_webhook_refuses_bad_tokens_and_oversized_bodies_and_ignores_what_mo
         );
         assert!(metrics.contains(&line), "{line}\n{metrics}");
     }
+    operator.stop().await;
+    ns.delete(TIMEOUT).await.expect("delete namespace");
+}
+
+#[tokio::test]
+async fn a_failed_first_lookup_is_retried_within_seconds_not_an_interval() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let ns = namespace(&client, "digest-retry").await;
+    let registry = TempRegistry::start(RegistryOptions::default()).expect("registry");
+    let operator = DigestOperator::start(&client, &ns.name, &[registry.host()], 0).await;
+    // The default polling interval (5m): only the failed lookup's back-off can explain a retry
+    // within seconds (and the 30 s resync is longer than the bound below).
+    let image = format!("{}/acme/not-yet:stable", registry.host());
+    let manifest = support::agent("early", json!({"image": image}));
+    apply_agent(&client, &ns.name, &manifest).await;
+    let agent = wait_condition(
+        &client,
+        &ns.name,
+        "early",
+        "ImageResolved",
+        "False",
+        Some("TagNotFound"),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(agent.spec.image_update.interval, "5m");
+    assert_eq!(
+        deployment_digests(&client, &ns.name, "early").await,
+        vec![None; 3],
+        "nothing is deployed before the tag resolves"
+    );
+
+    let pushed_digest = Pusher::new(&registry.host())
+        .push_image("acme/not-yet", "stable", "n1")
+        .await
+        .unwrap();
+    let pushed = Instant::now();
+    let pinned = wait_pinned(
+        &client,
+        &ns.name,
+        "early",
+        &pushed_digest,
+        Duration::from_secs(10),
+    )
+    .await;
+    println!(
+        "failed first lookup: pinned {} ms after the tag was pushed (interval 5m; retries back off 1, 2, 4 … 30 s)",
+        pinned.duration_since(pushed).as_millis()
+    );
+    wait_condition(
+        &client,
+        &ns.name,
+        "early",
+        "ImageResolved",
+        "True",
+        None,
+        Duration::from_secs(10),
+    )
+    .await;
     operator.stop().await;
     ns.delete(TIMEOUT).await.expect("delete namespace");
 }
