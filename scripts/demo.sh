@@ -210,7 +210,7 @@ kind: TradingAgent
 metadata: {name: alpha, namespace: $ns}
 spec:
   image: $registry/trading-agent:latest
-  imageUpdate: {mode: Track, interval: 0s, rollback: Auto}   # polling off until step 5's silent push
+  imageUpdate: {mode: Track, interval: 0s, rollback: Auto, verify: 5s}   # polling off until step 5's silent push; a new digest is watched 5s once rolled out
   progressDeadlineSeconds: 10
   database: {secretRef: {name: desk-db, key: url}}
   api: {replicas: 2}

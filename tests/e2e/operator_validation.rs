@@ -104,6 +104,16 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             "spec.imageUpdate.interval",
         ),
         (
+            "verify window in days",
+            agent("a", json!({"imageUpdate": {"verify": "2d"}})),
+            "spec.imageUpdate.verify",
+        ),
+        (
+            "verify window above 24h",
+            agent("a", json!({"imageUpdate": {"verify": "25h"}})),
+            "spec.imageUpdate.verify",
+        ),
+        (
             "unknown update mode",
             agent("a", json!({"imageUpdate": {"mode": "Off"}})),
             "spec.imageUpdate.mode: Unsupported value",
@@ -265,6 +275,10 @@ async fn kubectl_explain_documents_the_fields_and_defaults() {
     assert!(ok, "{out}");
     assert!(out.contains("Track") && out.contains("Pin"), "{out}");
     assert!(out.contains("interval"), "{out}");
+    assert!(
+        out.contains("verify") && out.contains("BecameUnready"),
+        "the verification window is documented: {out}"
+    );
     let (ok, out) = run_kubectl(&["explain", "tradingagents.spec.database.secretRef"]).await;
     assert!(ok, "{out}");
     assert!(out.contains("DATABASE_URL"), "{out}");

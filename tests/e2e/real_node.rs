@@ -110,7 +110,9 @@ async fn golden_path_on_the_real_node() {
         NAME,
         json!({
             "image": tag,
-            "imageUpdate": {"interval": POLL_INTERVAL},
+            // A new digest is watched 10 s after its rollout before it is Ready (the verification
+            // window, 60 s by default).
+            "imageUpdate": {"interval": POLL_INTERVAL, "verify": "10s"},
             "database": {"secretRef": {"name": "desk-db", "key": "url"}},
             "api": {"tokenSecretRef": {"name": "desk-api", "key": "token"}},
             "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
