@@ -525,8 +525,11 @@ pub struct ImageStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_healthy_digest: Option<String>,
 
-    /// Digests whose rollout failed; never retried until the tag moves again, or until the
-    /// `tradingagents.dev/clear-rejected` annotation clears them.
+    /// Digests whose rollout failed through their own fault (their pods failed while other pods
+    /// stayed ready); never retried until the tag moves again, or until the
+    /// `tradingagents.dev/clear-rejected` annotation clears them (a digest, `all`, or a
+    /// comma-separated list): clear one that was rejected for something that was not its fault,
+    /// and it rolls out again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected_digests: Vec<String>,
 
