@@ -185,8 +185,16 @@ pub fn verify(
                 };
             }
         }
+        // A pod created after the rollout became Available (a scale-up, a replacement) starts
+        // unready until its probe passes: that is not a loss of readiness.
+        let counted = pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_none_or(|created| created.0 <= available_at);
         let lost_readiness = status.conditions.iter().flatten().find(|c| {
-            c.type_ == "Ready"
+            counted
+                && c.type_ == "Ready"
                 && c.status == "False"
                 && c.last_transition_time
                     .as_ref()
@@ -409,6 +417,27 @@ mod tests {
             verify(&pods, &d(D2), t(10), WINDOW, t(90)),
             Verification::Passed
         );
+    }
+
+    #[test]
+    fn a_pod_started_after_the_rollout_became_available_is_not_a_loss_of_readiness() {
+        // A replacement pod created at 30 s, still starting (unready since 30 s).
+        let mut starting = pod("new", D2, false, 30, None);
+        starting.metadata.creation_timestamp = Some(Time(t(30)));
+        let pods = [pod("a", D2, true, 5, None), starting.clone()];
+        assert_eq!(
+            verify(&pods, &d(D2), t(10), WINDOW, t(31)),
+            Verification::Watching { until: t(70) }
+        );
+        // One of the rollout's own pods (created before) that goes unready does count.
+        starting.metadata.creation_timestamp = Some(Time(t(4)));
+        assert!(matches!(
+            verify(&[starting], &d(D2), t(10), WINDOW, t(31)),
+            Verification::Failed {
+                reason: BECAME_UNREADY,
+                ..
+            }
+        ));
     }
 
     #[test]
