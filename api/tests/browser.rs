@@ -40,6 +40,26 @@ async fn dashboard_in_chromium() {
     let db = database("dashboard_browser").await;
     let seeded = seed::seed(&db.pool, Utc::now()).await;
 
+    // Two equity snapshots, as the bot writes them once a minute.
+    for minutes_ago in [30, 2] {
+        store::equity::snapshot_if_due(
+            &db.pool,
+            Utc::now() - chrono::Duration::minutes(minutes_ago),
+        )
+        .await
+        .unwrap();
+    }
+    // What USDT is worth by the database's own sums: cash plus the open trade at the last close.
+    let worth: rust_decimal::Decimal = sqlx::query_scalar(
+        "SELECT (SELECT balance FROM account WHERE currency = 'USDT')
+              + COALESCE((SELECT sum(t.quantity * (SELECT close FROM candles c WHERE c.symbol = t.symbol
+                                                   ORDER BY open_time DESC LIMIT 1))
+                          FROM trades t WHERE t.status = 'open'), 0)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+
     let port = free_port();
     let _api = Process::spawn(
         &["api"],
@@ -81,8 +101,14 @@ async fn dashboard_in_chromium() {
         "open_trades": 1,
         "closed_trade": seeded.closed_trade,
         "currency": "USDT",
+        "equity_points": 2,
+        "equity_now": worth.round_dp(8).to_string(),
         "components": seeded.components.iter()
-            .map(|(role, instance, stale)| serde_json::json!({"role": role, "instance": instance, "stale": stale}))
+            .map(|(role, instance, stale)| {
+                let build = &seeded.builds.iter().find(|(i, _)| i == instance).unwrap().1;
+                serde_json::json!({"role": role, "instance": instance, "stale": stale,
+                    "digest": build.image_digest, "commit": build.commit})
+            })
             .collect::<Vec<_>>(),
     });
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");

@@ -108,6 +108,11 @@ try {
     const text = await row.textContent();
     check(text.includes(c.role), `${c.instance} row shows role ${c.role}: ${text}`);
     check(text.includes(c.stale ? "stale" : "ok"), `${c.instance} row shows ${c.stale ? "stale" : "ok"}: ${text}`);
+    // The build and the image digest it runs: "is it running the new code?"
+    check(text.includes(c.commit), `${c.instance} row shows its commit ${c.commit}: ${text}`);
+    const digest = await row.locator("[data-digest]").getAttribute("data-digest");
+    check(digest === c.digest, `${c.instance} row shows digest ${c.digest}, got ${digest}`);
+    check(text.includes(c.digest.slice(0, "sha256:".length + 12)), `${c.instance} row shows the short digest: ${text}`);
   }
   check((await textOf(page, "#bot-state")) === "running", "bot running at first");
   const openRows = await page.locator("[data-testid=open-trades] tbody tr").count();
@@ -117,6 +122,14 @@ try {
   check((await page.evaluate(() => sessionStorage.getItem("trading-agent.token"))) === token, "token in sessionStorage");
   check((await page.evaluate(() => localStorage.length)) === 0, "nothing in localStorage");
   await page.waitForSelector("#equity-chart canvas");
+  // The equity curve: the bot's snapshots in the range, ending at what the database says now.
+  const equity = page.locator("#equity-summary [data-points]");
+  await equity.waitFor();
+  const points = Number(await equity.getAttribute("data-points"));
+  check(points === expect.equity_points, `equity curve of ${expect.equity_points} snapshots, got ${points}`);
+  const worth = await equity.getAttribute("data-current");
+  check(Number(worth) === Number(expect.equity_now), `equity now ${expect.equity_now}, got ${worth}`);
+  check((await page.inputValue("#equity-currency")) === expect.currency, "the account's currency first");
   await page.waitForSelector("#live-mode.live");
   await page.screenshot({ path: join(shots, "overview-laptop-light.png"), fullPage: true });
 
@@ -143,6 +156,30 @@ try {
   const want = [...expect.markers].sort();
   check(JSON.stringify([...markers].sort()) === JSON.stringify(want), `markers ${markers} want ${want}`);
   await page.screenshot({ path: join(shots, "market-laptop-light.png"), fullPage: true });
+  // Zoom and scroll over the history with the chart's buttons.
+  const visible = async () => ({
+    bars: Number(await page.getAttribute("#market-chart", "data-visible-bars")),
+    from: Number(await page.getAttribute("#market-chart", "data-visible-from")),
+  });
+  await page.waitForSelector("#market-chart[data-visible-bars]");
+  const before = await visible();
+  await page.click("#zoom-in");
+  await page.waitForFunction(
+    (bars) => Number(document.querySelector("#market-chart").getAttribute("data-visible-bars")) < bars * 0.75,
+    before.bars,
+  );
+  const zoomed = await visible();
+  await page.click("#scroll-older");
+  await page.waitForFunction(
+    (from) => Number(document.querySelector("#market-chart").getAttribute("data-visible-from")) < from - 10,
+    zoomed.from,
+  );
+  await page.click("#zoom-out");
+  await page.waitForFunction(
+    (bars) => Number(document.querySelector("#market-chart").getAttribute("data-visible-bars")) > bars * 1.5,
+    zoomed.bars,
+  );
+  await page.click("#scroll-newest");
   // A candle closes: the chart grows by one, live.
   console.log("NEED_CANDLE");
   await page.waitForFunction(
