@@ -60,6 +60,21 @@ async fn dashboard_in_chromium() {
     .await
     .unwrap();
 
+    let api_image = format!(
+        "127.0.0.1:5000/acme/trading-agent:latest@{}",
+        seed::NEW_DIGEST
+    );
+    // Per-strategy statistics as the database's own arithmetic gives them.
+    let trades: i64 = sqlx::query_scalar("SELECT count(*) FROM trades")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let strategy: String = sqlx::query_scalar("SELECT name FROM strategies WHERE id = $1")
+        .bind(seeded.strategy_id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let max_drawdown = (-seeded.closed_profit).max(rust_decimal::Decimal::ZERO);
     let port = free_port();
     let _api = Process::spawn(
         &["api"],
@@ -69,6 +84,7 @@ async fn dashboard_in_chromium() {
             ("PORT", &port.to_string()),
             ("BIND_ADDRESS", "127.0.0.1"),
             ("SHUTDOWN_DELAY", "0s"),
+            ("IMAGE_REF", &api_image),
         ],
     );
     let base = format!("http://127.0.0.1:{port}");
@@ -100,6 +116,12 @@ async fn dashboard_in_chromium() {
         "markers": seeded.markers,
         "open_trades": 1,
         "closed_trade": seeded.closed_trade,
+        "closed_profit": seeded.closed_profit.to_string(),
+        "max_drawdown": max_drawdown.to_string(),
+        "strategy": strategy,
+        "strategy_id": seeded.strategy_id,
+        "trades": trades,
+        "api_digest": seed::NEW_DIGEST,
         "currency": "USDT",
         "equity_points": 2,
         "equity_now": worth.round_dp(8).to_string(),
@@ -167,12 +189,23 @@ async fn dashboard_in_chromium() {
         .await
         .unwrap();
     assert_eq!(state, "stop_entry");
-    let created: serde_json::Value =
-        sqlx::query_scalar("SELECT params FROM strategies WHERE name = 'browser-made'")
+    // Created, edited, then disabled.
+    let (params, enabled): (serde_json::Value, bool) =
+        sqlx::query_as("SELECT params, enabled FROM strategies WHERE name = 'browser-made'")
             .fetch_one(&db.pool)
             .await
             .unwrap();
-    assert_eq!(created, serde_json::json!({"fast": 5, "slow": 15}));
+    assert_eq!(params, serde_json::json!({"fast": 6, "slow": 15}));
+    assert!(!enabled);
+    // Force-exit was queued for the bot, as a manual sell of the symbol.
+    let exits: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM signals WHERE strategy_id IS NULL AND action = 'sell' AND symbol = $1",
+    )
+    .bind(seed::SYMBOL)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(exits, 1);
     for shot in [
         "overview-laptop-light.png",
         "market-laptop-light.png",
