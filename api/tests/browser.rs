@@ -1,9 +1,12 @@
 //! The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core
 //! (`api/dashboard/tests/browser.mjs`), against the real `trading-agent api` binary on a real
 //! PostgreSQL holding a seeded market. The script signs in (and is refused with a wrong token),
-//! checks the overview's components, the chart's candles and markers against what was seeded, the
-//! API's validation message on the strategy form, presses stop-entry, waits for a notification
-//! written here to arrive live, and fails on any browser console error. Screenshots go to
+//! checks the overview's components with the build and image digest each runs and the equity
+//! curve, the chart's candles and markers against what was seeded, zoom and scroll, a live candle,
+//! trades filtered and sorted with per-strategy statistics and a trade's orders, the API's
+//! validation message on the strategy form, edit and disable, the confirmed bot controls with the
+//! API's answers, a notification written here arriving live, a phone-sized dark screen, and fails
+//! on any browser console error. Screenshots go to
 //! `$CARGO_TARGET_TMPDIR/dashboard-screenshots`.
 //!
 //! Needs `node` (which also builds the dashboard) and Debian's chromium (`scripts/deps.sh`).

@@ -1,6 +1,6 @@
 // The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core (which never
 // downloads a browser), against a real `trading-agent api` on a real PostgreSQL. Run by the Rust test
-// api/tests/dashboard.rs, which seeds the database, starts the api and passes:
+// api/tests/browser.rs, which seeds the database, starts the api and passes:
 //
 //   BASE_URL        the api, e.g. http://127.0.0.1:41234
 //   API_TOKEN       its token
