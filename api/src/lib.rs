@@ -7,9 +7,11 @@
 //! - [`http`]: the REST API and OpenAPI document; [`server`]: probes and signals.
 //! - [`workers`]: the strategy runner, the bot and webhook delivery; [`demo`]: a synthetic feed.
 //! - [`faults`]: fail points for tests (feature `failpoints`).
+//! - [`build`]: the build identity and image a process runs.
 //! - [`app`]: start-up and shutdown of each role; [`config`]: flags and environment.
 
 pub mod app;
+pub mod build;
 pub mod config;
 pub mod db;
 pub mod demo;

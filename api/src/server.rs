@@ -1,8 +1,8 @@
 //! What every role serves on its port (`/healthz`, `/readyz`, `/metrics`), worker liveness, and
 //! the signal handling behind graceful shutdown.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use utoipa::ToSchema;
 
+use crate::build::Build;
 use crate::config::Role;
 use crate::db::Db;
 use crate::metrics::{Metrics, serve_metrics};
@@ -63,21 +64,6 @@ pub struct Probes {
     pub draining: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
 }
-
-/// The commit this binary was built from: `TRADING_AGENT_COMMIT` at build time (the scripts set it
-/// from git), else `unknown`.
-pub const COMMIT: &str = match option_env!("TRADING_AGENT_COMMIT") {
-    Some(commit) => commit,
-    None => "unknown",
-};
-
-/// The digest of the image this process runs in, from the pinned reference the operator passes
-/// to every pod as `IMAGE_REF` (`…/trading-agent@sha256:…`); read once.
-static IMAGE_DIGEST: LazyLock<Option<String>> = LazyLock::new(|| {
-    let reference = std::env::var("IMAGE_REF").ok()?;
-    let (_, digest) = reference.rsplit_once('@')?;
-    Some(digest.to_owned())
-});
 
 /// `/healthz` body.
 #[derive(Debug, Serialize, ToSchema)]
@@ -152,8 +138,8 @@ pub async fn healthz(State(probes): State<Probes>) -> Response {
         timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         role: probes.role.as_str(),
         version: env!("CARGO_PKG_VERSION"),
-        commit: COMMIT,
-        digest: IMAGE_DIGEST.as_deref(),
+        commit: crate::build::COMMIT,
+        digest: Build::current().image_digest.as_deref(),
         last_tick_seconds_ago: last_tick.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
         schema: probes.db.schema(),
     };

@@ -1,9 +1,12 @@
 //! The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core
 //! (`api/dashboard/tests/browser.mjs`), against the real `trading-agent api` binary on a real
 //! PostgreSQL holding a seeded market. The script signs in (and is refused with a wrong token),
-//! checks the overview's components, the chart's candles and markers against what was seeded, the
-//! API's validation message on the strategy form, presses stop-entry, waits for a notification
-//! written here to arrive live, and fails on any browser console error. Screenshots go to
+//! checks the overview's components with the build and image digest each runs and the equity
+//! curve, the chart's candles and markers against what was seeded, zoom and scroll, a live candle,
+//! trades filtered and sorted with per-strategy statistics and a trade's orders, the API's
+//! validation message on the strategy form, edit and disable, the confirmed bot controls with the
+//! API's answers, a notification written here arriving live, a phone-sized dark screen, and fails
+//! on any browser console error. Screenshots go to
 //! `$CARGO_TARGET_TMPDIR/dashboard-screenshots`.
 //!
 //! Needs `node` (which also builds the dashboard) and Debian's chromium (`scripts/deps.sh`).
@@ -40,6 +43,41 @@ async fn dashboard_in_chromium() {
     let db = database("dashboard_browser").await;
     let seeded = seed::seed(&db.pool, Utc::now()).await;
 
+    // Two equity snapshots, as the bot writes them once a minute.
+    for minutes_ago in [30, 2] {
+        store::equity::snapshot_if_due(
+            &db.pool,
+            Utc::now() - chrono::Duration::minutes(minutes_ago),
+        )
+        .await
+        .unwrap();
+    }
+    // What USDT is worth by the database's own sums: cash plus the open trade at the last close.
+    let worth: rust_decimal::Decimal = sqlx::query_scalar(
+        "SELECT (SELECT balance FROM account WHERE currency = 'USDT')
+              + COALESCE((SELECT sum(t.quantity * (SELECT close FROM candles c WHERE c.symbol = t.symbol
+                                                   ORDER BY open_time DESC LIMIT 1))
+                          FROM trades t WHERE t.status = 'open'), 0)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+
+    let api_image = format!(
+        "127.0.0.1:5000/acme/trading-agent:latest@{}",
+        seed::NEW_DIGEST
+    );
+    // Per-strategy statistics as the database's own arithmetic gives them.
+    let trades: i64 = sqlx::query_scalar("SELECT count(*) FROM trades")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let strategy: String = sqlx::query_scalar("SELECT name FROM strategies WHERE id = $1")
+        .bind(seeded.strategy_id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let max_drawdown = (-seeded.closed_profit).max(rust_decimal::Decimal::ZERO);
     let port = free_port();
     let _api = Process::spawn(
         &["api"],
@@ -49,6 +87,7 @@ async fn dashboard_in_chromium() {
             ("PORT", &port.to_string()),
             ("BIND_ADDRESS", "127.0.0.1"),
             ("SHUTDOWN_DELAY", "0s"),
+            ("IMAGE_REF", &api_image),
         ],
     );
     let base = format!("http://127.0.0.1:{port}");
@@ -80,9 +119,21 @@ async fn dashboard_in_chromium() {
         "markers": seeded.markers,
         "open_trades": 1,
         "closed_trade": seeded.closed_trade,
+        "closed_profit": seeded.closed_profit.to_string(),
+        "max_drawdown": max_drawdown.to_string(),
+        "strategy": strategy,
+        "strategy_id": seeded.strategy_id,
+        "trades": trades,
+        "api_digest": seed::NEW_DIGEST,
         "currency": "USDT",
+        "equity_points": 2,
+        "equity_now": worth.round_dp(8).to_string(),
         "components": seeded.components.iter()
-            .map(|(role, instance, stale)| serde_json::json!({"role": role, "instance": instance, "stale": stale}))
+            .map(|(role, instance, stale)| {
+                let build = &seeded.builds.iter().find(|(i, _)| i == instance).unwrap().1;
+                serde_json::json!({"role": role, "instance": instance, "stale": stale,
+                    "digest": build.image_digest, "commit": build.commit})
+            })
             .collect::<Vec<_>>(),
     });
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
@@ -141,12 +192,23 @@ async fn dashboard_in_chromium() {
         .await
         .unwrap();
     assert_eq!(state, "stop_entry");
-    let created: serde_json::Value =
-        sqlx::query_scalar("SELECT params FROM strategies WHERE name = 'browser-made'")
+    // Created, edited, then disabled.
+    let (params, enabled): (serde_json::Value, bool) =
+        sqlx::query_as("SELECT params, enabled FROM strategies WHERE name = 'browser-made'")
             .fetch_one(&db.pool)
             .await
             .unwrap();
-    assert_eq!(created, serde_json::json!({"fast": 5, "slow": 15}));
+    assert_eq!(params, serde_json::json!({"fast": 6, "slow": 15}));
+    assert!(!enabled);
+    // Force-exit was queued for the bot, as a manual sell of the symbol.
+    let exits: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM signals WHERE strategy_id IS NULL AND action = 'sell' AND symbol = $1",
+    )
+    .bind(seed::SYMBOL)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(exits, 1);
     for shot in [
         "overview-laptop-light.png",
         "market-laptop-light.png",

@@ -18,7 +18,7 @@ use trading_agent::domain::stats::IndicatorSpec;
 use trading_agent::store;
 use trading_agent::store::events::{Level, NewEvent};
 
-use common::{TOKEN, TestApi, database};
+use common::{Process, TOKEN, TestApi, database, eventually, free_port};
 
 fn dec(v: &Value) -> Decimal {
     Decimal::from_str(
@@ -257,7 +257,18 @@ async fn chart_matches_the_database() {
             400,
             "to",
         ),
-        ("/api/v2/equity?limit=-1", 422, "limit"),
+        (
+            "/api/v2/equity?from=2025-01-02T00:00:00Z&to=2025-01-01T00:00:00Z",
+            422,
+            "from: must be before to",
+        ),
+        (
+            "/api/v2/equity?from=2025-01-01T00:00:00Z&to=2025-01-01T00:00:00Z",
+            422,
+            "from",
+        ),
+        ("/api/v2/equity?from=last-week", 400, "from"),
+        ("/api/v2/equity?to=2025-13-01T00:00:00Z", 400, "to"),
         ("/api/v2/trades/999999/detail", 404, "trade 999999"),
         ("/api/v2/trades/abc/detail", 400, "path"),
     ] {
@@ -286,20 +297,6 @@ async fn equity_stats_detail_and_overview_match_the_database() {
     .await
     .unwrap();
     let api = TestApi::start(&db.url).await;
-
-    let (status, equity) = api.get_json("/api/v2/equity").await;
-    assert_eq!(status, 200, "{equity}");
-    let points = equity["points"].as_array().unwrap();
-    assert_eq!(points.len(), 2);
-    assert_eq!(
-        dec(&points[0]["equity"]),
-        Decimal::from(10_000) + seeded.closed_profit
-    );
-    assert_eq!(points[0]["trade_id"], seeded.closed_trade);
-    assert_eq!(
-        dec(&points[1]["equity"]),
-        Decimal::from(10_000) + seeded.closed_profit - Decimal::new(32, 1)
-    );
 
     let (status, stats) = api.get_json("/api/v2/stats/strategies").await;
     assert_eq!(status, 200, "{stats}");
@@ -351,6 +348,30 @@ async fn equity_stats_detail_and_overview_match_the_database() {
             "{instance}: {components:?}"
         );
     }
+    // Each component's build and image, as its heartbeat recorded them.
+    for (instance, build) in &seeded.builds {
+        let c = o["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["instance"] == *instance)
+            .unwrap_or_else(|| panic!("{instance} in {o}"));
+        assert_eq!(c["version"], build.version.as_str(), "{c}");
+        assert_eq!(c["commit"], build.commit.as_str(), "{c}");
+        assert_eq!(c["image_ref"], build.image_ref.as_deref().unwrap(), "{c}");
+        assert_eq!(
+            c["image_digest"],
+            build.image_digest.as_deref().unwrap(),
+            "{c}"
+        );
+    }
+    let old = &o["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["instance"] == "strategy-old")
+        .unwrap()["image_digest"];
+    assert_eq!(old, seed::OLD_DIGEST);
     let open = o["open_trades"].as_array().unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0]["id"], seeded.open_trade);
@@ -379,6 +400,333 @@ async fn equity_stats_detail_and_overview_match_the_database() {
     .await
     .unwrap();
     assert_eq!(dec(&o["today_realized"]), since_midnight);
+}
+
+/// What the database says a currency is worth: cash (the account's own currency keeps it in
+/// `account`), plus open positions at their latest close.
+async fn worth_in_db(pool: &sqlx::PgPool, currency: &str) -> (Decimal, Decimal) {
+    sqlx::query_as(
+        "SELECT (SELECT COALESCE(a.balance, b.balance) FROM balances b
+                 LEFT JOIN account a ON a.currency = b.currency WHERE b.currency = $1),
+                COALESCE((SELECT sum(t.quantity * (SELECT close FROM candles c WHERE c.symbol = t.symbol
+                                                   ORDER BY open_time DESC LIMIT 1))
+                          FROM trades t JOIN instruments i USING (symbol)
+                          WHERE t.status = 'open' AND i.quote_asset = $1), 0)",
+    )
+    .bind(currency)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// The equity curve: snapshots once a minute per quote currency (cash plus open positions at the
+/// latest close), thinned over long ranges, 30 days kept; compared with the database's own sums.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_equity_curve_follows_the_database() {
+    let db = database("dashboard_equity").await;
+    let now = Utc::now();
+    let seeded = seed::seed(&db.pool, now).await;
+    // A second quote currency with cash only.
+    store::trading::ensure_wallet(&db.pool, "BTC", Decimal::new(5, 1))
+        .await
+        .unwrap();
+    let minute = |m: i64| {
+        use chrono::DurationRound;
+        (now - chrono::Duration::minutes(m))
+            .duration_trunc(chrono::Duration::minutes(1))
+            .unwrap()
+    };
+
+    // A snapshot ten minutes ago; a second one in the same minute writes nothing.
+    let t1 = minute(10);
+    assert!(
+        store::equity::snapshot_if_due(&db.pool, t1 + chrono::Duration::seconds(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store::equity::snapshot_if_due(&db.pool, t1 + chrono::Duration::seconds(50))
+            .await
+            .unwrap()
+    );
+    let (cash1, positions1) = worth_in_db(&db.pool, "USDT").await;
+    assert!(positions1 > Decimal::ZERO, "the seed holds an open trade");
+    // The price moves (a newer candle) and cash is spent: the next minute's snapshot follows.
+    let last = seeded.candles.last().unwrap().clone();
+    let newer = trading_agent::domain::Candle {
+        open_time: last.open_time + chrono::Duration::minutes(1),
+        open: last.close,
+        high: last.close + Decimal::from(20),
+        low: last.close,
+        close: last.close + Decimal::from(15),
+        volume: Decimal::ONE,
+    };
+    store::candles::upsert(
+        &db.pool,
+        seed::SYMBOL,
+        trading_agent::domain::Timeframe::M1,
+        &[newer],
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE balances SET balance = balance - 100 WHERE currency = 'USDT'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE account SET balance = balance - 100")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let t2 = minute(9);
+    assert!(store::equity::snapshot_if_due(&db.pool, t2).await.unwrap());
+    let (cash2, positions2) = worth_in_db(&db.pool, "USDT").await;
+    assert_eq!(cash2, cash1 - Decimal::from(100));
+    assert!(positions2 > positions1);
+
+    let api = TestApi::start(&db.url).await;
+    let range = format!(
+        "/api/v2/equity?from={}&to={}",
+        urlencode(&minute(60).to_rfc3339()),
+        urlencode(&now.to_rfc3339())
+    );
+    let (status, equity) = api.get_json(&range).await;
+    assert_eq!(status, 200, "{equity}");
+    assert_eq!(equity["step_seconds"], 60);
+    let currencies = equity["currencies"].as_array().unwrap();
+    // The account's currency first.
+    assert_eq!(currencies[0]["currency"], "USDT");
+    assert_eq!(currencies[1]["currency"], "BTC");
+    let usdt = &currencies[0];
+    assert_eq!(dec(&usdt["starting_balance"]), Decimal::from(10_000));
+    let points = usdt["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{usdt}");
+    assert_eq!(
+        points[0]["time"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<Utc>>()
+            .unwrap(),
+        t1
+    );
+    assert_eq!(dec(&points[0]["cash"]), cash1);
+    assert_eq!(dec(&points[0]["positions"]), positions1.round_dp(8));
+    assert_eq!(dec(&points[0]["equity"]), cash1 + positions1.round_dp(8));
+    assert_eq!(dec(&points[1]["cash"]), cash2);
+    assert_eq!(dec(&points[1]["positions"]), positions2.round_dp(8));
+    assert_eq!(
+        dec(&usdt["current"]["equity"]),
+        cash2 + positions2.round_dp(8)
+    );
+    let btc = &currencies[1];
+    assert_eq!(btc["points"].as_array().unwrap().len(), 2);
+    assert_eq!(dec(&btc["points"][1]["equity"]), Decimal::new(5, 1));
+    assert_eq!(dec(&btc["points"][1]["positions"]), Decimal::ZERO);
+
+    // A range that holds neither snapshot answers with the current worth only.
+    let (_, early) = api
+        .get_json(&format!(
+            "/api/v2/equity?from={}&to={}",
+            urlencode(&minute(120).to_rfc3339()),
+            urlencode(&minute(30).to_rfc3339())
+        ))
+        .await;
+    assert_eq!(
+        early["currencies"][0]["points"].as_array().unwrap().len(),
+        0,
+        "{early}"
+    );
+
+    // Ten days of minutes (14,400 rows) come back thinned to at most 2,000 points per currency,
+    // each the last snapshot of its bucket.
+    sqlx::query(
+        "INSERT INTO equity_snapshots (currency, taken_at, cash, positions, equity)
+         SELECT 'ETH', date_trunc('minute', now()) - make_interval(mins => i), i, 0, i
+         FROM generate_series(1, 14400) i",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let (status, long) = api
+        .get_json(&format!(
+            "/api/v2/equity?from={}",
+            urlencode(
+                &(now - chrono::Duration::days(10) - chrono::Duration::minutes(5)).to_rfc3339()
+            )
+        ))
+        .await;
+    assert_eq!(status, 200, "{long}");
+    let step = long["step_seconds"].as_i64().unwrap();
+    assert_eq!(step, 8 * 60, "14,405 minutes in 2,000 points");
+    let eth = long["currencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["currency"] == "ETH")
+        .unwrap();
+    let points = eth["points"].as_array().unwrap();
+    assert!(
+        points.len() <= 2000 && points.len() >= 1790,
+        "{}",
+        points.len()
+    );
+    // Stored equity i was taken i minutes ago: every point holds its own row's values.
+    for p in points {
+        let at: chrono::DateTime<Utc> = p["time"].as_str().unwrap().parse().unwrap();
+        let i: Decimal = sqlx::query_scalar(
+            "SELECT equity FROM equity_snapshots WHERE currency = 'ETH' AND taken_at = $1",
+        )
+        .bind(at)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(dec(&p["equity"]), i);
+    }
+    // A currency no longer held still shows its history, with nothing now.
+    assert_eq!(dec(&eth["current"]["equity"]), Decimal::ZERO);
+
+    // Retention: a snapshot writes, and rows past 30 days go.
+    sqlx::query(
+        "INSERT INTO equity_snapshots (currency, taken_at, cash, positions, equity)
+         VALUES ('USDT', now() - interval '31 days', 1, 0, 1), ('USDT', now() - interval '29 days', 1, 0, 1)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert!(
+        store::equity::snapshot_if_due(&db.pool, Utc::now())
+            .await
+            .unwrap()
+    );
+    let (old, kept): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE taken_at < now() - interval '30 days'),
+                count(*) FILTER (WHERE taken_at >= now() - interval '30 days' AND taken_at < now() - interval '28 days')
+         FROM equity_snapshots",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((old, kept), (0, 1));
+}
+
+/// The real binaries: a bot and an api told their image (`IMAGE_REF`, as the operator tells every
+/// pod) report it, with their build, in the components view and the overview; a bot without one
+/// reports none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_report_the_build_and_image_they_run() {
+    let db = database("dashboard_builds").await;
+    let digest = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    let image = format!("127.0.0.1:5000/acme/trading-agent:latest@{digest}");
+    let api_digest = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+    let api_image = format!("127.0.0.1:5000/acme/trading-agent:latest@{api_digest}");
+    let (bot_port, plain_port, api_port) = (free_port(), free_port(), free_port());
+    let worker = |port: &u16, name: &str, image: Option<&str>| {
+        let port = port.to_string();
+        let mut env = vec![
+            ("DATABASE_URL", db.url.as_str()),
+            ("PORT", port.as_str()),
+            ("BIND_ADDRESS", "127.0.0.1"),
+            ("TICK_INTERVAL", "200ms"),
+            ("INSTANCE_NAME", name),
+        ];
+        if let Some(image) = image {
+            env.push(("IMAGE_REF", image));
+        }
+        Process::spawn(&["bot"], &env)
+    };
+    let _bot = worker(&bot_port, "bot-pinned", Some(&image));
+    let _plain = worker(&plain_port, "bot-plain", None);
+    let port = api_port.to_string();
+    let _api = Process::spawn(
+        &["api"],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("API_TOKEN", TOKEN),
+            ("PORT", &port),
+            ("BIND_ADDRESS", "127.0.0.1"),
+            ("SHUTDOWN_DELAY", "0s"),
+            ("IMAGE_REF", &api_image),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api_port}");
+    let components = || async {
+        let r = client
+            .get(format!("{base}/api/v2/health/components"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 200).then_some(())?;
+        r.json::<Value>().await.ok()
+    };
+    eventually(Duration::from_secs(30), "both bots' heartbeats", || async {
+        components()
+            .await
+            .and_then(|c| c.as_array().map(|a| a.len() == 2))
+            .unwrap_or(false)
+    })
+    .await;
+    let list = components().await.unwrap();
+    // The bot's own /healthz says what it runs; its heartbeat row says the same.
+    let health: Value = client
+        .get(format!("http://127.0.0.1:{bot_port}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["digest"], digest);
+    let row = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["instance"] == name)
+            .unwrap_or_else(|| panic!("{name} in {list}"))
+            .clone()
+    };
+    let pinned = row("bot-pinned");
+    assert_eq!(pinned["role"], "bot");
+    assert_eq!(pinned["image_ref"], image.as_str());
+    assert_eq!(pinned["image_digest"], digest);
+    assert_eq!(pinned["version"], health["version"]);
+    assert_eq!(pinned["commit"], health["commit"]);
+    let plain = row("bot-plain");
+    assert_eq!(plain["image_ref"], Value::Null);
+    assert_eq!(plain["image_digest"], Value::Null);
+    assert_eq!(plain["commit"], health["commit"]);
+    // The same columns in the database, not only in the answer.
+    let stored: (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT image_digest, commit FROM component_heartbeats WHERE instance = 'bot-pinned'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.0.as_deref(), Some(digest));
+    assert_eq!(stored.1.as_deref(), health["commit"].as_str());
+    // The bots' ticks record the equity curve: one snapshot of the starting wallet this minute.
+    let snapshot: (String, Decimal) = sqlx::query_as(
+        "SELECT currency, equity FROM equity_snapshots ORDER BY taken_at DESC LIMIT 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(snapshot, ("USDT".to_owned(), Decimal::from(10_000)));
+
+    // The api serving the overview reports its own image beside the workers'.
+    let overview: Value = client
+        .get(format!("{base}/api/v2/overview"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(overview["api"]["image_ref"], api_image.as_str());
+    assert_eq!(overview["api"]["image_digest"], api_digest);
+    assert_eq!(overview["api"]["commit"], health["commit"]);
+    assert_eq!(overview["components"].as_array().unwrap().len(), 2);
 }
 
 /// Reads server-sent events from a response until `pred` accepts one (event name, data).

@@ -84,10 +84,17 @@ export interface BotStatus {
   updated_at: string;
 }
 
-export interface Component {
+/// What a process runs: its build and the image the operator pinned it to.
+export interface BuildInfo {
+  version: string;
+  commit: string | null;
+  image_ref: string | null;
+  image_digest: string | null;
+}
+
+export interface Component extends BuildInfo {
   role: string;
   instance: string;
-  version: string;
   started_at: string;
   last_tick_at: string;
   tick_interval_ms: number;
@@ -95,7 +102,7 @@ export interface Component {
 }
 
 export interface Overview {
-  api: { role: string; instance: string; version: string };
+  api: BuildInfo & { role: string; instance: string };
   components: Component[];
   bot: BotStatus;
   currency: string;
@@ -117,11 +124,24 @@ export interface Overview {
   unrealized: string;
 }
 
-export interface Equity {
+export interface Worth {
   currency: string;
-  starting_balance: string;
-  points: { time: string; trade_id: number; equity: string }[];
-  current: string;
+  cash: string;
+  positions: string;
+  equity: string;
+}
+
+/// GET /equity: snapshots per quote currency (one a minute, thinned over long ranges).
+export interface Equity {
+  from: string;
+  to: string;
+  step_seconds: number;
+  currencies: {
+    currency: string;
+    starting_balance: string;
+    points: { time: string; cash: string; positions: string; equity: string }[];
+    current: Worth;
+  }[];
 }
 
 export interface Instrument {

@@ -2,6 +2,7 @@
 //! Nothing here touches the network, the clock or the database, so all of it is unit-tested with
 //! hand-computed values.
 
+pub mod equity;
 pub mod exits;
 pub mod indicators;
 pub mod market;

@@ -12,6 +12,8 @@ use axum::extract::State;
 
 use super::AppState;
 use super::extract::{ApiPath, ApiQuery};
+use crate::build::Build;
+use crate::domain::equity::Worth;
 use crate::domain::stats::{self, IndicatorSpec, StrategyStats};
 use crate::domain::{Symbol, Timeframe};
 use crate::error::{Error, ErrorBody, Result};
@@ -305,38 +307,58 @@ async fn chart_markers(
 
 // ---- equity ----
 
+/// The most points per currency one equity request returns (a longer range is thinned).
+pub const MAX_EQUITY_POINTS: i64 = 2000;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EquityQuery {
-    /// Points (closed trades), newest kept: 1-10000, default 2000.
-    #[param(minimum = 1, maximum = 10000)]
-    pub limit: Option<i64>,
+    /// Start of the range (RFC 3339); default `to` minus the 30 days snapshots are kept.
+    pub from: Option<DateTime<Utc>>,
+    /// End of the range (RFC 3339); default now.
+    pub to: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EquityPoint {
+    /// When the snapshot was taken (the start of its minute).
     pub time: DateTime<Utc>,
-    /// The closed trade that moved the curve here.
-    pub trade_id: i64,
-    /// Starting balance plus realised profit so far.
+    #[schema(value_type = String)]
+    pub cash: Decimal,
+    #[schema(value_type = String)]
+    pub positions: Decimal,
+    /// `cash + positions`.
     #[schema(value_type = String)]
     pub equity: Decimal,
 }
 
+/// One quote currency's curve.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Equity {
+pub struct CurrencyEquity {
     #[schema(example = "USDT")]
     pub currency: String,
+    /// What the wallet started with in this currency.
     #[schema(value_type = String)]
     pub starting_balance: Decimal,
-    /// Realised equity after each closed trade, oldest first.
+    /// The snapshots in the range, oldest first.
     pub points: Vec<EquityPoint>,
-    /// Now, open trades valued at their latest close.
-    #[schema(value_type = String)]
-    pub current: Decimal,
+    /// Worth now (not a snapshot: computed for this answer).
+    pub current: Worth,
 }
 
-/// The equity curve: the account after each closed trade, and now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Equity {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Seconds between points: one snapshot a minute, or wider buckets (the last snapshot of each)
+    /// when the range holds more than 2000 minutes.
+    pub step_seconds: i64,
+    /// The account's currency first, then the others by name.
+    pub currencies: Vec<CurrencyEquity>,
+}
+
+/// The equity curve: each quote currency's worth (cash plus open positions at the latest close),
+/// recorded by the bot once a minute and kept 30 days, over a time range.
 #[utoipa::path(get, path = "/api/v2/equity", tag = "dashboard", params(EquityQuery),
     responses((status = 200, body = Equity), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
@@ -344,34 +366,79 @@ pub async fn equity(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<EquityQuery>,
 ) -> Result<Json<Equity>> {
-    let limit = match q.limit {
-        None => 2000,
-        Some(n) if (1..=10_000).contains(&n) => n,
-        Some(n) => {
-            return Err(Error::invalid(
-                "limit",
-                format!("must be between 1 and 10000 (got {n})"),
-            ));
-        }
-    };
+    let to = q.to.unwrap_or_else(Utc::now);
+    let from = q
+        .from
+        .unwrap_or(to - chrono::Duration::days(store::equity::RETENTION_DAYS));
+    if from >= to {
+        return Err(Error::invalid(
+            "from",
+            format!(
+                "must be before to ({} >= {})",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            ),
+        ));
+    }
+    let step = equity_step(from, to);
     let pool = state.db.pool()?;
     let account = store::trading::account(pool).await?;
-    let open = store::views::open_trades_valued(pool).await?;
-    let points = store::views::equity_points(pool, limit)
+    let wallets = store::trading::wallets(pool).await?;
+    let snapshots = store::equity::history(pool, from, to, step).await?;
+    let mut currencies: Vec<CurrencyEquity> = store::equity::current(pool)
         .await?
         .into_iter()
-        .map(|(time, trade_id, equity)| EquityPoint {
-            time,
-            trade_id,
-            equity,
+        .map(|current| CurrencyEquity {
+            currency: current.currency.clone(),
+            starting_balance: wallets
+                .iter()
+                .find(|w| w.currency == current.currency)
+                .map_or(Decimal::ZERO, |w| w.starting_balance),
+            points: Vec::new(),
+            current,
         })
         .collect();
+    for s in snapshots {
+        let point = EquityPoint {
+            time: s.taken_at,
+            cash: s.cash,
+            positions: s.positions,
+            equity: s.equity,
+        };
+        match currencies.iter_mut().find(|c| c.currency == s.currency) {
+            Some(c) => c.points.push(point),
+            // A currency recorded once and no longer held.
+            None => currencies.push(CurrencyEquity {
+                currency: s.currency.clone(),
+                starting_balance: Decimal::ZERO,
+                points: vec![point],
+                current: Worth {
+                    currency: s.currency,
+                    cash: Decimal::ZERO,
+                    positions: Decimal::ZERO,
+                    equity: Decimal::ZERO,
+                },
+            }),
+        }
+    }
+    currencies.sort_by(|a, b| {
+        (a.currency != account.currency, &a.currency)
+            .cmp(&(b.currency != account.currency, &b.currency))
+    });
     Ok(Json(Equity {
-        currency: account.currency,
-        starting_balance: account.starting_balance,
-        points,
-        current: (account.balance + open.iter().map(market_value).sum::<Decimal>()).round_dp(8),
+        from,
+        to,
+        step_seconds: step.num_seconds(),
+        currencies,
     }))
+}
+
+/// The bucket width that keeps a range at most [`MAX_EQUITY_POINTS`] points: whole minutes, at
+/// least the snapshot period.
+pub fn equity_step(from: DateTime<Utc>, to: DateTime<Utc>) -> chrono::Duration {
+    let minutes = (to - from).num_minutes().max(1);
+    let per_point = (minutes + MAX_EQUITY_POINTS - 1) / MAX_EQUITY_POINTS;
+    chrono::Duration::minutes(per_point.max(1)).max(store::equity::SNAPSHOT_EVERY)
 }
 
 fn market_value(t: &store::views::ValuedTrade) -> Decimal {
@@ -487,6 +554,14 @@ pub struct ApiInstance {
     pub instance: String,
     #[schema(example = "0.1.0")]
     pub version: &'static str,
+    /// The commit the build was made from, or `unknown`.
+    #[schema(example = "3b7f13f")]
+    pub commit: &'static str,
+    /// The pinned image reference this pod runs (`IMAGE_REF`); absent outside Kubernetes.
+    pub image_ref: Option<&'static str>,
+    /// Its digest.
+    #[schema(example = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")]
+    pub image_digest: Option<&'static str>,
 }
 
 /// What the account holds in one currency: cash in the quote currency, or an open position.
@@ -616,6 +691,9 @@ pub async fn overview(State(state): State<AppState>) -> Result<Json<Overview>> {
             role: "api",
             instance: host_name(),
             version: env!("CARGO_PKG_VERSION"),
+            commit: crate::build::COMMIT,
+            image_ref: Build::current().image_ref.as_deref(),
+            image_digest: Build::current().image_digest.as_deref(),
         },
         components: store::heartbeats::components(pool).await?,
         bot: store::bot::state(pool).await?,

@@ -8,6 +8,7 @@
 
 pub mod bot;
 pub mod candles;
+pub mod equity;
 pub mod events;
 pub mod heartbeats;
 pub mod instruments;

@@ -1,5 +1,5 @@
 //! Read-only queries behind the dashboard's views: chart candles as plain numbers, the signals and
-//! trades to mark on a chart, the equity curve, per-strategy rows, a trade's orders, and the
+//! trades to mark on a chart, per-strategy rows, a trade's orders, and the
 //! change markers the live stream compares.
 
 use chrono::{DateTime, Utc};
@@ -122,25 +122,6 @@ pub async fn trade_marks(
     .bind(to)
     .fetch_all(db)
     .await?)
-}
-
-/// Realised equity after each closed trade, the newest `limit`: (closed_at, trade id, equity).
-pub async fn equity_points(
-    db: impl PgExecutor<'_>,
-    limit: i64,
-) -> Result<Vec<(DateTime<Utc>, i64, Decimal)>> {
-    let mut rows: Vec<(DateTime<Utc>, i64, Decimal)> = sqlx::query_as(
-        "SELECT closed_at, id, equity FROM (
-             SELECT t.closed_at, t.id,
-                    a.starting_balance + sum(t.profit) OVER (ORDER BY t.closed_at, t.id) AS equity
-             FROM trades t CROSS JOIN account a WHERE t.status = 'closed') curve
-         ORDER BY closed_at DESC, id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
-    rows.reverse();
-    Ok(rows)
 }
 
 /// Every closed trade's (strategy, profit) in closing order.

@@ -57,6 +57,7 @@ impl Worker for Bot {
             self.apply_starting_wallet(pool).await?;
         }
         self.protect(pool, Utc::now()).await?;
+        store::equity::snapshot_if_due(pool, Utc::now()).await?; // the equity curve, once a minute
         liveness.beat();
         for _ in 0..BATCH {
             match self.process_next(pool).await? {

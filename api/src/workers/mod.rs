@@ -15,6 +15,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, watch};
 use tokio::time::MissedTickBehavior;
 
+use crate::build::Build;
 use crate::config::Role;
 use crate::config::WorkerConfig;
 use crate::db::Db;
@@ -76,6 +77,7 @@ pub async fn run_loop<W: Worker>(
                         started_at: ctx.started_at,
                         tick_interval_ms: ctx.config.tick_interval.as_millis() as i64,
                         stall_after_ms: ctx.config.stall_after.as_millis() as i64,
+                        build: Build::current(),
                     };
                     if let Err(error) = store::heartbeats::beat(pool, &beat).await {
                         tracing::warn!(%error, "could not record the heartbeat");

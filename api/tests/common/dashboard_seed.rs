@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
+use trading_agent::build::Build;
 use trading_agent::domain::{Candle, StrategyParams, Timeframe};
 use trading_agent::store;
 
@@ -23,6 +24,24 @@ pub struct Seeded {
     pub closed_profit: Decimal,
     /// (role, instance, stale)
     pub components: Vec<(&'static str, &'static str, bool)>,
+    /// What each component's heartbeat recorded, by instance.
+    pub builds: Vec<(&'static str, Build)>,
+}
+
+/// The digest the live workers run, and the one the stale instance ran before a rollout.
+pub const NEW_DIGEST: &str =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+pub const OLD_DIGEST: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+fn build(commit: &str, digest: &str) -> Build {
+    Build::new(
+        "0.1.0",
+        commit,
+        Some(&format!(
+            "127.0.0.1:5000/acme/trading-agent:latest@{digest}"
+        )),
+    )
 }
 
 fn price(i: usize) -> Decimal {
@@ -283,11 +302,19 @@ pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> Seeded {
 
     // Heartbeats: two live workers and one gone quiet an hour ago.
     let started_at = now - chrono::Duration::minutes(10);
-    for (role, instance) in [
+    let builds = vec![
+        ("bot-7f9c", build("c0ffee1", NEW_DIGEST)),
+        ("strategy-5d2a", build("c0ffee1", NEW_DIGEST)),
+        ("strategy-old", build("0ld0ld0", OLD_DIGEST)),
+    ];
+    for ((role, instance), (_, build)) in [
         ("bot", "bot-7f9c"),
         ("strategy", "strategy-5d2a"),
         ("strategy", "strategy-old"),
-    ] {
+    ]
+    .into_iter()
+    .zip(&builds)
+    {
         store::heartbeats::beat(
             pool,
             &store::heartbeats::Heartbeat {
@@ -296,6 +323,7 @@ pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> Seeded {
                 started_at,
                 tick_interval_ms: 2000,
                 stall_after_ms: 3_600_000,
+                build,
             },
         )
         .await
@@ -329,5 +357,6 @@ pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> Seeded {
             ("strategy", "strategy-5d2a", false),
             ("strategy", "strategy-old", true),
         ],
+        builds,
     }
 }

@@ -46,7 +46,16 @@ export function mountMarket(root: HTMLElement): () => void {
     h("label", {}, "RSI ", rsiInput),
     h("button", { type: "submit" }, "Show"),
   );
-  root.append(card("Market", form, error, chartBox, summary), card("Signals and trades", markerList));
+  // Zoom and scroll without a mouse wheel or a touch pad (phones, keyboards); dragging and the
+  // wheel work as well.
+  const button = (id: string, label: string, title: string) =>
+    h("button", { type: "button", id, title, "aria-label": title }, label);
+  const zoomIn = button("zoom-in", "+", "zoom in");
+  const zoomOut = button("zoom-out", "−", "zoom out");
+  const older = button("scroll-older", "◀", "older candles");
+  const newest = button("scroll-newest", "▶|", "newest candles");
+  const navigation = h("div", { class: "toolbar", id: "chart-navigation" }, zoomOut, zoomIn, older, newest);
+  root.append(card("Market", form, error, navigation, chartBox, summary), card("Signals and trades", markerList));
 
   const { chart, dispose } = themedChart(chartBox);
   const p = palette();
@@ -178,6 +187,11 @@ export function mountMarket(root: HTMLElement): () => void {
 
   // Older candles when the view reaches the left edge.
   const onRange = (range: { from: number; to: number } | null) => {
+    if (range) {
+      // The visible window, for tests and the benchmark: bars shown and the first one's index.
+      chartBox.setAttribute("data-visible-bars", String(Math.round(range.to - range.from)));
+      chartBox.setAttribute("data-visible-from", String(Math.round(range.from)));
+    }
     if (!range || !data || !data.has_more || loadingOlder || range.from > 20) return;
     loadingOlder = true;
     const mine = generation;
@@ -238,6 +252,25 @@ export function mountMarket(root: HTMLElement): () => void {
       // the next event or a resync reloads
     }
   };
+
+  const moveView = (change: (r: { from: number; to: number }) => { from: number; to: number }) => {
+    const range = chart.timeScale().getVisibleLogicalRange();
+    if (range) chart.timeScale().setVisibleLogicalRange(change({ from: range.from, to: range.to }));
+  };
+  const zoomBy = (factor: number) =>
+    moveView((r) => {
+      const half = Math.max(5, ((r.to - r.from) * factor) / 2);
+      return { from: r.to - 2 * half, to: r.to }; // keep the right edge (the newest candle) in place
+    });
+  zoomIn.addEventListener("click", () => zoomBy(0.5));
+  zoomOut.addEventListener("click", () => zoomBy(2));
+  older.addEventListener("click", () =>
+    moveView((r) => {
+      const shift = Math.max(1, Math.round((r.to - r.from) * 0.75));
+      return { from: r.from - shift, to: r.to - shift };
+    }),
+  );
+  newest.addEventListener("click", () => chart.timeScale().scrollToRealTime());
 
   form.addEventListener("submit", (e) => {
     e.preventDefault();
