@@ -172,6 +172,27 @@ pub enum Error {
         detail: String,
     },
 
+    /// A push notification named a digest that the registry never answered for the tag within
+    /// the bounded back-off: the registry's answer is kept (a notification alone never pins).
+    #[error(
+        "a registry notification announced {repository}:{tag} as {expected}, but the registry still answers {answered} after {attempts} lookups over {} ms",
+        waited.as_millis()
+    )]
+    NotifiedPushNotSeen {
+        /// Repository.
+        repository: String,
+        /// Tag.
+        tag: String,
+        /// The digest the notification named.
+        expected: String,
+        /// What the registry answers.
+        answered: String,
+        /// Lookups made after the notification.
+        attempts: u32,
+        /// Time spent waiting between them.
+        waited: Duration,
+    },
+
     // ---- Registry notifications (the webhook's body).
     /// The body is not JSON.
     #[error("body is not JSON: {0}")]
@@ -369,6 +390,7 @@ impl Error {
                 "registry_error"
             }
             Error::NotificationNotJson(_) | Error::NotificationUnknownShape => "bad_notification",
+            Error::NotifiedPushNotSeen { .. } => "notified_push_not_seen",
         }
     }
 
@@ -406,6 +428,7 @@ impl Error {
                 "RegistryError"
             }
             Error::NotificationNotJson(_) | Error::NotificationUnknownShape => "BadNotification",
+            Error::NotifiedPushNotSeen { .. } => "NotifiedPushNotSeen",
             Error::Kube { .. }
             | Error::MissingObjectKey(_)
             | Error::Serialization(_)
