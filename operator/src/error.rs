@@ -172,11 +172,11 @@ pub enum Error {
         detail: String,
     },
 
-    /// A push notification named a digest that the registry never answered for the tag within
-    /// the bounded back-off: the registry's answer is kept (a notification alone never pins).
+    /// A push notification named a digest that the registry did not answer for the tag, even
+    /// after looking again with a bounded back-off: the registry's answer is kept (a notification
+    /// alone never pins). Reported until the tag moves or another push is notified.
     #[error(
-        "a registry notification announced {repository}:{tag} as {expected}, but the registry still answers {answered} after {attempts} lookups over {} ms",
-        waited.as_millis()
+        "a registry notification announced {repository}:{tag} as {expected}, but the registry still answers {answered} after looking again for several seconds; the notification alone is not trusted"
     )]
     NotifiedPushNotSeen {
         /// Repository.
@@ -187,10 +187,6 @@ pub enum Error {
         expected: String,
         /// What the registry answers.
         answered: String,
-        /// Lookups made after the notification.
-        attempts: u32,
-        /// Time spent waiting between them.
-        waited: Duration,
     },
 
     // ---- Registry notifications (the webhook's body).

@@ -182,8 +182,11 @@ pub fn requeue_after(spec: &TradingAgentSpec, failed_resolutions: u32) -> Durati
 pub struct Push {
     /// When the notification arrived.
     pub at: Instant,
-    /// The digest it named, until a lookup converged on it or gave up waiting for it.
+    /// The digest it named.
     pub expected: Option<Digest>,
+    /// A lookup already waited the whole back-off for `expected`: later lookups do not wait
+    /// again (they still report that the registry disagrees, until the tag moves).
+    pub waited_out: bool,
 }
 
 /// When each `repository:tag` was last announced as pushed (by a notification that concerned at
@@ -212,7 +215,11 @@ impl Pushes {
         }
         pushes.insert(
             (repository.to_owned(), tag.to_owned()),
-            Push { at, expected },
+            Push {
+                at,
+                expected,
+                waited_out: false,
+            },
         );
     }
 
@@ -223,16 +230,15 @@ impl Pushes {
             .cloned()
     }
 
-    /// Stop expecting a digest from the push of `repository:tag` that arrived `at` (a lookup
-    /// gave up waiting for it): later lookups take the registry's answer at once. A newer push
-    /// is left alone.
-    pub fn stop_expecting(&self, repository: &str, tag: &str, at: Instant) {
+    /// A lookup waited the whole back-off for the digest the push of `repository:tag` that
+    /// arrived `at` named: later lookups do not wait again. A newer push is left alone.
+    pub fn waited_out(&self, repository: &str, tag: &str, at: Instant) {
         if let Some(push) = self
             .lock()
             .get_mut(&(repository.to_owned(), tag.to_owned()))
             && push.at == at
         {
-            push.expected = None;
+            push.waited_out = true;
         }
     }
 
@@ -345,15 +351,13 @@ mod tests {
         let pushes = Pushes::default();
         let first = Instant::now();
         pushes.record("acme/app", "stable", first, Some(digest('b')));
-        pushes.stop_expecting("acme/app", "stable", first);
-        assert_eq!(pushes.last("acme/app", "stable").unwrap().expected, None);
+        pushes.waited_out("acme/app", "stable", first);
+        assert!(pushes.last("acme/app", "stable").unwrap().waited_out);
         let second = first + Duration::from_millis(1);
         pushes.record("acme/app", "stable", second, Some(digest('c')));
-        pushes.stop_expecting("acme/app", "stable", first);
-        assert_eq!(
-            pushes.last("acme/app", "stable").unwrap().expected,
-            Some(digest('c'))
-        );
+        pushes.waited_out("acme/app", "stable", first);
+        let last = pushes.last("acme/app", "stable").unwrap();
+        assert_eq!((last.expected, last.waited_out), (Some(digest('c')), false));
     }
 
     #[test]

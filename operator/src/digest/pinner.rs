@@ -19,7 +19,8 @@ use kube::Client;
 use tracing::{info, warn};
 
 use super::freshness::{
-    AfterNotifiedPush, Freshness, ManualTriggers, after_notified_push, freshness,
+    AfterNotifiedPush, Freshness, ManualTriggers, NOTIFIED_PUSH_RETRIES, Push, after_notified_push,
+    freshness,
 };
 pub use super::outcome::ImageOutcome;
 use super::pull_secrets;
@@ -104,7 +105,7 @@ impl RegistryPinner {
             .resolve_with_any(&reference, &tag, &credentials, freshness)
             .await;
         if let Some(push) = self.triggers.last_push(reference.repository(), &tag)
-            && let Some(expected) = push.expected
+            && let Some(expected) = push.expected.clone()
         {
             result = self
                 .await_notified_push(
@@ -113,7 +114,7 @@ impl RegistryPinner {
                     &credentials,
                     &current,
                     &expected,
-                    push.at,
+                    &push,
                     result,
                 )
                 .await;
@@ -127,7 +128,8 @@ impl RegistryPinner {
     /// back-off of [`after_notified_push`], while the registry still answers the digest pinned
     /// before (CNCF Distribution notifies before it moves the tag in storage). When it never
     /// moves, the registry's answer stands (the notification alone is never trusted); if that
-    /// answer is the digest already pinned, the status says why nothing moved.
+    /// answer is the digest already pinned, the status says why nothing moved, until the tag
+    /// moves or another push is notified (later lookups do not wait again).
     #[allow(clippy::too_many_arguments)]
     async fn await_notified_push(
         &self,
@@ -136,11 +138,15 @@ impl RegistryPinner {
         credentials: &[crate::digest::Credentials],
         current: &Option<PinnedImage>,
         expected: &Digest,
-        pushed_at: Instant,
+        push: &Push,
         mut result: Result<Digest, Error>,
     ) -> Result<Digest, Error> {
         let before = current.as_ref().map(PinnedImage::digest);
-        let mut attempt = 0;
+        let mut attempt = if push.waited_out {
+            NOTIFIED_PUSH_RETRIES
+        } else {
+            0
+        };
         let mut waited = std::time::Duration::ZERO;
         loop {
             let Ok(answered) = &result else {
@@ -172,17 +178,20 @@ impl RegistryPinner {
                         .await;
                 }
                 AfterNotifiedPush::GaveUp => {
-                    self.triggers
-                        .stop_expecting(reference.repository(), tag, pushed_at);
                     let problem = Error::NotifiedPushNotSeen {
                         repository: reference.repository().to_owned(),
                         tag: tag.to_owned(),
                         expected: expected.to_string(),
                         answered: answered.to_string(),
-                        attempts: attempt + 1,
-                        waited,
                     };
-                    warn!(error = %problem, "registry notification not confirmed by the registry");
+                    if !push.waited_out {
+                        self.triggers
+                            .waited_out(reference.repository(), tag, push.at);
+                        warn!(
+                            error = %problem, waited_ms = waited.as_millis() as u64,
+                            "registry notification not confirmed by the registry"
+                        );
+                    }
                     return if Some(answered) == before {
                         Err(problem)
                     } else {

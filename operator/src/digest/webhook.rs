@@ -61,9 +61,9 @@ impl Triggers {
         self.pushed.last(repository, tag)
     }
 
-    /// A lookup gave up waiting for the digest the push at `at` named.
-    pub fn stop_expecting(&self, repository: &str, tag: &str, at: Instant) {
-        self.pushed.stop_expecting(repository, tag, at)
+    /// A lookup waited the whole back-off for the digest the push at `at` named.
+    pub fn waited_out(&self, repository: &str, tag: &str, at: Instant) {
+        self.pushed.waited_out(repository, tag, at)
     }
 
     /// When the last notification that triggered a reconcile arrived (for tests and logs).
