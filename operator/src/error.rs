@@ -189,6 +189,11 @@ pub enum Error {
         answered: String,
     },
 
+    // ---- The operator's own set-up.
+    /// The webhook's TLS certificate or key cannot be used.
+    #[error("webhook TLS: {0}")]
+    WebhookTls(String),
+
     // ---- Registry notifications (the webhook's body).
     /// The body is not JSON.
     #[error("body is not JSON: {0}")]
@@ -358,6 +363,7 @@ impl Error {
             Error::Leadership(_) => "leader_election",
             Error::KubeConfig(_) => "kube_config",
             Error::RegistryClient(_) => "registry_client",
+            Error::WebhookTls(_) => "webhook_tls",
             Error::Io(_) => "io",
             Error::ReconcilePanicked(_) => "panic",
             Error::ControllerStopped => "controller_stopped",
@@ -432,6 +438,7 @@ impl Error {
             | Error::Leadership(_)
             | Error::KubeConfig(_)
             | Error::RegistryClient(_)
+            | Error::WebhookTls(_)
             | Error::Io(_)
             | Error::ReconcilePanicked(_)
             | Error::ControllerStopped => "ReconcileError",

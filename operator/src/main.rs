@@ -9,6 +9,7 @@ use tracing::{error, info};
 
 use trading_agent_operator::digest::RegistryClientConfig;
 use trading_agent_operator::runtime::telemetry::{self, LogFormat};
+use trading_agent_operator::runtime::tls::WebhookTls;
 use trading_agent_operator::{Config, Error, Operator, WebhookToken, resource};
 
 /// Kubernetes operator for TradingAgent resources (tradingagents.dev/v1alpha1).
@@ -80,9 +81,19 @@ struct RunArgs {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
 
-    /// Address of the registry webhook (POST /registry/notifications, plain HTTP).
+    /// Address of the registry webhook (POST /registry/notifications; HTTPS with
+    /// --webhook-tls-cert and --webhook-tls-key, else plain HTTP).
     #[arg(long, env = "WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
     webhook_addr: SocketAddr,
+
+    /// PEM certificate chain (leaf first) the webhook serves HTTPS with; needs --webhook-tls-key.
+    /// Read once at start: a renewed certificate takes effect after a restart.
+    #[arg(long, env = "WEBHOOK_TLS_CERT", requires = "webhook_tls_key")]
+    webhook_tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --webhook-tls-cert.
+    #[arg(long, env = "WEBHOOK_TLS_KEY", requires = "webhook_tls_cert")]
+    webhook_tls_key: Option<std::path::PathBuf>,
 
     /// Bearer token the registry webhook requires; without one the webhook is not served.
     #[arg(long, env = "WEBHOOK_TOKEN", hide_env_values = true)]
@@ -169,6 +180,10 @@ async fn run_async(args: RunArgs) -> Result<(), Error> {
             .webhook_token
             .filter(|t| !t.trim().is_empty())
             .map(|t| WebhookToken(t.trim().to_owned())),
+        webhook_tls: args
+            .webhook_tls_cert
+            .zip(args.webhook_tls_key)
+            .map(|(cert, key)| WebhookTls { cert, key }),
         ..Config::new(identity, lease_namespace)
     };
     info!(
