@@ -4,6 +4,7 @@
 //!
 //! May depend on everything else in the crate; nothing depends on it.
 
+pub mod endpoint;
 pub mod leader;
 pub mod server;
 pub mod telemetry;
@@ -71,6 +72,8 @@ pub struct Config {
     pub webhook_token: Option<WebhookToken>,
     /// Serve the webhook over TLS with this certificate and key (plain HTTP without).
     pub webhook_tls: Option<tls::WebhookTls>,
+    /// Route the webhook Service to this process while it leads (the chart's EndpointSlice).
+    pub webhook_endpoint: Option<endpoint::WebhookEndpoint>,
 }
 
 impl Config {
@@ -90,6 +93,7 @@ impl Config {
             webhook_addr: None,
             webhook_token: None,
             webhook_tls: None,
+            webhook_endpoint: None,
         }
     }
 }
@@ -193,6 +197,8 @@ impl Operator {
             Some(pinner) => pinner,
             None => configured_pinner(&config, &client, &triggers, &metrics)?,
         };
+        // The webhook Service is routed to the leader only when this process serves it.
+        let endpoint = webhook.as_ref().and(config.webhook_endpoint.clone());
         let webhook_server = webhook.map(
             |Webhook {
                  listener,
@@ -234,20 +240,34 @@ impl Operator {
             progress,
         };
         let result = if config.leader_election {
-            leader::lead_then_control(&config, client, services, health.clone(), &shutdown).await
+            leader::lead_then_control(
+                &config,
+                client,
+                services,
+                health.clone(),
+                endpoint,
+                &shutdown,
+            )
+            .await
         } else {
             metrics.leader.set(1);
             health.set_leading(true);
-            let synced = health.clone();
+            let (on_synced, synced) = leader::synced_signal(health.clone());
+            let stop = shutdown.child_token();
+            let routing = leader::route_webhook_here(endpoint, &client, synced, &stop);
             reconcile::run(
                 client,
                 config.namespace.as_deref(),
                 config.concurrency,
                 services,
-                move || synced.set_synced(),
+                on_synced,
                 signal(&shutdown),
             )
             .await;
+            stop.cancel();
+            if let Some(routing) = routing {
+                let _ = routing.await;
+            }
             if shutdown.is_cancelled() {
                 Ok(())
             } else {
