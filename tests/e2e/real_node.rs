@@ -44,9 +44,10 @@ use trading_agent_tests::registry::{Notifications, RegistryOptions, TempRegistry
 
 const NAME: &str = "alpha";
 const API_TOKEN: &str = "level-3-token-0123456789abcdef";
-/// Polling beside the notifications: CNCF Distribution notifies a manifest push before it moves
-/// the tag, so a lookup on the notification could still see the old digest (seen here: the
-/// operator's HEAD answered 8 ms before skopeo's PUT completed).
+/// Polling beside the notifications, as a safety net: CNCF Distribution notifies a manifest push
+/// before it moves the tag (seen here: the operator's HEAD answered 8 ms before skopeo's PUT
+/// completed); the operator now looks again while the registry still answers the old digest
+/// (`digest/freshness.rs`, `after_notified_push`), so the notification alone moves it.
 const POLL_INTERVAL: &str = "2s";
 /// Long enough for a pull and a start on a loaded machine, short enough to keep the bad rollout brief.
 const PROGRESS_DEADLINE_SECONDS: u64 = 40;
