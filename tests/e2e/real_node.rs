@@ -387,15 +387,13 @@ async fn operator_in_cluster_from_the_chart() {
         "helm install --wait: the operator's pod Ready on the real node in {:.1} s",
         installed.elapsed().as_secs_f64()
     );
+    // The webhook Service has no selector: the leader writes its pod IP into its EndpointSlice,
+    // so kube-proxy sends every notification to the leader.
     let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
     let service = services
-        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={release}")))
+        .get(&format!("{release}-trading-agent-operator-webhook"))
         .await
-        .expect("services")
-        .items
-        .into_iter()
-        .next()
-        .expect("the chart's Service");
+        .expect("the chart's webhook Service");
     let cluster_ip = service
         .spec
         .and_then(|s| s.cluster_ip)
