@@ -57,10 +57,12 @@ crd: ## regenerate crds/tradingagents.yaml (and the chart's copy) from the Rust 
 # tests/e2e/real_node.rs: images pulled, containers started, probes answered; needs root). NODE=kwok
 # leaves level 3 out on purpose (real_node says so).
 test: export NODE ?= real
-test: tools pydeps lint ## everything: lint, unit, integration and end-to-end tests, level 3 on a real node (NODE=kwok: without it)
+test: tools pydeps lint ## everything: lint, unit, integration and end-to-end tests, level 3 on a real node (NODE=kwok: without it), then a short fuzz pass
 	@$(HARNESS)/with-cluster.sh $(CARGO) test --locked --workspace --no-fail-fast
+	@echo "fuzz: a short bounded pass, $${FUZZ_SMOKE_SECONDS:-5} s per target (make fuzz runs longer)"
+	@FUZZ_SECONDS=$${FUZZ_SMOKE_SECONDS:-5} scripts/fuzz.sh
 
-fuzz: ## run every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (default 60; needs nightly): executions and crashes
+fuzz: ## run every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (default 60; nightly, pinned cargo-fuzz cached by version): executions and crashes
 	@scripts/fuzz.sh
 
 demo: tools ## the golden path on a local stack: build, push, operator, TradingAgent, new push, workloads

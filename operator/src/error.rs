@@ -172,6 +172,28 @@ pub enum Error {
         detail: String,
     },
 
+    /// A push notification named a digest that the registry did not answer for the tag, even
+    /// after looking again with a bounded back-off: the registry's answer is kept (a notification
+    /// alone never pins). Reported until the tag moves or another push is notified.
+    #[error(
+        "a registry notification announced {repository}:{tag} as {expected}, but the registry still answers {answered} after looking again for several seconds; the notification alone is not trusted"
+    )]
+    NotifiedPushNotSeen {
+        /// Repository.
+        repository: String,
+        /// Tag.
+        tag: String,
+        /// The digest the notification named.
+        expected: String,
+        /// What the registry answers.
+        answered: String,
+    },
+
+    // ---- The operator's own set-up.
+    /// The webhook's TLS certificate or key cannot be used.
+    #[error("webhook TLS: {0}")]
+    WebhookTls(String),
+
     // ---- Registry notifications (the webhook's body).
     /// The body is not JSON.
     #[error("body is not JSON: {0}")]
@@ -341,6 +363,7 @@ impl Error {
             Error::Leadership(_) => "leader_election",
             Error::KubeConfig(_) => "kube_config",
             Error::RegistryClient(_) => "registry_client",
+            Error::WebhookTls(_) => "webhook_tls",
             Error::Io(_) => "io",
             Error::ReconcilePanicked(_) => "panic",
             Error::ControllerStopped => "controller_stopped",
@@ -369,6 +392,7 @@ impl Error {
                 "registry_error"
             }
             Error::NotificationNotJson(_) | Error::NotificationUnknownShape => "bad_notification",
+            Error::NotifiedPushNotSeen { .. } => "notified_push_not_seen",
         }
     }
 
@@ -406,6 +430,7 @@ impl Error {
                 "RegistryError"
             }
             Error::NotificationNotJson(_) | Error::NotificationUnknownShape => "BadNotification",
+            Error::NotifiedPushNotSeen { .. } => "NotifiedPushNotSeen",
             Error::Kube { .. }
             | Error::MissingObjectKey(_)
             | Error::Serialization(_)
@@ -413,6 +438,7 @@ impl Error {
             | Error::Leadership(_)
             | Error::KubeConfig(_)
             | Error::RegistryClient(_)
+            | Error::WebhookTls(_)
             | Error::Io(_)
             | Error::ReconcilePanicked(_)
             | Error::ControllerStopped => "ReconcileError",

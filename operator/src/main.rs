@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use trading_agent_operator::digest::RegistryClientConfig;
+use trading_agent_operator::runtime::endpoint::WebhookEndpoint;
 use trading_agent_operator::runtime::telemetry::{self, LogFormat};
+use trading_agent_operator::runtime::tls::WebhookTls;
 use trading_agent_operator::{Config, Error, Operator, WebhookToken, resource};
 
 /// Kubernetes operator for TradingAgent resources (tradingagents.dev/v1alpha1).
@@ -80,13 +82,32 @@ struct RunArgs {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
 
-    /// Address of the registry webhook (POST /registry/notifications, plain HTTP).
+    /// Address of the registry webhook (POST /registry/notifications; HTTPS with
+    /// --webhook-tls-cert and --webhook-tls-key, else plain HTTP).
     #[arg(long, env = "WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
     webhook_addr: SocketAddr,
+
+    /// PEM certificate chain (leaf first) the webhook serves HTTPS with; needs --webhook-tls-key.
+    /// Read once at start: a renewed certificate takes effect after a restart.
+    #[arg(long, env = "WEBHOOK_TLS_CERT", requires = "webhook_tls_key")]
+    webhook_tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --webhook-tls-cert.
+    #[arg(long, env = "WEBHOOK_TLS_KEY", requires = "webhook_tls_cert")]
+    webhook_tls_key: Option<std::path::PathBuf>,
 
     /// Bearer token the registry webhook requires; without one the webhook is not served.
     #[arg(long, env = "WEBHOOK_TOKEN", hide_env_values = true)]
     webhook_token: Option<String>,
+
+    /// EndpointSlice (in the Lease's namespace) of the webhook Service: the leader writes its
+    /// --pod-ip there, so only the leader receives webhook traffic. Unset: not routed.
+    #[arg(long, env = "WEBHOOK_ENDPOINT_SLICE", requires = "pod_ip")]
+    webhook_endpoint_slice: Option<String>,
+
+    /// This pod's IP address (from the downward API), written to --webhook-endpoint-slice.
+    #[arg(long, env = "POD_IP")]
+    pod_ip: Option<std::net::IpAddr>,
 
     /// A registry (HOST[:PORT]) spoken to over plain HTTP, for local development; repeatable.
     /// Also the only hosts whose plain-HTTP token realm (Bearer challenge) is followed.
@@ -143,10 +164,20 @@ async fn run_async(args: RunArgs) -> Result<(), Error> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| Error::KubeConfig(e.to_string()))?;
+    let pod_name = args.identity.clone();
     let identity = args.identity.unwrap_or_else(default_identity);
     let lease_namespace = args
         .lease_namespace
         .unwrap_or_else(|| client.default_namespace().to_owned());
+    let webhook_endpoint = args
+        .webhook_endpoint_slice
+        .zip(args.pod_ip)
+        .map(|(slice, address)| WebhookEndpoint {
+            namespace: lease_namespace.clone(),
+            slice,
+            address,
+            pod: pod_name,
+        });
     let config = Config {
         metrics_addr: args.metrics_addr,
         leader_election: args.leader_election,
@@ -169,6 +200,11 @@ async fn run_async(args: RunArgs) -> Result<(), Error> {
             .webhook_token
             .filter(|t| !t.trim().is_empty())
             .map(|t| WebhookToken(t.trim().to_owned())),
+        webhook_tls: args
+            .webhook_tls_cert
+            .zip(args.webhook_tls_key)
+            .map(|(cert, key)| WebhookTls { cert, key }),
+        webhook_endpoint,
         ..Config::new(identity, lease_namespace)
     };
     info!(

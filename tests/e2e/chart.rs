@@ -309,7 +309,10 @@ fn rules_of(objects: &[&Value]) -> BTreeMap<(String, Vec<String>), BTreeSet<Stri
 
 /// What the operator's code calls, and nothing more (`operator/src/reconcile/`, `operator/src/digest/`,
 /// `operator/src/runtime/`, kube-runtime's event Recorder, kube-lease-manager).
-fn expected_rules(lease_name: &str) -> BTreeMap<(String, Vec<String>), BTreeSet<String>> {
+fn expected_rules(
+    lease_name: &str,
+    webhook_slice: Option<&str>,
+) -> BTreeMap<(String, Vec<String>), BTreeSet<String>> {
     let rule = |key: &str, names: &[&str], verbs: &[&str]| {
         (
             (
@@ -319,7 +322,7 @@ fn expected_rules(lease_name: &str) -> BTreeMap<(String, Vec<String>), BTreeSet<
             verbs.iter().map(|v| (*v).to_owned()).collect(),
         )
     };
-    BTreeMap::from([
+    let mut rules = BTreeMap::from([
         rule(
             "tradingagents.dev/tradingagents",
             &[],
@@ -359,7 +362,27 @@ fn expected_rules(lease_name: &str) -> BTreeMap<(String, Vec<String>), BTreeSet<
             &[lease_name],
             &["get", "patch"],
         ),
-    ])
+    ]);
+    // Only the leader receives webhook traffic: it writes its address into this one slice.
+    if let Some(slice) = webhook_slice {
+        rules.extend([rule(
+            "discovery.k8s.io/endpointslices",
+            &[slice],
+            &["patch"],
+        )]);
+    }
+    rules
+}
+
+/// Whether an RBAC object is one of the chart's aggregated roles for people (not the operator's).
+fn is_aggregated(object: &Value) -> bool {
+    object["metadata"]["labels"]
+        .as_object()
+        .is_some_and(|labels| {
+            labels
+                .keys()
+                .any(|k| k.starts_with("rbac.authorization.k8s.io/aggregate-to-"))
+        })
 }
 
 fn items_of_kind<'a>(list: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -476,12 +499,14 @@ async fn rendered_chart_is_accepted_by_the_api_server_hardened_and_least_privile
     let variants: [(&str, Vec<&str>); 3] = [
         ("defaults", vec![]),
         (
-            "two replicas, pinned image, network policy",
+            "two replicas, pinned image, network policy, webhook with TLS",
             vec![
                 "replicaCount=2",
                 &digest,
                 "networkPolicy.enabled=true",
                 "logFormat=text",
+                "webhook.tokenSecret.name=hook-token",
+                "webhook.tls.secretName=hook-tls",
             ],
         ),
         (
@@ -564,32 +589,96 @@ async fn rendered_chart_is_accepted_by_the_api_server_hardened_and_least_privile
         }
 
         let services = items_of_kind(&list, "Service");
-        assert_eq!(services.len(), 1, "{label}");
-        let ports: Vec<_> = services[0]["spec"]["ports"]
-            .as_array()
-            .expect("ports")
-            .iter()
-            .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
-            .collect();
-        if sets.contains(&"webhook.enabled=false") {
-            assert_eq!(ports, ["metrics"], "{label}");
+        let ports = |service: &Value| -> Vec<String> {
+            service["spec"]["ports"]
+                .as_array()
+                .expect("ports")
+                .iter()
+                .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let slice = format!("{}-webhook", fullname(&ns));
+        // The webhook is served only with a token; then its Service has no selector and its one
+        // EndpointSlice starts empty (the leader writes its address there).
+        let served = sets.contains(&"webhook.tokenSecret.name=hook-token");
+        if served {
+            assert_eq!(services.len(), 2, "{label}");
+            assert_eq!(ports(services[0]), ["metrics"], "{label}");
+            assert_eq!(services[1]["metadata"]["name"], slice.as_str(), "{label}");
+            assert_eq!(ports(services[1]), ["webhook"], "{label}");
+            assert!(services[1]["spec"].get("selector").is_none(), "{label}");
+            let slices = items_of_kind(&list, "EndpointSlice");
+            assert_eq!(slices.len(), 1, "{label}");
+            assert_eq!(
+                slices[0]["metadata"]["labels"]["kubernetes.io/service-name"],
+                slice.as_str()
+            );
+            assert!(
+                slices[0]["endpoints"].as_array().is_none_or(Vec::is_empty),
+                "{label}"
+            );
+            assert!(
+                args.contains(&format!("--webhook-endpoint-slice={slice}")),
+                "{label}: {args:?}"
+            );
+            assert!(
+                args.iter().any(|a| a.starts_with("--webhook-tls-cert=")),
+                "{label}: {args:?}"
+            );
+            let volumes = pod["volumes"].as_array().expect("volumes");
+            assert!(
+                volumes
+                    .iter()
+                    .any(|v| v["secret"]["secretName"] == "hook-tls"),
+                "{label}: {volumes:?}"
+            );
         } else {
-            assert_eq!(ports, ["metrics", "webhook"], "{label}");
+            assert_eq!(services.len(), 1, "{label}");
+            assert_eq!(ports(services[0]), ["metrics"], "{label}");
+            assert!(items_of_kind(&list, "EndpointSlice").is_empty(), "{label}");
         }
 
-        let roles: Vec<&Value> = items_of_kind(&list, "ClusterRole")
+        let (aggregated, roles): (Vec<&Value>, Vec<&Value>) = items_of_kind(&list, "ClusterRole")
             .into_iter()
             .chain(items_of_kind(&list, "Role"))
-            .collect();
+            .partition(|r| is_aggregated(r));
         assert_eq!(
             rules_of(&roles),
-            expected_rules(&fullname(&ns)),
+            expected_rules(&fullname(&ns), served.then_some(slice.as_str())),
             "{label}: the chart grants exactly what the operator uses"
+        );
+        // The roles for people: view reads, edit (and admin) manage; neither writes the status.
+        assert_eq!(aggregated.len(), 2, "{label}");
+        let aggregated_rules = rules_of(&aggregated);
+        assert_eq!(
+            aggregated_rules
+                .get(&("tradingagents.dev/tradingagents".to_owned(), vec![]))
+                .map(|verbs| verbs.iter().map(String::as_str).collect::<Vec<_>>()),
+            Some(vec![
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch"
+            ]),
+            "{label}"
+        );
+        assert_eq!(
+            aggregated_rules
+                .get(&("tradingagents.dev/tradingagents/status".to_owned(), vec![]))
+                .map(|verbs| verbs.iter().map(String::as_str).collect::<Vec<_>>()),
+            Some(vec!["get", "list", "watch"]),
+            "{label}"
         );
         if sets.contains(&watch.as_str()) {
             assert!(
-                items_of_kind(&list, "ClusterRole").is_empty(),
-                "{label}: no cluster-wide rights when one namespace is watched"
+                items_of_kind(&list, "ClusterRole")
+                    .into_iter()
+                    .all(is_aggregated),
+                "{label}: no cluster-wide rights for the operator when one namespace is watched"
             );
             assert!(
                 args.contains(&format!("--namespace={ns}")),
@@ -670,7 +759,7 @@ async fn install_grants_no_wildcards_and_upgrade_and_uninstall_leave_nothing_beh
     .json();
     assert_eq!(
         rules_of(&[&cluster_role, &lease_role]),
-        expected_rules(&name)
+        expected_rules(&name, None)
     );
     let binding = kubectl(&["get", "clusterrolebinding", &name, "-o", "json"])
         .expect_ok("reading the ClusterRoleBinding")
@@ -787,6 +876,51 @@ async fn install_grants_no_wildcards_and_upgrade_and_uninstall_leave_nothing_beh
         );
     }
 
+    // People: the built-in view and edit roles cover TradingAgents (aggregated by the
+    // controller-manager from the chart's labelled ClusterRoles). view only reads; edit manages;
+    // neither writes the status, which is the operator's.
+    const TA: &str = "tradingagents.tradingagents.dev";
+    for (user, role) in [("alice", "view"), ("bob", "edit")] {
+        kubectl(&[
+            "create",
+            "rolebinding",
+            &format!("{user}-{role}"),
+            "--clusterrole",
+            role,
+            "--user",
+            user,
+            "--namespace",
+            &ns,
+        ])
+        .expect_ok("binding a built-in role");
+    }
+    eventually(
+        "view and edit aggregate the TradingAgent rules",
+        Duration::from_secs(30),
+        || can_i("alice", &ns, "list", TA, "") && can_i("bob", &ns, "create", TA, ""),
+    )
+    .await;
+    for (user, verb, sub, allowed) in [
+        ("alice", "get", "", true),
+        ("alice", "watch", "", true),
+        ("alice", "get", "status", true),
+        ("alice", "create", "", false),
+        ("alice", "delete", "", false),
+        ("bob", "update", "", true),
+        ("bob", "delete", "", true),
+        ("bob", "patch", "status", false),
+    ] {
+        assert_eq!(
+            can_i(user, &ns, verb, TA, sub),
+            allowed,
+            "{user}: {verb} tradingagents {sub}"
+        );
+    }
+    assert!(
+        !can_i("bob", "default", "create", TA, ""),
+        "only where bound"
+    );
+
     // Upgrade with changed values.
     let chart = chart_dir();
     let started = Instant::now();
@@ -873,17 +1007,16 @@ async fn install_grants_no_wildcards_and_upgrade_and_uninstall_leave_nothing_beh
             "{object} left: {get:?}"
         );
     }
-    for kind in ["clusterrole", "clusterrolebinding"] {
-        let get = kubectl(&[
-            "get",
-            &format!("{kind}/{name}"),
-            "--ignore-not-found",
-            "-o",
-            "name",
-        ]);
+    for object in [
+        format!("clusterrole/{name}"),
+        format!("clusterrolebinding/{name}"),
+        format!("clusterrole/{name}-view"),
+        format!("clusterrole/{name}-edit"),
+    ] {
+        let get = kubectl(&["get", &object, "--ignore-not-found", "-o", "name"]);
         assert!(
             get.ok && get.stdout.trim().is_empty(),
-            "{kind}/{name} left: {get:?}"
+            "{object} left: {get:?}"
         );
     }
     let releases = kubectl(&[
@@ -1072,4 +1205,231 @@ async fn operator_runs_with_exactly_the_charts_rbac() {
         .expect("the operator stops within 30 s")
         .expect("the operator task");
     assert!(outcome.is_ok(), "operator: {outcome:?}");
+}
+
+/// Only the leader receives webhook traffic. Two operators run on the host as the chart's
+/// ServiceAccount (so the chart's Role must let the leader patch the webhook EndpointSlice), each
+/// serving the webhook on its own loopback address with the chart's port, as two pods would. The
+/// test routes each push as kube-proxy would: to a ready endpoint of the webhook Service's
+/// EndpointSlice, picked at random. The API server refuses loopback addresses in an
+/// EndpointSlice, so each replica publishes a "pod IP" from TEST-NET-1 (192.0.2.N) and the test
+/// delivers what is routed there to 127.0.0.N, as a pod network would to the pod. Figures: the share of pushes handled (202) at the first try
+/// with this design, the same share if traffic were spread over both replicas as a selector
+/// Service does, and what a graceful leader change costs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_receives_webhook_pushes() {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use trading_agent_operator::WebhookToken;
+    use trading_agent_operator::runtime::endpoint::WebhookEndpoint;
+
+    const PUSHES: usize = 200;
+    const TOKEN: &str = "leader-only-token-0123456789";
+    let mut cleanup = Cleanup::default();
+    let ns = namespace(&mut cleanup, "chart-hook", true).await;
+    let release = ns.clone();
+    let name = fullname(&release);
+    let slice_name = format!("{name}-webhook");
+    apply_crd();
+    kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "hook-token",
+        "--namespace",
+        &ns,
+        &format!("--from-literal=token={TOKEN}"),
+    ])
+    .expect_ok("creating the token Secret");
+    helm_install(
+        &mut cleanup,
+        &release,
+        &ns,
+        &["webhook.tokenSecret.name=hook-token"],
+    );
+    let subject = service_account(&release, &ns);
+    let slice_resource = format!("endpointslices.discovery.k8s.io/{slice_name}");
+    assert!(can_i(&subject, &ns, "patch", &slice_resource, ""));
+    for (verb, resource) in [
+        ("patch", "endpointslices.discovery.k8s.io/another-slice"),
+        ("create", "endpointslices.discovery.k8s.io"),
+        ("patch", "pods"),
+        ("update", "pods"),
+    ] {
+        assert!(
+            !can_i(&subject, &ns, verb, resource, ""),
+            "the chart grants {verb} {resource} in the release namespace"
+        );
+    }
+
+    let admin = cluster::client().await.expect("cluster client");
+    let slices: kube::Api<EndpointSlice> = kube::Api::namespaced(admin, &ns);
+    let port = trading_agent_tests::process::free_loopback_port().expect("port");
+    let start = |n: u8| {
+        let (ns, name, slice_name) = (ns.clone(), name.clone(), slice_name.clone());
+        async move {
+            let mut config = cluster::config().await.expect("harness kubeconfig");
+            config.auth_info.impersonate = Some(service_account(&ns, &ns));
+            let client = kube::Client::try_from(config).expect("impersonating client");
+            let operator_config = Config {
+                metrics_addr: SocketAddr::from(([127, 0, 0, n], 0)),
+                lease_name: name.clone(),
+                namespace: Some(ns.clone()),
+                webhook_addr: Some(SocketAddr::from(([127, 0, 0, n], port))),
+                webhook_token: Some(WebhookToken(TOKEN.to_owned())),
+                webhook_endpoint: Some(WebhookEndpoint {
+                    namespace: ns.clone(),
+                    slice: slice_name,
+                    address: std::net::IpAddr::from([192, 0, 2, n]),
+                    pod: Some(format!("{name}-replica-{n}")),
+                }),
+                ..Config::new(format!("{ns}-replica-{n}"), ns.clone())
+            };
+            let operator = Operator::bind(operator_config).await.expect("binding");
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let running = tokio::spawn(operator.run(client, Clone::clone(&shutdown)));
+            (shutdown, running)
+        }
+    };
+    let replicas = [start(2).await, start(3).await];
+    let addresses = ["192.0.2.2", "192.0.2.3"];
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("HTTP client");
+    let body = r#"{"repository":"acme/agent","tag":"stable"}"#;
+    // The "pod network": what is routed to 192.0.2.N is delivered to 127.0.0.N.
+    let push = |address: String| {
+        let host = address.replace("192.0.2.", "127.0.0.");
+        let request = http
+            .post(format!("http://{host}:{port}/registry/notifications"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(body);
+        async move {
+            match request.send().await {
+                Ok(response) => response.status().as_u16(),
+                Err(_) => 0,
+            }
+        }
+    };
+    let ready_endpoints = || {
+        let slices = slices.clone();
+        let slice_name = slice_name.clone();
+        async move {
+            let slice = slices.get(&slice_name).await.expect("reading the slice");
+            slice
+                .endpoints
+                .iter()
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+                .flat_map(|e| e.addresses.clone())
+                .collect::<Vec<String>>()
+        }
+    };
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ u64::from(port);
+    let mut pick = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+
+    // A leader is elected and routes the Service to itself.
+    let started = Instant::now();
+    let mut routed = Vec::new();
+    while started.elapsed() < Duration::from_secs(60) {
+        routed = ready_endpoints().await;
+        if !routed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(routed.len(), 1, "exactly the leader is routed: {routed:?}");
+    println!(
+        "webhook routed to the leader {} {} ms after both replicas started",
+        routed[0],
+        started.elapsed().as_millis()
+    );
+
+    // Steady state, as kube-proxy routes it: every push reaches the leader at the first try.
+    let mut first_try = 0;
+    for _ in 0..PUSHES {
+        let endpoints = ready_endpoints().await;
+        if endpoints.is_empty() {
+            continue;
+        }
+        let chosen = endpoints[pick(endpoints.len())].clone();
+        if push(chosen).await == 202 {
+            first_try += 1;
+        }
+    }
+    // The same pushes spread over both replicas, as a Service selecting every operator pod does.
+    let mut spread_first_try = 0;
+    for _ in 0..PUSHES {
+        if push(addresses[pick(2)].to_owned()).await == 202 {
+            spread_first_try += 1;
+        }
+    }
+    println!(
+        "2 replicas, {PUSHES} pushes each: first-try success {first_try}/{PUSHES} ({:.1} %) routed to the leader; {spread_first_try}/{PUSHES} ({:.1} %) spread over both replicas",
+        100.0 * first_try as f64 / PUSHES as f64,
+        100.0 * spread_first_try as f64 / PUSHES as f64
+    );
+    assert_eq!(
+        first_try, PUSHES,
+        "every push reaches the leader at the first try"
+    );
+    assert!(spread_first_try < PUSHES, "a standby answers 503");
+
+    // A graceful leader change: the leader withdraws its address and releases the Lease; the
+    // standby takes over and routes the Service to itself.
+    let leader = addresses
+        .iter()
+        .position(|a| *a == routed[0])
+        .expect("the routed address is a replica");
+    let standby = 1 - leader;
+    let [first, second] = replicas;
+    let (leaving, staying) = if leader == 0 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let stopped = Instant::now();
+    leaving.0.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), leaving.1)
+        .await
+        .expect("the leader stops within 30 s")
+        .expect("the operator task");
+    assert!(outcome.is_ok(), "operator: {outcome:?}");
+    let (mut attempts, mut failed) = (0, 0);
+    let took_over = loop {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "the standby never took over"
+        );
+        attempts += 1;
+        let endpoints = ready_endpoints().await;
+        if let Some(address) = endpoints.first()
+            && push(address.clone()).await == 202
+        {
+            break stopped.elapsed();
+        }
+        failed += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready_endpoints().await, [addresses[standby]]);
+    println!(
+        "graceful leader change: the new leader handled a push {} ms after the old one was told to stop ({failed} of {attempts} pushes, one per 100 ms, found no routed leader meanwhile; a registry retries them)",
+        took_over.as_millis()
+    );
+
+    staying.0.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), staying.1)
+        .await
+        .expect("the operator stops within 30 s")
+        .expect("the operator task");
+    assert!(outcome.is_ok(), "operator: {outcome:?}");
+    assert!(
+        ready_endpoints().await.is_empty(),
+        "the last leader withdrew its address"
+    );
 }

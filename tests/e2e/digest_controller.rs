@@ -751,3 +751,97 @@ async fn a_failed_first_lookup_is_retried_within_seconds_not_an_interval() {
     operator.stop().await;
     ns.delete(TIMEOUT).await.expect("delete namespace");
 }
+
+/// Debian's docker-registry (CNCF Distribution) sends the push notification before it moves the
+/// tag in storage, so the lookup the notification triggers may still see the old digest. Here the
+/// race is made certain: the notification (the registry's own envelope shape, naming the pushed
+/// manifest's digest) is delivered 300 ms before the tag moves. With polling off, only the
+/// operator looking again can roll it out. A notification naming a digest the tag never takes is
+/// not trusted: the old digest stays and the status says why.
+#[tokio::test]
+async fn a_notification_that_arrives_before_the_tag_moves_still_rolls_out() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let ns = namespace(&client, "digest-early").await;
+    let registry = TempRegistry::start(RegistryOptions::default()).expect("registry");
+    let operator = DigestOperator::start(&client, &ns.name, &[registry.host()], 0).await;
+    let pusher = Pusher::new(&registry.host());
+    let d1 = pusher
+        .push_image("acme/trading-agent", "stable", "early-v1")
+        .await
+        .unwrap();
+    let image = format!("{}/acme/trading-agent:stable", registry.host());
+    apply_agent(&client, &ns.name, &tracking_agent("early", &image, "0s", 1)).await;
+    wait_pinned(&client, &ns.name, "early", &d1, TIMEOUT).await;
+
+    // The new image exists under another tag; `stable` still names d1.
+    let d2 = pusher
+        .push_image("acme/trading-agent", "candidate", "early-v2")
+        .await
+        .unwrap();
+    let notify = |digest: &str| {
+        let body = serde_json::to_vec(&json!({"events": [{
+            "id": "e", "timestamp": "2026-11-27T20:00:00Z", "action": "push",
+            "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+                       "repository": "acme/trading-agent", "tag": "stable"},
+            "request": {"method": "PUT"}
+        }]}))
+        .unwrap();
+        let request = reqwest::Client::new()
+            .post(operator.webhook_url())
+            .header("authorization", format!("Bearer {WEBHOOK_TOKEN}"))
+            .body(body);
+        async move { request.send().await.expect("POST").status().as_u16() }
+    };
+    let notified = Instant::now();
+    assert_eq!(notify(&d2).await, 202);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let moved = pusher
+        .push_image("acme/trading-agent", "stable", "early-v2")
+        .await
+        .unwrap();
+    assert_eq!(moved, d2, "the same manifest, now under stable");
+    let pinned = wait_pinned(&client, &ns.name, "early", &d2, Duration::from_secs(10)).await;
+    println!(
+        "notification 300 ms before the tag moved: pinned to the pushed digest {} ms after the notification",
+        pinned.duration_since(notified).as_millis()
+    );
+    assert!(
+        pinned.duration_since(notified) < Duration::from_secs(3),
+        "took {:?}",
+        pinned.duration_since(notified)
+    );
+
+    // A digest the tag never takes: looked up again for a bounded time, then the registry's
+    // answer (d2) stays and the status names the problem.
+    let forged = format!("sha256:{}", "f".repeat(64));
+    let started = Instant::now();
+    assert_eq!(notify(&forged).await, 202);
+    let agent = wait_condition(
+        &client,
+        &ns.name,
+        "early",
+        "ImageResolved",
+        "False",
+        Some("NotifiedPushNotSeen"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let condition = find_condition(&agent.status.as_ref().unwrap().conditions, "ImageResolved")
+        .unwrap()
+        .clone();
+    println!(
+        "forged notification: NotifiedPushNotSeen after {} ms: {}",
+        started.elapsed().as_millis(),
+        condition.message
+    );
+    assert!(condition.message.contains(&forged), "{}", condition.message);
+    assert_eq!(
+        agent.status.unwrap().image.unwrap().digest.as_deref(),
+        Some(d2.as_str())
+    );
+    for digest in deployment_digests(&client, &ns.name, "early").await {
+        assert_eq!(digest.as_deref(), Some(d2.as_str()));
+    }
+    operator.stop().await;
+}

@@ -44,9 +44,10 @@ use trading_agent_tests::registry::{Notifications, RegistryOptions, TempRegistry
 
 const NAME: &str = "alpha";
 const API_TOKEN: &str = "level-3-token-0123456789abcdef";
-/// Polling beside the notifications: CNCF Distribution notifies a manifest push before it moves
-/// the tag, so a lookup on the notification could still see the old digest (seen here: the
-/// operator's HEAD answered 8 ms before skopeo's PUT completed).
+/// Polling beside the notifications, as a safety net: CNCF Distribution notifies a manifest push
+/// before it moves the tag (seen here: the operator's HEAD answered 8 ms before skopeo's PUT
+/// completed); the operator now looks again while the registry still answers the old digest
+/// (`digest/freshness.rs`, `after_notified_push`), so the notification alone moves it.
 const POLL_INTERVAL: &str = "2s";
 /// Long enough for a pull and a start on a loaded machine, short enough to keep the bad rollout brief.
 const PROGRESS_DEADLINE_SECONDS: u64 = 40;
@@ -388,15 +389,13 @@ async fn operator_in_cluster_from_the_chart() {
         "helm install --wait: the operator's pod Ready on the real node in {:.1} s",
         installed.elapsed().as_secs_f64()
     );
+    // The webhook Service has no selector: the leader writes its pod IP into its EndpointSlice,
+    // so kube-proxy sends every notification to the leader.
     let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
     let service = services
-        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={release}")))
+        .get(&format!("{release}-trading-agent-operator-webhook"))
         .await
-        .expect("services")
-        .items
-        .into_iter()
-        .next()
-        .expect("the chart's Service");
+        .expect("the chart's webhook Service");
     let cluster_ip = service
         .spec
         .and_then(|s| s.cluster_ip)

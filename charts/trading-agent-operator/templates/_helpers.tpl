@@ -71,6 +71,28 @@ The leader-election Lease's name.
 {{- end }}
 
 {{/*
+Whether the registry webhook is served: enabled, and a token Secret named (the operator serves no
+webhook without a token).
+*/}}
+{{- define "trading-agent-operator.webhookServed" -}}
+{{- if and .Values.webhook.enabled .Values.webhook.tokenSecret.name }}true{{ end }}
+{{- end }}
+
+{{/*
+Name of the webhook Service and of its EndpointSlice (which the leader points at itself).
+*/}}
+{{- define "trading-agent-operator.webhookName" -}}
+{{- printf "%s-webhook" (include "trading-agent-operator.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+Where the webhook's TLS Secret is mounted.
+*/}}
+{{- define "trading-agent-operator.webhookTlsDir" -}}
+/etc/trading-agent-operator/webhook-tls
+{{- end }}
+
+{{/*
 The operator image: repository@digest when a digest is given (what runs is exactly what was
 tested), else repository:tag (tag defaulting to the chart's appVersion).
 */}}

@@ -4,7 +4,9 @@
 //! - the **polling interval** (`imageUpdate.interval`): no answer older than that; with polling
 //!   off, no older than [`RESYNC_INTERVAL`];
 //! - a **push**: a registry notification of the tag ([`Pushes`], recorded by the webhook) asks for
-//!   an answer that started after it arrived;
+//!   an answer that started after it arrived; when it names the pushed digest and the registry
+//!   still answers the digest pinned before, the lookup is repeated with a short bounded back-off
+//!   ([`after_notified_push`]: CNCF Distribution notifies before it moves the tag);
 //! - a **manual trigger**: a new value of the [`RESOLVE_NOW_ANNOTATION`] ([`ManualTriggers`]) asks
 //!   for an answer that started after it was seen.
 //!
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 
+use super::reference::Digest;
 use crate::resource::{TradingAgent, TradingAgentSpec, UpdateMode};
 
 /// How often a healthy TradingAgent is reconciled even without a change (drift safety net), and
@@ -54,6 +57,47 @@ pub const PUSH_MEMORY: Duration = Duration::from_secs(3600);
 /// How many `resolve-now` values are remembered; beyond that the memory starts afresh (costing at
 /// most one extra lookup per annotated TradingAgent).
 const MANUAL_TRIGGERS_REMEMBERED: usize = 10_000;
+
+/// First wait before looking again when the registry still answers the digest pinned before a
+/// notified push; doubled per attempt.
+pub const NOTIFIED_PUSH_RETRY_FIRST: Duration = Duration::from_millis(50);
+/// How many times the lookup is repeated after a notified push before the registry's answer is
+/// taken as it is: 50 ms doubling 7 times is at most 6.35 s of waiting in all.
+pub const NOTIFIED_PUSH_RETRIES: u32 = 7;
+
+/// What to do with a lookup that followed a push notification naming `expected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterNotifiedPush {
+    /// The registry answers the pushed digest, or a digest newer than the one pinned before (the
+    /// tag moved on again): take it.
+    Converged,
+    /// The registry still answers what was pinned before (or, with nothing pinned yet, another
+    /// digest): it has not moved the tag yet; look again after this long.
+    LookAgainIn(Duration),
+    /// Still not moved after [`NOTIFIED_PUSH_RETRIES`] repeats: take the registry's answer (a
+    /// notification is never trusted alone) and say so.
+    GaveUp,
+}
+
+/// The retry decision after lookup number `attempt` (0 = the first one after the notification)
+/// answered `answered`, when the notification named `expected` and `pinned_before` was pinned.
+pub fn after_notified_push(
+    expected: &Digest,
+    pinned_before: Option<&Digest>,
+    answered: &Digest,
+    attempt: u32,
+) -> AfterNotifiedPush {
+    let moved_on = pinned_before.is_some_and(|before| answered != before);
+    if answered == expected || moved_on {
+        AfterNotifiedPush::Converged
+    } else if attempt < NOTIFIED_PUSH_RETRIES {
+        AfterNotifiedPush::LookAgainIn(
+            NOTIFIED_PUSH_RETRY_FIRST.saturating_mul(1 << attempt.min(16)),
+        )
+    } else {
+        AfterNotifiedPush::GaveUp
+    }
+}
 
 /// How fresh a resolution must be.
 #[derive(Debug, Clone, Copy)]
@@ -133,31 +177,69 @@ pub fn requeue_after(spec: &TradingAgentSpec, failed_resolutions: u32) -> Durati
     }
 }
 
+/// One announced push of a tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    /// When the notification arrived.
+    pub at: Instant,
+    /// The digest it named.
+    pub expected: Option<Digest>,
+    /// A lookup already waited the whole back-off for `expected`: later lookups do not wait
+    /// again (they still report that the registry disagrees, until the tag moves).
+    pub waited_out: bool,
+}
+
 /// When each `repository:tag` was last announced as pushed (by a notification that concerned at
-/// least one TradingAgent).
+/// least one TradingAgent), and to which digest.
 #[derive(Debug, Default)]
 pub struct Pushes {
-    at: Mutex<HashMap<(String, String), Instant>>,
+    at: Mutex<HashMap<(String, String), Push>>,
 }
 
 impl Pushes {
-    /// Record a push of `repository:tag` that arrived `at`. Pushes older than [`PUSH_MEMORY`] are
-    /// forgotten (the reconciliations they queued ran long ago), and at most [`PUSHES_REMEMBERED`]
-    /// are kept (the oldest go first).
-    pub fn record(&self, repository: &str, tag: &str, at: Instant) {
+    /// Record a push of `repository:tag` that arrived `at`, naming `expected`. Pushes older than
+    /// [`PUSH_MEMORY`] are forgotten (the reconciliations they queued ran long ago), and at most
+    /// [`PUSHES_REMEMBERED`] are kept (the oldest go first).
+    pub fn record(&self, repository: &str, tag: &str, at: Instant, expected: Option<Digest>) {
         let mut pushes = self.lock();
         if pushes.len() >= PUSHES_REMEMBERED {
-            pushes.retain(|_, pushed| at.saturating_duration_since(*pushed) < PUSH_MEMORY);
+            pushes.retain(|_, pushed| at.saturating_duration_since(pushed.at) < PUSH_MEMORY);
         }
         if pushes.len() >= PUSHES_REMEMBERED
             && let Some(oldest) = pushes
                 .iter()
-                .min_by_key(|(_, pushed)| **pushed)
+                .min_by_key(|(_, pushed)| pushed.at)
                 .map(|(key, _)| key.clone())
         {
             pushes.remove(&oldest);
         }
-        pushes.insert((repository.to_owned(), tag.to_owned()), at);
+        pushes.insert(
+            (repository.to_owned(), tag.to_owned()),
+            Push {
+                at,
+                expected,
+                waited_out: false,
+            },
+        );
+    }
+
+    /// The last push of `repository:tag`.
+    pub fn last(&self, repository: &str, tag: &str) -> Option<Push> {
+        self.lock()
+            .get(&(repository.to_owned(), tag.to_owned()))
+            .cloned()
+    }
+
+    /// A lookup waited the whole back-off for the digest the push of `repository:tag` that
+    /// arrived `at` named: later lookups do not wait again. A newer push is left alone.
+    pub fn waited_out(&self, repository: &str, tag: &str, at: Instant) {
+        if let Some(push) = self
+            .lock()
+            .get_mut(&(repository.to_owned(), tag.to_owned()))
+            && push.at == at
+        {
+            push.waited_out = true;
+        }
     }
 
     /// How many pushes are remembered.
@@ -172,12 +254,10 @@ impl Pushes {
 
     /// When `repository:tag` was last announced as pushed.
     pub fn pushed_at(&self, repository: &str, tag: &str) -> Option<Instant> {
-        self.lock()
-            .get(&(repository.to_owned(), tag.to_owned()))
-            .copied()
+        self.last(repository, tag).map(|push| push.at)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Push>> {
         self.at.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -210,6 +290,75 @@ impl ManualTriggers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn digest(c: char) -> Digest {
+        Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+    }
+
+    /// Distribution notifies before it moves the tag: the old digest means "not yet", the pushed
+    /// one or any other newer one means done, and the wait is bounded.
+    #[test]
+    fn a_notified_push_is_looked_up_again_until_the_tag_moves_or_the_back_off_ends() {
+        let (old, pushed, newer) = (digest('a'), digest('b'), digest('c'));
+        use AfterNotifiedPush::*;
+        assert_eq!(
+            after_notified_push(&pushed, Some(&old), &pushed, 0),
+            Converged
+        );
+        assert_eq!(
+            after_notified_push(&pushed, Some(&old), &newer, 0),
+            Converged
+        );
+        assert_eq!(
+            after_notified_push(&pushed, Some(&pushed), &pushed, 0),
+            Converged
+        );
+        assert_eq!(
+            after_notified_push(&pushed, Some(&old), &old, 0),
+            LookAgainIn(Duration::from_millis(50))
+        );
+        assert_eq!(
+            after_notified_push(&pushed, Some(&old), &old, 3),
+            LookAgainIn(Duration::from_millis(400))
+        );
+        // Nothing pinned yet: only the pushed digest converges.
+        assert_eq!(
+            after_notified_push(&pushed, None, &old, 1),
+            LookAgainIn(Duration::from_millis(100))
+        );
+        assert_eq!(after_notified_push(&pushed, None, &pushed, 1), Converged);
+        let waits: Duration = (0..NOTIFIED_PUSH_RETRIES)
+            .map(
+                |n| match after_notified_push(&pushed, Some(&old), &old, n) {
+                    LookAgainIn(wait) => wait,
+                    other => panic!("attempt {n}: {other:?}"),
+                },
+            )
+            .sum();
+        assert_eq!(waits, Duration::from_millis(6350));
+        assert_eq!(
+            after_notified_push(&pushed, Some(&old), &old, NOTIFIED_PUSH_RETRIES),
+            GaveUp
+        );
+        assert_eq!(
+            after_notified_push(&pushed, Some(&old), &old, u32::MAX),
+            GaveUp
+        );
+    }
+
+    #[test]
+    fn giving_up_on_a_push_leaves_a_newer_push_alone() {
+        let pushes = Pushes::default();
+        let first = Instant::now();
+        pushes.record("acme/app", "stable", first, Some(digest('b')));
+        pushes.waited_out("acme/app", "stable", first);
+        assert!(pushes.last("acme/app", "stable").unwrap().waited_out);
+        let second = first + Duration::from_millis(1);
+        pushes.record("acme/app", "stable", second, Some(digest('c')));
+        pushes.waited_out("acme/app", "stable", first);
+        let last = pushes.last("acme/app", "stable").unwrap();
+        assert_eq!((last.expected, last.waited_out), (Some(digest('c')), false));
+    }
 
     #[test]
     fn freshness_is_the_strictest_of_interval_push_and_manual_trigger() {
@@ -345,7 +494,7 @@ mod tests {
         let pushes = Pushes::default();
         let at = Instant::now();
         assert_eq!(pushes.pushed_at("acme/app", "stable"), None);
-        pushes.record("acme/app", "stable", at);
+        pushes.record("acme/app", "stable", at, None);
         assert_eq!(pushes.pushed_at("acme/app", "stable"), Some(at));
         assert_eq!(pushes.pushed_at("acme/app", "next"), None);
 

@@ -256,3 +256,247 @@ async fn the_client_survives_a_registry_answering_at_random() {
     );
     assert_eq!(answered, LOOKUPS);
 }
+
+/// How a raw-TCP hostile registry answers one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Misbehaviour {
+    /// Accepts, reads the request, never answers.
+    Silent,
+    /// Sends the status line, then one header byte every 200 ms, forever.
+    SlowHeaders,
+    /// Complete headers (`Content-Length: 100`), then one body byte every 200 ms.
+    SlowBody,
+    /// Headers cut in the middle, then the connection closes.
+    TruncatedHeaders,
+    /// `Content-Length: 1000`, 10 bytes, then the connection closes.
+    TruncatedBody,
+    /// A manifest that never ends: `Content-Length` of 1 GiB, zeros streamed until the client
+    /// hangs up.
+    HugeManifest,
+    /// The same without a length (chunked), so only the client's own cap can stop it.
+    HugeChunkedManifest,
+    /// `Content-Length: 18446744073709551615` and a short body.
+    AbsurdLength,
+    /// A chunk size that overflows 64 bits.
+    BadChunkSize,
+    /// One header line of 1 MiB.
+    HugeHeader,
+    /// Closes at once without a byte.
+    Reset,
+}
+
+const MISBEHAVIOURS: [Misbehaviour; 11] = [
+    Misbehaviour::Silent,
+    Misbehaviour::SlowHeaders,
+    Misbehaviour::SlowBody,
+    Misbehaviour::TruncatedHeaders,
+    Misbehaviour::TruncatedBody,
+    Misbehaviour::HugeManifest,
+    Misbehaviour::HugeChunkedManifest,
+    Misbehaviour::AbsurdLength,
+    Misbehaviour::BadChunkSize,
+    Misbehaviour::HugeHeader,
+    Misbehaviour::Reset,
+];
+
+/// What the raw hostile server did.
+#[derive(Default)]
+struct Served {
+    connections: std::sync::atomic::AtomicU64,
+    /// Most bytes written on one huge-manifest connection before the client hung up.
+    most_huge_bytes: std::sync::atomic::AtomicU64,
+}
+
+/// Serve one connection of a registry that misbehaves as `lookup_behaviour` says for the
+/// repository named in the request (`/v2/hostile/<n>/manifests/...`, n indexing
+/// [`MISBEHAVIOURS`]). A HEAD is answered 200 without a digest for the body misbehaviours, so
+/// the client goes on to GET the manifest.
+async fn misbehave(mut stream: tokio::net::TcpStream, served: std::sync::Arc<Served>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    served.connections.fetch_add(1, Ordering::SeqCst);
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65_536 {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&request);
+    let head = text.starts_with("HEAD ");
+    let index = text
+        .split("/v2/hostile/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let behaviour = MISBEHAVIOURS[index % MISBEHAVIOURS.len()];
+    let body_behaviour = matches!(
+        behaviour,
+        Misbehaviour::SlowBody
+            | Misbehaviour::TruncatedBody
+            | Misbehaviour::HugeManifest
+            | Misbehaviour::HugeChunkedManifest
+            | Misbehaviour::AbsurdLength
+            | Misbehaviour::BadChunkSize
+    );
+    if head && body_behaviour {
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        return;
+    }
+    let ok = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n";
+    let _ = match behaviour {
+        Misbehaviour::Silent => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+        Misbehaviour::SlowHeaders => {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nX-Slow: ").await;
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if stream.write_all(b"a").await.is_err() {
+                    break Ok(());
+                }
+            }
+        }
+        Misbehaviour::SlowBody => {
+            let _ = stream
+                .write_all(format!("{ok}Content-Length: 100\r\n\r\n").as_bytes())
+                .await;
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if stream.write_all(b"{").await.is_err() {
+                    break Ok(());
+                }
+            }
+        }
+        Misbehaviour::TruncatedHeaders => stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Le").await,
+        Misbehaviour::TruncatedBody => {
+            stream
+                .write_all(format!("{ok}Content-Length: 1000\r\n\r\n{{\"schemaV").as_bytes())
+                .await
+        }
+        Misbehaviour::HugeManifest | Misbehaviour::HugeChunkedManifest => {
+            let chunked = behaviour == Misbehaviour::HugeChunkedManifest;
+            let headers = if chunked {
+                format!("{ok}Transfer-Encoding: chunked\r\n\r\n")
+            } else {
+                format!("{ok}Content-Length: {}\r\n\r\n", 1u64 << 30)
+            };
+            let _ = stream.write_all(headers.as_bytes()).await;
+            let zeros = vec![b'0'; 64 * 1024];
+            let mut written: u64 = 0;
+            while written < 1 << 30 {
+                let sent = if chunked {
+                    let mut frame = format!("{:x}\r\n", zeros.len()).into_bytes();
+                    frame.extend_from_slice(&zeros);
+                    frame.extend_from_slice(b"\r\n");
+                    stream.write_all(&frame).await
+                } else {
+                    stream.write_all(&zeros).await
+                };
+                if sent.is_err() {
+                    break;
+                }
+                written += zeros.len() as u64;
+            }
+            served.most_huge_bytes.fetch_max(written, Ordering::SeqCst);
+            Ok(())
+        }
+        Misbehaviour::AbsurdLength => {
+            stream
+                .write_all(
+                    format!("{ok}Content-Length: 18446744073709551615\r\n\r\n{{}}").as_bytes(),
+                )
+                .await
+        }
+        Misbehaviour::BadChunkSize => {
+            stream
+                .write_all(
+                    format!("{ok}Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\nx\r\n")
+                        .as_bytes(),
+                )
+                .await
+        }
+        Misbehaviour::HugeHeader => {
+            let mut answer = b"HTTP/1.1 200 OK\r\nX-Huge: ".to_vec();
+            answer.extend(std::iter::repeat_n(b'h', 1 << 20));
+            answer.extend_from_slice(b"\r\n\r\n");
+            stream.write_all(&answer).await
+        }
+        Misbehaviour::Reset => Ok(()),
+    };
+}
+
+/// The real client against a registry that answers slowly, cuts headers and bodies, and streams
+/// manifests that never end. Every lookup ends in an error within its time bound (the request
+/// timeout, for each request a lookup makes), the client stops reading a manifest at its size
+/// cap, and nothing panics. Prints the request counts and the bounds observed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_stays_bounded_against_slow_truncated_and_huge_answers() {
+    use futures::StreamExt;
+    use std::sync::atomic::Ordering;
+    const ROUNDS: usize = 2;
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let served = std::sync::Arc::new(Served::default());
+    let accepting = served.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(misbehave(stream, accepting.clone()));
+        }
+    });
+    let client = RegistryClient::new(RegistryClientConfig {
+        insecure_hosts: [host.clone()].into(),
+        request_timeout: TIMEOUT,
+    })
+    .unwrap();
+    let lookups: Vec<(Misbehaviour, Duration, Result<Digest, crate::error::Error>)> =
+        futures::stream::iter(0..MISBEHAVIOURS.len() * ROUNDS)
+            .map(|n| {
+                let (client, host) = (&client, &host);
+                async move {
+                    let behaviour = MISBEHAVIOURS[n % MISBEHAVIOURS.len()];
+                    let image = ImageReference::parse(&format!(
+                        "{host}/hostile/{}",
+                        n % MISBEHAVIOURS.len()
+                    ))
+                    .unwrap();
+                    let started = std::time::Instant::now();
+                    let result = client.resolve_tag(&image, &format!("t{n}"), None).await;
+                    (behaviour, started.elapsed(), result)
+                }
+            })
+            .buffer_unordered(MISBEHAVIOURS.len())
+            .collect()
+            .await;
+    server.abort();
+    let slowest = lookups.iter().map(|(_, took, _)| *took).max().unwrap();
+    for (behaviour, took, result) in &lookups {
+        assert!(result.is_err(), "{behaviour:?} gave a digest: {result:?}");
+        // HEAD then GET, each bounded by the request timeout.
+        assert!(
+            *took <= TIMEOUT * 2 + Duration::from_secs(1),
+            "{behaviour:?} took {took:?}"
+        );
+    }
+    let most_huge = served.most_huge_bytes.load(Ordering::SeqCst);
+    println!(
+        "hostile raw registry: {} lookups, {} connections served, {} requests counted by the client, slowest lookup {} ms, at most {} KiB of a 1 GiB manifest sent before the client hung up, 0 panics",
+        lookups.len(),
+        served.connections.load(Ordering::SeqCst),
+        client.request_count(),
+        slowest.as_millis(),
+        most_huge / 1024
+    );
+    // The client reads at most MAX_MANIFEST_BYTES (4 MiB); what the kernel buffers is on top.
+    assert!(most_huge > 0, "the huge manifests were streamed");
+    assert!(
+        most_huge < 32 * 1024 * 1024,
+        "the client kept reading a huge manifest: {most_huge} bytes"
+    );
+}

@@ -6,10 +6,14 @@
 //! `{"repository": "...", "tag": "..."}` for CI systems and other registries.
 //!
 //! A notification is only a hint to look again: the digest is always resolved at the registry, so
-//! a forged or mistaken notification can cost a request but never pin anything.
+//! a forged or mistaken notification can cost a request but never pin anything. The digest it
+//! announces (`target.digest`, or the generic form's optional `digest`) is kept as what the lookup
+//! should expect: CNCF Distribution sends the notification before it moves the tag in storage, so
+//! a lookup right after it may still see the old digest ([`super::pinner`] looks again, briefly).
 
 use serde::Deserialize;
 
+use super::reference::Digest;
 use crate::error::Error;
 
 /// A tag that was (re)pushed.
@@ -19,13 +23,22 @@ pub struct PushedTag {
     pub repository: String,
     /// The tag, e.g. `stable`.
     pub tag: String,
+    /// The digest of the pushed manifest, when the notification names a valid one.
+    pub digest: Option<Digest>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Body {
-    Envelope { events: Vec<Event> },
-    Generic { repository: String, tag: String },
+    Envelope {
+        events: Vec<Event>,
+    },
+    Generic {
+        repository: String,
+        tag: String,
+        #[serde(default)]
+        digest: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -44,6 +57,8 @@ struct Target {
     repository: String,
     #[serde(default)]
     tag: String,
+    #[serde(default)]
+    digest: String,
 }
 
 /// Manifest media types whose push moves a tag (anything else, e.g. a layer blob, is ignored).
@@ -52,17 +67,21 @@ fn is_manifest(media_type: &str) -> bool {
         || media_type == "application/vnd.docker.distribution.manifest.v1+prettyjws"
 }
 
-/// The tags a webhook body announces as pushed, deduplicated and sorted. An envelope of only
-/// ignorable events gives an empty list (answered 202, nothing to do).
+/// The tags a webhook body announces as pushed, one per `repository:tag` (the last event of a tag
+/// wins: events are in push order), sorted. An envelope of only ignorable events gives an empty
+/// list (answered 202, nothing to do). A malformed digest is dropped, not refused: the push still
+/// asks for a fresh lookup.
 pub fn pushed_tags(body: &[u8]) -> Result<Vec<PushedTag>, Error> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| Error::NotificationNotJson(e.to_string()))?;
     let parsed: Body =
         serde_json::from_value(value).map_err(|_| Error::NotificationUnknownShape)?;
-    let mut tags: Vec<PushedTag> = match parsed {
-        Body::Generic { repository, tag } if !repository.is_empty() && !tag.is_empty() => {
-            vec![PushedTag { repository, tag }]
-        }
+    let pushes: Vec<(String, String, String)> = match parsed {
+        Body::Generic {
+            repository,
+            tag,
+            digest,
+        } if !repository.is_empty() && !tag.is_empty() => vec![(repository, tag, digest)],
         Body::Generic { .. } => return Err(Error::NotificationUnknownShape),
         Body::Envelope { events } => events
             .into_iter()
@@ -70,15 +89,22 @@ pub fn pushed_tags(body: &[u8]) -> Result<Vec<PushedTag>, Error> {
                 e.action == "push" && !e.target.tag.is_empty() && !e.target.repository.is_empty()
             })
             .filter(|e| is_manifest(&e.target.media_type))
-            .map(|e| PushedTag {
-                repository: e.target.repository,
-                tag: e.target.tag,
-            })
+            .map(|e| (e.target.repository, e.target.tag, e.target.digest))
             .collect(),
     };
-    tags.sort();
-    tags.dedup();
-    Ok(tags)
+    let mut last: std::collections::BTreeMap<(String, String), Option<Digest>> =
+        std::collections::BTreeMap::new();
+    for (repository, tag, digest) in pushes {
+        last.insert((repository, tag), Digest::parse(&digest).ok());
+    }
+    Ok(last
+        .into_iter()
+        .map(|((repository, tag), digest)| PushedTag {
+            repository,
+            tag,
+            digest,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -88,7 +114,7 @@ mod tests {
     fn event(action: &str, media_type: &str, tag: &str) -> serde_json::Value {
         serde_json::json!({
             "id": "e1", "timestamp": "2026-11-24T02:00:00Z", "action": action,
-            "target": {"mediaType": media_type, "size": 708, "digest": "sha256:aa", "repository": "acme/agent",
+            "target": {"mediaType": media_type, "size": 708, "digest": DIGEST, "repository": "acme/agent",
                        "url": "http://127.0.0.1:5000/v2/acme/agent/manifests/sha256:aa", "tag": tag},
             "request": {"id": "r1", "addr": "127.0.0.1:1", "host": "127.0.0.1:5000", "method": "PUT", "useragent": "skopeo"},
             "actor": {}, "source": {"addr": "host:5000", "instanceID": "i"}
@@ -100,6 +126,7 @@ mod tests {
     }
 
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
     #[test]
     fn a_tagged_manifest_push_counts() {
@@ -108,8 +135,29 @@ mod tests {
             pushed_tags(&body),
             Ok(vec![PushedTag {
                 repository: "acme/agent".into(),
-                tag: "stable".into()
+                tag: "stable".into(),
+                digest: Some(Digest::parse(DIGEST).unwrap()),
             }])
+        );
+    }
+
+    #[test]
+    fn the_last_push_of_a_tag_names_the_digest_and_a_bad_digest_is_dropped() {
+        let mut second = event("push", OCI_MANIFEST, "stable");
+        second["target"]["digest"] = serde_json::json!(format!("sha256:{}", "b".repeat(64)));
+        let body = envelope(vec![event("push", OCI_MANIFEST, "stable"), second]);
+        let tags = pushed_tags(&body).unwrap();
+        assert_eq!(tags.len(), 1);
+        assert_eq!(
+            tags[0].digest.as_ref().map(Digest::as_str),
+            Some(format!("sha256:{}", "b".repeat(64)).as_str())
+        );
+        let mut forged = event("push", OCI_MANIFEST, "stable");
+        forged["target"]["digest"] = serde_json::json!("sha256:zz");
+        let tags = pushed_tags(&envelope(vec![forged])).unwrap();
+        assert_eq!(
+            (tags[0].tag.as_str(), tags[0].digest.clone()),
+            ("stable", None)
         );
     }
 
@@ -154,8 +202,15 @@ mod tests {
             pushed_tags(br#"{"repository":"acme/agent","tag":"stable"}"#),
             Ok(vec![PushedTag {
                 repository: "acme/agent".into(),
-                tag: "stable".into()
+                tag: "stable".into(),
+                digest: None,
             }])
+        );
+        let with_digest =
+            format!(r#"{{"repository":"acme/agent","tag":"stable","digest":"{DIGEST}"}}"#);
+        assert_eq!(
+            pushed_tags(with_digest.as_bytes()).unwrap()[0].digest,
+            Some(Digest::parse(DIGEST).unwrap())
         );
         assert_eq!(
             pushed_tags(br#"{"repository":"","tag":"stable"}"#),

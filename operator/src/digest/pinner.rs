@@ -16,8 +16,12 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use kube::Client;
+use tracing::{info, warn};
 
-use super::freshness::{ManualTriggers, freshness};
+use super::freshness::{
+    AfterNotifiedPush, Freshness, ManualTriggers, NOTIFIED_PUSH_RETRIES, Push, after_notified_push,
+    freshness,
+};
 pub use super::outcome::ImageOutcome;
 use super::pull_secrets;
 use crate::digest::TagResolver;
@@ -96,13 +100,106 @@ impl RegistryPinner {
             self.manual.is_new(agent).then(Instant::now),
             Instant::now(),
         );
-        let result = self
+        let mut result = self
             .tags
             .resolve_with_any(&reference, &tag, &credentials, freshness)
             .await;
+        if let Some(push) = self.triggers.last_push(reference.repository(), &tag)
+            && let Some(expected) = push.expected.clone()
+        {
+            result = self
+                .await_notified_push(
+                    &reference,
+                    &tag,
+                    &credentials,
+                    &current,
+                    &expected,
+                    &push,
+                    result,
+                )
+                .await;
+        }
         self.metrics
             .observe_registry_requests(self.tags.request_count());
         settle(&reference, current, result)
+    }
+
+    /// After a push notification named `expected`: look the tag up again, with the bounded
+    /// back-off of [`after_notified_push`], while the registry still answers the digest pinned
+    /// before (CNCF Distribution notifies before it moves the tag in storage). When it never
+    /// moves, the registry's answer stands (the notification alone is never trusted); if that
+    /// answer is the digest already pinned, the status says why nothing moved, until the tag
+    /// moves or another push is notified (later lookups do not wait again).
+    #[allow(clippy::too_many_arguments)]
+    async fn await_notified_push(
+        &self,
+        reference: &ImageReference,
+        tag: &str,
+        credentials: &[crate::digest::Credentials],
+        current: &Option<PinnedImage>,
+        expected: &Digest,
+        push: &Push,
+        mut result: Result<Digest, Error>,
+    ) -> Result<Digest, Error> {
+        let before = current.as_ref().map(PinnedImage::digest);
+        let mut attempt = if push.waited_out {
+            NOTIFIED_PUSH_RETRIES
+        } else {
+            0
+        };
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let Ok(answered) = &result else {
+                return result;
+            };
+            match after_notified_push(expected, before, answered, attempt) {
+                AfterNotifiedPush::Converged => {
+                    if attempt > 0 {
+                        info!(
+                            repository = reference.repository(), tag, digest = %answered,
+                            lookups = attempt + 1, waited_ms = waited.as_millis() as u64,
+                            "the registry moved the notified tag after the notification"
+                        );
+                    }
+                    return result;
+                }
+                AfterNotifiedPush::LookAgainIn(wait) => {
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                    attempt += 1;
+                    result = self
+                        .tags
+                        .resolve_with_any(
+                            reference,
+                            tag,
+                            credentials,
+                            Freshness::StartedAfter(Instant::now()),
+                        )
+                        .await;
+                }
+                AfterNotifiedPush::GaveUp => {
+                    let problem = Error::NotifiedPushNotSeen {
+                        repository: reference.repository().to_owned(),
+                        tag: tag.to_owned(),
+                        expected: expected.to_string(),
+                        answered: answered.to_string(),
+                    };
+                    if !push.waited_out {
+                        self.triggers
+                            .waited_out(reference.repository(), tag, push.at);
+                        warn!(
+                            error = %problem, waited_ms = waited.as_millis() as u64,
+                            "registry notification not confirmed by the registry"
+                        );
+                    }
+                    return if Some(answered) == before {
+                        Err(problem)
+                    } else {
+                        result
+                    };
+                }
+            }
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{debug, info, warn};
 
-use super::freshness::Pushes;
+use super::freshness::{Push, Pushes};
 use crate::digest::reference::ImageReference;
 use crate::digest::{PushedTag, pushed_tags};
 use crate::metrics::Metrics;
@@ -54,6 +54,16 @@ impl Triggers {
     /// least one TradingAgent).
     pub fn pushed_at(&self, repository: &str, tag: &str) -> Option<Instant> {
         self.pushed.pushed_at(repository, tag)
+    }
+
+    /// The last announced push of `repository:tag` (when, and the digest it named).
+    pub fn last_push(&self, repository: &str, tag: &str) -> Option<Push> {
+        self.pushed.last(repository, tag)
+    }
+
+    /// A lookup waited the whole back-off for the digest the push at `at` named.
+    pub fn waited_out(&self, repository: &str, tag: &str, at: Instant) {
+        self.pushed.waited_out(repository, tag, at)
     }
 
     /// When the last notification that triggered a reconcile arrived (for tests and logs).
@@ -92,14 +102,15 @@ impl Triggers {
             let Some(tag) = reference.tag_to_resolve() else {
                 continue;
             };
-            if !tags
+            let Some(pushed) = tags
                 .iter()
-                .any(|t| t.repository == reference.repository() && t.tag == tag)
-            {
+                .find(|t| t.repository == reference.repository() && t.tag == tag)
+            else {
                 continue;
-            }
+            };
             // Recorded before the reconcile is queued, so the pinner sees it.
-            self.pushed.record(reference.repository(), tag, at);
+            self.pushed
+                .record(reference.repository(), tag, at, pushed.digest.clone());
             if attached
                 .reconcile
                 .unbounded_send(ObjectRef::from_obj(agent.as_ref()))
@@ -298,6 +309,7 @@ mod tests {
         let tag = |repository: &str, tag: &str| PushedTag {
             repository: repository.into(),
             tag: tag.into(),
+            digest: None,
         };
         assert_eq!(
             triggers.notify(&[tag("acme/app", "stable")], Instant::now()),
@@ -354,15 +366,15 @@ mod tests {
         let pushes = Pushes::default();
         let start = Instant::now();
         for n in 0..PUSHES_REMEMBERED {
-            pushes.record("acme/app", &format!("t{n}"), start);
+            pushes.record("acme/app", &format!("t{n}"), start, None);
         }
         let later = start + PUSH_MEMORY + std::time::Duration::from_secs(1);
-        pushes.record("acme/app", "fresh", later);
+        pushes.record("acme/app", "fresh", later, None);
         assert_eq!(pushes.len(), 1, "the stale pushes went at once");
         assert_eq!(pushes.pushed_at("acme/app", "fresh"), Some(later));
         for n in 0..PUSHES_REMEMBERED + 5 {
             let at = later + std::time::Duration::from_millis(n as u64 + 1);
-            pushes.record("acme/app", &format!("n{n}"), at);
+            pushes.record("acme/app", &format!("n{n}"), at, None);
             assert!(pushes.len() <= PUSHES_REMEMBERED);
         }
         assert_eq!(pushes.pushed_at("acme/app", "fresh"), None, "oldest first");

@@ -11,6 +11,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::endpoint::WebhookEndpoint;
 use super::server::Health;
 use super::{Config, signal};
 use crate::error::{Error, Result};
@@ -22,12 +23,48 @@ async fn wait_leading(leading: &mut tokio::sync::watch::Receiver<bool>, want: bo
     leading.wait_for(|leader| *leader == want).await.is_ok()
 }
 
+/// `on_synced` for the controller: marks `health` synced and resolves the returned future.
+pub(super) fn synced_signal(
+    health: Arc<Health>,
+) -> (
+    impl FnOnce() + Send + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let on_synced = move || {
+        health.set_synced();
+        let _ = tx.send(());
+    };
+    let synced = async move {
+        if rx.await.is_err() {
+            // Never synced: never route traffic here.
+            std::future::pending::<()>().await;
+        }
+    };
+    (on_synced, synced)
+}
+
+/// Route the webhook Service to this process once the controller synced, until `stop`.
+pub(super) fn route_webhook_here(
+    endpoint: Option<WebhookEndpoint>,
+    client: &Client,
+    synced: impl std::future::Future<Output = ()> + Send + 'static,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let endpoint = endpoint?;
+    let (client, stop) = (client.clone(), stop.clone());
+    Some(tokio::spawn(async move {
+        endpoint.serve_while_leading(client, synced, stop).await
+    }))
+}
+
 /// Stand by for the Lease; run the controller while holding it, until `shutdown`.
 pub(super) async fn lead_then_control(
     config: &Config,
     client: Client,
     services: Services,
     health: Arc<Health>,
+    endpoint: Option<WebhookEndpoint>,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     let metrics = services.metrics.clone();
@@ -58,13 +95,14 @@ pub(super) async fn lead_then_control(
         metrics.leader.set(1);
         health.set_leading(true);
         let stop = CancellationToken::new();
-        let synced = health.clone();
+        let (on_synced, synced) = synced_signal(health.clone());
+        let routing = route_webhook_here(endpoint.clone(), &client, synced, &stop);
         let controller = reconcile::run(
             client.clone(),
             config.namespace.as_deref(),
             config.concurrency,
             services.clone(),
-            move || synced.set_synced(),
+            on_synced,
             signal(&stop),
         );
         tokio::pin!(controller);
@@ -78,6 +116,10 @@ pub(super) async fn lead_then_control(
             lost = wait_leading(&mut leading, false) => lost,
         };
         // Dropping the controller here aborts whatever it was still doing.
+        stop.cancel();
+        if let Some(routing) = routing {
+            let _ = routing.await;
+        }
         metrics.leader.set(0);
         health.set_leading(false);
         if lost {

@@ -4,9 +4,11 @@
 //!
 //! May depend on everything else in the crate; nothing depends on it.
 
+pub mod endpoint;
 pub mod leader;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +70,10 @@ pub struct Config {
     pub webhook_addr: Option<SocketAddr>,
     /// The bearer token the webhook requires.
     pub webhook_token: Option<WebhookToken>,
+    /// Serve the webhook over TLS with this certificate and key (plain HTTP without).
+    pub webhook_tls: Option<tls::WebhookTls>,
+    /// Route the webhook Service to this process while it leads (the chart's EndpointSlice).
+    pub webhook_endpoint: Option<endpoint::WebhookEndpoint>,
 }
 
 impl Config {
@@ -86,15 +92,24 @@ impl Config {
             registry: None,
             webhook_addr: None,
             webhook_token: None,
+            webhook_tls: None,
+            webhook_endpoint: None,
         }
     }
+}
+
+/// The webhook's bound listener, token and TLS configuration.
+struct Webhook {
+    listener: TcpListener,
+    token: WebhookToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A bound, not yet running operator.
 pub struct Operator {
     config: Config,
     listener: TcpListener,
-    webhook: Option<(TcpListener, WebhookToken)>,
+    webhook: Option<Webhook>,
     pinner: Option<Arc<dyn ImagePinner>>,
     triggers: Arc<Triggers>,
     metrics: Metrics,
@@ -107,7 +122,17 @@ impl Operator {
         let listener = TcpListener::bind(config.metrics_addr).await?;
         let webhook = match (config.webhook_addr, &config.webhook_token) {
             (Some(addr), Some(token)) if !token.0.is_empty() => {
-                Some((TcpListener::bind(addr).await?, token.clone()))
+                // Certificate problems stop the start-up: a webhook silently on plain HTTP
+                // would send the token in clear.
+                let tls = match &config.webhook_tls {
+                    Some(tls) => Some(tls.server_config()?),
+                    None => None,
+                };
+                Some(Webhook {
+                    listener: TcpListener::bind(addr).await?,
+                    token: token.clone(),
+                    tls,
+                })
             }
             (Some(addr), _) => {
                 warn!(%addr, "registry webhook disabled: no token configured (--webhook-token / WEBHOOK_TOKEN)");
@@ -138,7 +163,7 @@ impl Operator {
     pub fn webhook_addr(&self) -> Option<SocketAddr> {
         self.webhook
             .as_ref()
-            .and_then(|(listener, _)| listener.local_addr().ok())
+            .and_then(|webhook| webhook.listener.local_addr().ok())
     }
 
     /// The registry pushes the webhook recorded (for tests and embedding).
@@ -172,17 +197,29 @@ impl Operator {
             Some(pinner) => pinner,
             None => configured_pinner(&config, &client, &triggers, &metrics)?,
         };
-        let webhook_server = webhook.map(|(listener, token)| {
-            let app = webhook::router(WebhookState {
-                token: Arc::from(token.0.as_str()),
-                triggers: triggers.clone(),
-                metrics: metrics.clone(),
-            });
-            if let Ok(addr) = listener.local_addr() {
-                info!(%addr, path = webhook::PATH, "serving the registry webhook");
-            }
-            serve(listener, app, &shutdown)
-        });
+        // The webhook Service is routed to the leader only when this process serves it.
+        let endpoint = webhook.as_ref().and(config.webhook_endpoint.clone());
+        let webhook_server = webhook.map(
+            |Webhook {
+                 listener,
+                 token,
+                 tls,
+             }| {
+                let app = webhook::router(WebhookState {
+                    token: Arc::from(token.0.as_str()),
+                    triggers: triggers.clone(),
+                    metrics: metrics.clone(),
+                });
+                if let Ok(addr) = listener.local_addr() {
+                    let scheme = if tls.is_some() { "https" } else { "http" };
+                    info!(%addr, scheme, path = webhook::PATH, "serving the registry webhook");
+                }
+                match tls {
+                    Some(tls) => tls::serve_tls(listener, app, tls, &shutdown),
+                    None => serve(listener, app, &shutdown),
+                }
+            },
+        );
         let progress = Arc::new(reconcile::progress::Progress::default());
         let health = Arc::new(Health::new(config.leader_election).with_progress(progress.clone()));
         let app = server::router(AppState {
@@ -203,20 +240,34 @@ impl Operator {
             progress,
         };
         let result = if config.leader_election {
-            leader::lead_then_control(&config, client, services, health.clone(), &shutdown).await
+            leader::lead_then_control(
+                &config,
+                client,
+                services,
+                health.clone(),
+                endpoint,
+                &shutdown,
+            )
+            .await
         } else {
             metrics.leader.set(1);
             health.set_leading(true);
-            let synced = health.clone();
+            let (on_synced, synced) = leader::synced_signal(health.clone());
+            let stop = shutdown.child_token();
+            let routing = leader::route_webhook_here(endpoint, &client, synced, &stop);
             reconcile::run(
                 client,
                 config.namespace.as_deref(),
                 config.concurrency,
                 services,
-                move || synced.set_synced(),
+                on_synced,
                 signal(&shutdown),
             )
             .await;
+            stop.cancel();
+            if let Some(routing) = routing {
+                let _ = routing.await;
+            }
             if shutdown.is_cancelled() {
                 Ok(())
             } else {
