@@ -44,11 +44,11 @@ use trading_agent_tests::registry::{Notifications, RegistryOptions, TempRegistry
 
 const NAME: &str = "alpha";
 const API_TOKEN: &str = "level-3-token-0123456789abcdef";
-/// Polling beside the notifications, as a safety net: CNCF Distribution notifies a manifest push
-/// before it moves the tag (seen here: the operator's HEAD answered 8 ms before skopeo's PUT
-/// completed); the operator now looks again while the registry still answers the old digest
-/// (`digest/freshness.rs`, `after_notified_push`), so the notification alone moves it.
-const POLL_INTERVAL: &str = "2s";
+/// Polling off: every push here must roll out on the registry's notification alone. CNCF
+/// Distribution notifies a manifest push before it moves the tag (seen here: the operator's HEAD
+/// answered 8 ms before skopeo's PUT completed); the operator looks again while the registry still
+/// answers the old digest (`digest/freshness.rs`, `after_notified_push`).
+const POLL_INTERVAL: &str = "0s";
 /// Long enough for a pull and a start on a loaded machine, short enough to keep the bad rollout brief.
 const PROGRESS_DEADLINE_SECONDS: u64 = 40;
 
