@@ -12,6 +12,9 @@
 //! whose close time is at most `T`. [`load`] reads candles from the database or a CSV file;
 //! [`job`] runs backtests for the API and stores them.
 
+pub mod cli;
+pub mod input;
+pub mod job;
 pub mod metrics;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,428 @@
+//! Backtests against a real PostgreSQL: the same candles through the live path (strategy runner
+//! and bot, tick by tick) and through the backtest give identical trades; the API runs, lists and
+//! shows backtests, refuses bad requests with the right 4xx, and never touches live trading.
+
+mod common;
+
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use reqwest::Method;
+use serde_json::json;
+use sqlx::PgPool;
+use trading_agent::backtest::{self, BacktestInput, BacktestTrade, Unmonitored, input};
+use trading_agent::domain::exits::Exits;
+use trading_agent::domain::strategy::{CrossParams, RsiParams};
+use trading_agent::domain::{RiskLimits, StrategyParams, Timeframe};
+use trading_agent::metrics::Metrics;
+use trading_agent::store::{self, strategies::StrategySpec};
+use trading_agent::workers::bot::Bot;
+use trading_agent::workers::strategy::run_pass;
+
+use common::{TestApi, candles_with_closes, d, database, eventually};
+
+const TF: Timeframe = Timeframe::M1;
+const SYMBOLS: [&str; 2] = ["BTCUSDT", "ETHUSDT"];
+const CANDLES: usize = 700;
+
+fn first_open() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 22, 0, 0).unwrap() // crosses midnight: a new trading day
+}
+
+fn limits() -> RiskLimits {
+    RiskLimits {
+        stake_amount: d("100"),
+        max_open_trades: 3,
+        max_notional: d("1000"),
+        daily_loss_limit: d("500"),
+        fee_rate: d("0.001"),
+        slippage_bps: d("5"),
+        max_signal_age: ChronoDuration::minutes(15),
+        max_price_age: ChronoDuration::minutes(5),
+    }
+}
+
+/// A deterministic random walk with swings, so both strategies trade often.
+fn closes(seed: u64) -> Vec<f64> {
+    let mut state = seed;
+    let mut price = 100.0;
+    (0..CANDLES)
+        .map(|i| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let noise = ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
+            price *= 1.0 + 0.012 * noise + 0.0005 * ((i as f64) / 25.0).sin();
+            price
+        })
+        .collect()
+}
+
+async fn seed_strategies(pool: &PgPool) {
+    for symbol in SYMBOLS {
+        store::instruments::create(pool, symbol, &symbol[..3], "USDT")
+            .await
+            .unwrap();
+    }
+    let exits: Exits = serde_json::from_value(json!({
+        "stop_loss": "0.004", "trailing_stop": "0.006", "minimal_roi": {"30": "0.01"}
+    }))
+    .unwrap();
+    let specs = [
+        StrategySpec {
+            name: "sma 5/20".into(),
+            params: StrategyParams::SmaCross(CrossParams { fast: 5, slow: 20 }),
+            symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
+            timeframe: TF,
+            enabled: true,
+            exits,
+        },
+        StrategySpec {
+            name: "rsi 6".into(),
+            params: StrategyParams::Rsi(RsiParams {
+                period: 6,
+                oversold: 35.0,
+                overbought: 65.0,
+            }),
+            symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
+            timeframe: TF,
+            enabled: true,
+            exits: Exits::default(),
+        },
+    ];
+    for spec in &specs {
+        store::strategies::create(pool, spec).await.unwrap();
+    }
+}
+
+fn series() -> Vec<(&'static str, Vec<trading_agent::domain::Candle>)> {
+    let last = first_open() + TF.duration() * (CANDLES as i32 - 1);
+    vec![
+        (SYMBOLS[0], candles_with_closes(&closes(1), TF, last)),
+        (SYMBOLS[1], candles_with_closes(&closes(2), TF, last)),
+    ]
+}
+
+/// The live trades with the candles of the signals that opened and closed them, as the backtest
+/// reports them.
+async fn live_trades(pool: &PgPool) -> Vec<BacktestTrade> {
+    let rows: Vec<(
+        i64,
+        Option<i64>,
+        String,
+        DateTime<Utc>,
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+        Option<DateTime<Utc>>,
+        Option<rust_decimal::Decimal>,
+        Option<rust_decimal::Decimal>,
+        Option<rust_decimal::Decimal>,
+        Option<String>,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+    )> = sqlx::query_as(
+        "SELECT t.id, t.strategy_id, t.symbol, t.opened_at, t.quantity, t.entry_price, t.entry_fee,
+                    t.closed_at, t.exit_price, t.exit_fee, t.profit, t.exit_reason,
+                    (SELECT s.candle_open_time FROM orders o JOIN signals s ON s.id = o.signal_id
+                      WHERE o.trade_id = t.id AND o.side = 'buy'),
+                    (SELECT s.candle_open_time FROM orders o JOIN signals s ON s.id = o.signal_id
+                      WHERE o.trade_id = t.id AND o.side = 'sell')
+             FROM trades t ORDER BY t.id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, r)| BacktestTrade {
+            id: i as i64 + 1,
+            strategy_id: r.1.unwrap(),
+            symbol: r.2,
+            entry_candle: r.12,
+            opened_at: r.3,
+            quantity: r.4.normalize(),
+            entry_price: r.5.normalize(),
+            entry_fee: r.6.normalize(),
+            exit_candle: r.13,
+            closed_at: r.7,
+            exit_price: r.8.map(|v| v.normalize()),
+            exit_fee: r.9.map(|v| v.normalize()),
+            profit: r.10.map(|v| v.normalize()),
+            exit_reason: r
+                .11
+                .map(|text| trading_agent::domain::exits::ExitReason::parse(&text).unwrap()),
+        })
+        .collect()
+}
+
+fn normalized(trades: Vec<BacktestTrade>) -> Vec<BacktestTrade> {
+    trades
+        .into_iter()
+        .map(|t| BacktestTrade {
+            quantity: t.quantity.normalize(),
+            entry_price: t.entry_price.normalize(),
+            entry_fee: t.entry_fee.normalize(),
+            exit_price: t.exit_price.map(|v| v.normalize()),
+            exit_fee: t.exit_fee.map(|v| v.normalize()),
+            profit: t.profit.map(|v| v.normalize()),
+            ..t
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_and_backtest_trade_identically() {
+    let db = database("backtest_parity").await;
+    let pool = &db.pool;
+    seed_strategies(pool).await;
+    let data = series();
+
+    // The live path, tick by tick: each candle is written (final) at its close, then the
+    // strategy runner's pass, then the bot's tick (protective exits, then the signals).
+    let bot = Bot {
+        limits: limits(),
+        metrics: Metrics::new("bot"),
+        fault: None,
+        starting_wallet: Vec::new(),
+    };
+    for i in 0..CANDLES {
+        for (symbol, candles) in &data {
+            store::candles::upsert_final(pool, symbol, TF, &candles[i..=i], true)
+                .await
+                .unwrap();
+        }
+        let now = data[0].1[i].open_time + TF.duration();
+        run_pass(pool, now, ChronoDuration::zero(), None)
+            .await
+            .unwrap();
+        bot.protect(pool, now).await.unwrap();
+        while bot.process_next_at(pool, now).await.unwrap().is_some() {}
+    }
+    let live = live_trades(pool).await;
+
+    // The backtest, on the same stored candles and strategies.
+    let mut strategies = Vec::new();
+    for stored in store::strategies::list(pool, Some(true)).await.unwrap() {
+        strategies.push(input::from_stored(&stored).unwrap().0);
+    }
+    let symbols: Vec<String> = SYMBOLS.iter().map(|s| s.to_string()).collect();
+    let from = first_open();
+    let to = from + TF.duration() * CANDLES as i32;
+    let series = input::load_from_database(pool, &symbols, TF, from, to, 1_000_000)
+        .await
+        .unwrap();
+    let report = backtest::run(
+        &BacktestInput {
+            strategies,
+            timeframe: TF,
+            series,
+            from,
+            to,
+            limits: limits(),
+            currency: "USDT".into(),
+            starting_balance: d("10000"),
+        },
+        &mut Unmonitored,
+    )
+    .unwrap();
+    let backtested = normalized(report.trades);
+
+    for (i, (l, b)) in live.iter().zip(&backtested).enumerate() {
+        assert_eq!(l, b, "trade {i} differs");
+    }
+    assert_eq!(live.len(), backtested.len());
+    // Meaningful only if it traded in several ways: both strategies, protective exits and
+    // strategy exits, and a rejection by the risk checks (max open trades).
+    assert!(live.len() >= 10, "only {} live trades", live.len());
+    let reasons: std::collections::BTreeSet<_> = live
+        .iter()
+        .filter_map(|t| t.exit_reason.map(|r| r.as_str()))
+        .collect();
+    assert!(reasons.len() >= 3, "exit reasons {reasons:?}");
+    let owners: std::collections::BTreeSet<_> = live.iter().map(|t| t.strategy_id).collect();
+    assert_eq!(owners.len(), 2);
+    let rejected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM signals WHERE status = 'rejected' AND status_reason LIKE 'max_open_trades%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(rejected > 0, "the max-open-trades limit was never hit");
+    assert_eq!(
+        report.summary.rejected.get("max_open_trades").copied(),
+        Some(rejected as u64)
+    );
+
+    // The wallet agrees to the last decimal: cash after the last step.
+    let cash: rust_decimal::Decimal =
+        sqlx::query_scalar("SELECT balance FROM balances WHERE currency = 'USDT'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let open_value = backtested.iter().filter(|t| t.profit.is_none()).count();
+    if open_value == 0 {
+        assert_eq!(report.summary.final_equity.normalize(), cash.normalize());
+    }
+}
+
+async fn counts(pool: &PgPool) -> (i64, i64, i64, String) {
+    let count = |table: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(match table {
+            "signals" => "SELECT count(*) FROM signals",
+            "orders" => "SELECT count(*) FROM orders",
+            _ => "SELECT count(*) FROM trades",
+        })
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    let balances: String = sqlx::query_scalar(
+        "SELECT string_agg(currency || '=' || balance::text, ',' ORDER BY currency) FROM balances",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (
+        count("signals").await,
+        count("orders").await,
+        count("trades").await,
+        balances,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_runs_lists_and_shows_backtests_without_touching_live_trading() {
+    let db = database("backtest_api").await;
+    let pool = &db.pool;
+    seed_strategies(pool).await;
+    for (symbol, candles) in series() {
+        store::candles::upsert_final(pool, symbol, TF, &candles, true)
+            .await
+            .unwrap();
+    }
+    // A little live state that must stay as it is.
+    let before = counts(pool).await;
+    let api = TestApi::start(&db.url).await;
+    let from = first_open().to_rfc3339();
+    let to = (first_open() + TF.duration() * CANDLES as i32).to_rfc3339();
+
+    let (status, accepted) = api
+        .send_json(
+            Method::POST,
+            "/api/v2/backtests",
+            json!({"strategy_id": 1, "from": from, "to": to, "max_open_trades": 2}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_i64().unwrap();
+    let path = format!("/api/v2/backtests/{id}");
+    eventually(
+        std::time::Duration::from_secs(60),
+        "backtest completes",
+        || {
+            let (api, path) = (&api, path.clone());
+            async move { api.get_json(&path).await.1["status"] == "completed" }
+        },
+    )
+    .await;
+    let (status, shown) = api.get_json(&path).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["strategy_name"], "sma 5/20");
+    let trades = shown["trades"].as_array().unwrap();
+    assert!(!trades.is_empty());
+    assert_eq!(
+        shown["summary"]["closed_trades"].as_u64().unwrap()
+            + shown["summary"]["open_trades"].as_u64().unwrap(),
+        trades.len() as u64
+    );
+    assert!(shown["equity"].as_array().unwrap().len() > 100);
+    let (status, list) = api.get_json("/api/v2/backtests").await;
+    assert_eq!(status, 200);
+    assert_eq!(list[0]["id"], id);
+    assert_eq!(list[0]["status"], "completed");
+    assert!(list[0].get("trades").is_none(), "the list omits trades");
+
+    // An inline definition (not stored) runs too.
+    let (status, body) = api
+        .send_json(
+            Method::POST,
+            "/api/v2/backtests",
+            json!({"strategy": {"name": "inline", "kind": "ema_cross", "params": {"fast": 3, "slow": 9},
+                                "symbols": ["ETHUSDT"], "timeframe": "1m"},
+                   "from": from, "to": to}),
+        )
+        .await;
+    assert!(status == 202 || status == 409, "{status} {body}");
+
+    // Live trading was not touched.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(counts(pool).await, before);
+
+    // Bad requests: the right 4xx, no row.
+    let rows_before: i64 = sqlx::query_scalar("SELECT count(*) FROM backtests")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    for (body, expected, needle) in [
+        (
+            json!({"strategy_id": 999, "from": from, "to": to}),
+            404,
+            "strategy 999",
+        ),
+        (json!({"from": from, "to": to}), 422, "strategy_id"),
+        (
+            json!({"strategy_id": 1, "from": to, "to": from}),
+            422,
+            "from",
+        ),
+        (
+            json!({"strategy_id": 1, "from": from, "to": to, "stake_amount": "-1"}),
+            422,
+            "STAKE_AMOUNT",
+        ),
+        (
+            json!({"strategy_id": 1, "from": from, "to": to, "symbols": ["NOPE"]}),
+            422,
+            "NOPE",
+        ),
+        (
+            json!({"strategy": {"name": "x", "kind": "sma_cross", "params": {"fast": 9, "slow": 3},
+                 "symbols": ["BTCUSDT"], "timeframe": "1m"}, "from": from, "to": to}),
+            422,
+            "strategy.params.fast",
+        ),
+        (
+            json!({"strategy_id": 1, "from": "yesterday", "to": to}),
+            422,
+            "",
+        ),
+        (
+            json!({"strategy_id": 1, "from": from, "to": to, "extra": 1}),
+            422,
+            "extra",
+        ),
+    ] {
+        let (status, answer) = api
+            .send_json(Method::POST, "/api/v2/backtests", body.clone())
+            .await;
+        assert!(
+            status == expected || (expected == 422 && status == 400),
+            "{body}: {status} {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(needle),
+            "{body}: {answer}"
+        );
+    }
+    let (status, _) = api.get_json("/api/v2/backtests/424242").await;
+    assert_eq!(status, 404);
+    let (status, _) = api.get_json("/api/v2/backtests/abc").await;
+    assert_eq!(status, 400);
+    let rows_after: i64 = sqlx::query_scalar("SELECT count(*) FROM backtests")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(rows_before, rows_after);
+}
