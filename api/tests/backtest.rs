@@ -6,6 +6,7 @@ mod common;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use reqwest::Method;
+use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::PgPool;
 use trading_agent::backtest::{self, BacktestInput, BacktestTrade, Unmonitored, input};
@@ -101,31 +102,33 @@ fn series() -> Vec<(&'static str, Vec<trading_agent::domain::Candle>)> {
     ]
 }
 
+#[derive(sqlx::FromRow)]
+struct LiveTrade {
+    strategy_id: Option<i64>,
+    symbol: String,
+    opened_at: DateTime<Utc>,
+    quantity: Decimal,
+    entry_price: Decimal,
+    entry_fee: Decimal,
+    closed_at: Option<DateTime<Utc>>,
+    exit_price: Option<Decimal>,
+    exit_fee: Option<Decimal>,
+    profit: Option<Decimal>,
+    exit_reason: Option<String>,
+    entry_candle: DateTime<Utc>,
+    exit_candle: Option<DateTime<Utc>>,
+}
+
 /// The live trades with the candles of the signals that opened and closed them, as the backtest
 /// reports them.
 async fn live_trades(pool: &PgPool) -> Vec<BacktestTrade> {
-    let rows: Vec<(
-        i64,
-        Option<i64>,
-        String,
-        DateTime<Utc>,
-        rust_decimal::Decimal,
-        rust_decimal::Decimal,
-        rust_decimal::Decimal,
-        Option<DateTime<Utc>>,
-        Option<rust_decimal::Decimal>,
-        Option<rust_decimal::Decimal>,
-        Option<rust_decimal::Decimal>,
-        Option<String>,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-    )> = sqlx::query_as(
-        "SELECT t.id, t.strategy_id, t.symbol, t.opened_at, t.quantity, t.entry_price, t.entry_fee,
+    let rows: Vec<LiveTrade> = sqlx::query_as(
+        "SELECT t.strategy_id, t.symbol, t.opened_at, t.quantity, t.entry_price, t.entry_fee,
                     t.closed_at, t.exit_price, t.exit_fee, t.profit, t.exit_reason,
                     (SELECT s.candle_open_time FROM orders o JOIN signals s ON s.id = o.signal_id
-                      WHERE o.trade_id = t.id AND o.side = 'buy'),
+                      WHERE o.trade_id = t.id AND o.side = 'buy') AS entry_candle,
                     (SELECT s.candle_open_time FROM orders o JOIN signals s ON s.id = o.signal_id
-                      WHERE o.trade_id = t.id AND o.side = 'sell')
+                      WHERE o.trade_id = t.id AND o.side = 'sell') AS exit_candle
              FROM trades t ORDER BY t.id",
     )
     .fetch_all(pool)
@@ -135,20 +138,20 @@ async fn live_trades(pool: &PgPool) -> Vec<BacktestTrade> {
         .enumerate()
         .map(|(i, r)| BacktestTrade {
             id: i as i64 + 1,
-            strategy_id: r.1.unwrap(),
-            symbol: r.2,
-            entry_candle: r.12,
-            opened_at: r.3,
-            quantity: r.4.normalize(),
-            entry_price: r.5.normalize(),
-            entry_fee: r.6.normalize(),
-            exit_candle: r.13,
-            closed_at: r.7,
-            exit_price: r.8.map(|v| v.normalize()),
-            exit_fee: r.9.map(|v| v.normalize()),
-            profit: r.10.map(|v| v.normalize()),
+            strategy_id: r.strategy_id.unwrap(),
+            symbol: r.symbol,
+            entry_candle: r.entry_candle,
+            opened_at: r.opened_at,
+            quantity: r.quantity.normalize(),
+            entry_price: r.entry_price.normalize(),
+            entry_fee: r.entry_fee.normalize(),
+            exit_candle: r.exit_candle,
+            closed_at: r.closed_at,
+            exit_price: r.exit_price.map(|v| v.normalize()),
+            exit_fee: r.exit_fee.map(|v| v.normalize()),
+            profit: r.profit.map(|v| v.normalize()),
             exit_reason: r
-                .11
+                .exit_reason
                 .map(|text| trading_agent::domain::exits::ExitReason::parse(&text).unwrap()),
         })
         .collect()
@@ -253,11 +256,10 @@ async fn live_and_backtest_trade_identically() {
     );
 
     // The wallet agrees to the last decimal: cash after the last step.
-    let cash: rust_decimal::Decimal =
-        sqlx::query_scalar("SELECT balance FROM balances WHERE currency = 'USDT'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let cash: Decimal = sqlx::query_scalar("SELECT balance FROM balances WHERE currency = 'USDT'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
     let open_value = backtested.iter().filter(|t| t.profit.is_none()).count();
     if open_value == 0 {
         assert_eq!(report.summary.final_equity.normalize(), cash.normalize());

@@ -299,7 +299,7 @@ pub fn run(
     let mut pending: Vec<PendingSignal> = Vec::new();
 
     for (done, &now) in steps.iter().enumerate() {
-        if done as u64 % PROGRESS_EVERY == 0 {
+        if (done as u64).is_multiple_of(PROGRESS_EVERY) {
             monitor.progress(done as u64, total)?;
         }
         let candle = now - step;
