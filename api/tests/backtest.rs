@@ -428,3 +428,26 @@ async fn the_api_runs_lists_and_shows_backtests_without_touching_live_trading() 
         .unwrap();
     assert_eq!(rows_before, rows_after);
 }
+
+/// tests/bench/freqtrade/compare.sh on 2 pairs x 20,000 candles: freqtrade and our backtest make
+/// the same trades (same entry and exit candles and prices), apart from the documented
+/// differences. Ignored by default: it installs freqtrade from PyPI on first use (a few minutes).
+/// `cargo test -p trading-agent --test backtest -- --ignored freqtrade`
+#[test]
+#[ignore = "installs freqtrade from PyPI; run with --ignored"]
+fn freqtrade_makes_the_same_trades() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = std::process::Command::new(root.join("tests/bench/freqtrade/compare.sh"))
+        .args(["2", "20000"])
+        .env("TRADING_AGENT", env!("CARGO_BIN_EXE_trading-agent"))
+        .output()
+        .expect("compare.sh runs");
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("compare.sh prints its JSON report");
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(report["unexplained_count"], 0, "{report:#}");
+    assert!(
+        report["exact_matches"].as_u64().unwrap() > 100,
+        "{report:#}"
+    );
+}
