@@ -451,3 +451,81 @@ fn freqtrade_makes_the_same_trades() {
         "{report:#}"
     );
 }
+
+/// About a million candles through the API: 10 symbols x 105,120 five-minute candles (a year),
+/// written by SQL, then `POST /backtests`, `GET /backtests` and `GET /backtests/{id}`. Ignored by
+/// default (minutes on a small machine); prints the figures.
+/// `cargo test --release -p trading-agent --test backtest -- --ignored million --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a million candles: run with --ignored"]
+async fn a_million_candles_through_the_api() {
+    let db = database("backtest_million").await;
+    let pool = &db.pool;
+    let symbols: Vec<String> = (0..10).map(|i| format!("P{i}USDT")).collect();
+    for symbol in &symbols {
+        store::instruments::create(pool, symbol, &symbol[..2], "USDT")
+            .await
+            .unwrap();
+    }
+    let written = std::time::Instant::now();
+    sqlx::query(
+        "INSERT INTO candles (symbol, timeframe, open_time, open, high, low, close, volume, final)
+         SELECT s.symbol, '5m', timestamptz '2025-01-01' + make_interval(mins => 5 * i), p, p, p, p, 1, true
+         FROM unnest($1::text[]) WITH ORDINALITY AS s(symbol, n)
+         CROSS JOIN LATERAL (
+             SELECT i, round((100 + 10 * sin(i / (40.0 + n)) + 3 * sin(i / 7.0))::numeric, 4) AS p
+             FROM generate_series(0, 105119) i) c",
+    )
+    .bind(&symbols)
+    .execute(pool)
+    .await
+    .unwrap();
+    println!(
+        "wrote 1,051,200 candles in {:.1} s",
+        written.elapsed().as_secs_f64()
+    );
+    let api = TestApi::start(&db.url).await;
+    let started = std::time::Instant::now();
+    let (status, accepted) = api
+        .send_json(
+            Method::POST,
+            "/api/v2/backtests",
+            json!({"strategy": {"name": "sma 10/30", "kind": "sma_cross", "params": {"fast": 10, "slow": 30},
+                                "symbols": symbols, "timeframe": "5m", "exits": {"stop_loss": "0.03"}},
+                   "from": "2025-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z", "max_open_trades": 10}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let path = format!("/api/v2/backtests/{}", accepted["id"]);
+    eventually(
+        std::time::Duration::from_secs(1200),
+        "backtest ends",
+        || {
+            let (api, path) = (&api, path.clone());
+            async move { api.get_json(&path).await.1["status"] != "running" }
+        },
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let (_, shown) = api.get_json(&path).await;
+    assert_eq!(shown["status"], "completed", "{}", shown["error"]);
+    let (_, list) = api.get_json("/api/v2/backtests").await;
+    assert_eq!(list[0]["id"], accepted["id"]);
+    let summary = &shown["summary"];
+    assert_eq!(summary["candles"], 1_051_200);
+    println!(
+        "backtest {} of {} candles ({} steps) through the API in {:.1} s: {} trades closed, profit {} USDT, \
+         win rate {}, max drawdown {}, sharpe {}; {} trades and {} equity points shown",
+        accepted["id"],
+        summary["candles"],
+        summary["steps"],
+        elapsed.as_secs_f64(),
+        summary["closed_trades"],
+        summary["total_profit"],
+        summary["win_rate"],
+        summary["max_drawdown"],
+        summary["sharpe"],
+        shown["trades"].as_array().map_or(0, Vec::len),
+        shown["equity"].as_array().map_or(0, Vec::len),
+    );
+}
