@@ -490,7 +490,7 @@ async fn a_million_candles_through_the_api() {
         .send_json(
             Method::POST,
             "/api/v2/backtests",
-            json!({"strategy": {"name": "sma 10/30", "kind": "sma_cross", "params": {"fast": 10, "slow": 30},
+            json!({"strategy": {"name": "sma 10-30", "kind": "sma_cross", "params": {"fast": 10, "slow": 30},
                                 "symbols": symbols, "timeframe": "5m", "exits": {"stop_loss": "0.03"}},
                    "from": "2025-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z", "max_open_trades": 10}),
         )
