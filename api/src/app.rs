@@ -41,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::ImportCandles(args) => import_candles(args).await,
+        Command::Backtest(args) => crate::backtest::cli::run(args).await,
         Command::SeedDemo(args) => {
             let database = args.database.validate()?;
             let feed = args.demo.validate()?;
@@ -72,7 +73,8 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 /// For the one-shot commands: migrate, then a small pool.
-async fn connect_once(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
+/// A pool for a one-shot command, after applying the migrations.
+pub(crate) async fn connect_once(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
     db::migrate(&config.options).await?;
     Ok(sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
@@ -178,10 +180,11 @@ async fn serve_api(config: ApiConfig) -> Result<()> {
         draining: draining.clone(),
         metrics: metrics.clone(),
     };
-    let app = http::router(
-        http::state(db.clone(), metrics, config.api_token.expose()),
-        probes,
-    );
+    let mut state = http::state(db.clone(), metrics, config.api_token.expose());
+    state.backtests = Arc::new(crate::backtest::job::BacktestJobs::new(
+        config.backtests.clone(),
+    ));
+    let app = http::router(state, probes);
     let delay = config.shutdown_delay;
     let shutdown = async move {
         let name = signals.recv().await;

@@ -47,6 +47,84 @@ pub enum Command {
     ImportCandles(ImportArgs),
     /// Create demo instruments, strategies and a synthetic candle history, then exit.
     SeedDemo(SeedDemoArgs),
+    /// Replay closed candles through the strategy runner's and the bot's own code; print a
+    /// summary and write the trades, figures and equity curve as JSON.
+    #[command(after_help = BACKTEST_EXAMPLES)]
+    Backtest(BacktestArgs),
+}
+
+const BACKTEST_EXAMPLES: &str = "Examples:
+  trading-agent backtest --strategy-id 3 --from 2025-01-01 --to 2025-07-01 --output bt.json
+  trading-agent backtest --strategy-file sma.json --csv BTCUSDT=btc-5m.csv --csv ETHUSDT=eth-5m.csv \\
+      --from 2025-01-01 --to 2026-01-01 --quote-currency USDT
+
+A strategy file is the JSON body of POST /api/v2/strategies:
+  {\"name\": \"sma\", \"kind\": \"sma_cross\", \"params\": {\"fast\": 10, \"slow\": 30},
+   \"symbols\": [\"BTCUSDT\"], \"timeframe\": \"5m\", \"exits\": {\"stop_loss\": \"0.05\"}}
+Candles from CSV need no database: the header row names open_time,open,high,low,close,volume.";
+
+#[derive(Debug, Clone, Args)]
+pub struct BacktestArgs {
+    /// The stored strategy to run (needs the database).
+    #[arg(
+        long,
+        conflicts_with = "strategy_file",
+        required_unless_present = "strategy_file"
+    )]
+    pub strategy_id: Option<i64>,
+
+    /// A strategy definition file (the JSON body of POST /api/v2/strategies).
+    #[arg(long, value_name = "FILE")]
+    pub strategy_file: Option<std::path::PathBuf>,
+
+    /// Symbols to run on, comma-separated (default: the strategy's).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Vec<String>,
+
+    /// Timeframe of the candles (default: the strategy's): 1m, 5m, 15m, 30m, 1h, 4h or 1d.
+    #[arg(long)]
+    pub timeframe: Option<String>,
+
+    /// First candle open time to decide on (RFC 3339 or YYYY-MM-DD, UTC); the candles before it
+    /// that the strategy reads warm the indicators up.
+    #[arg(long)]
+    pub from: String,
+
+    /// End of the range (exclusive; RFC 3339 or YYYY-MM-DD, UTC; default: now).
+    #[arg(long)]
+    pub to: Option<String>,
+
+    /// Read a symbol's candles from a CSV file instead of the database: SYMBOL=FILE, repeatable.
+    /// With every symbol from CSV and a strategy file, no database is needed.
+    #[arg(long, value_name = "SYMBOL=FILE")]
+    pub csv: Vec<String>,
+
+    /// Quote currency of the symbols when no database names it (CSV only).
+    #[arg(long, default_value = "USDT")]
+    pub quote_currency: String,
+
+    /// Cash in the quote currency at the start.
+    #[arg(long, default_value = "10000")]
+    pub starting_balance: Decimal,
+
+    /// Write the result (summary, trades, equity curve) as JSON to this file (`-`: standard output,
+    /// instead of the summary).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// No progress bar (it is drawn on standard error only when that is a terminal).
+    #[arg(long, default_value_t = false)]
+    pub no_progress: bool,
+
+    /// Most candles one backtest reads (a memory bound: about 40 bytes each).
+    #[arg(long, env = "BACKTEST_MAX_CANDLES", default_value_t = 20_000_000)]
+    pub max_candles: u64,
+
+    #[command(flatten)]
+    pub risk: RiskArgs,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// Which long-running role this process runs (the `api`, `bot` or `strategy` command).
@@ -111,6 +189,19 @@ pub struct ApiArgs {
     /// balancers stop sending traffic before the listener closes. A second signal skips it.
     #[arg(long, env = "SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
+
+    /// Most candles one backtest of POST /api/v2/backtests reads (memory: about 40 bytes each
+    /// while it runs); a larger request is refused with 422.
+    #[arg(long, env = "BACKTEST_MAX_CANDLES", default_value_t = 5_000_000)]
+    pub backtest_max_candles: u64,
+
+    /// Longest run of one backtest (loading included); a longer one stops and is stored `failed`.
+    #[arg(long, env = "BACKTEST_TIME_LIMIT", default_value = "10m", value_parser = parse_duration)]
+    pub backtest_time_limit: Duration,
+
+    /// Backtests one api process runs at once; more are refused with 409.
+    #[arg(long, env = "BACKTEST_CONCURRENCY", default_value_t = 1)]
+    pub backtest_concurrency: usize,
 }
 
 /// Settings of a worker loop.
@@ -137,6 +228,37 @@ pub struct BotArgs {
     #[command(flatten)]
     pub worker: WorkerArgs,
 
+    #[command(flatten)]
+    pub risk: RiskArgs,
+
+    /// Webhook that receives notifications (JSON POST); none: notifications stay in the feed only.
+    /// Such URLs often carry a secret: --help never shows the value.
+    #[arg(long, env = "NOTIFY_WEBHOOK_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub webhook_url: Option<Secret>,
+
+    /// First retry delay of a failed webhook delivery; it doubles per attempt (capped at 10 min).
+    #[arg(long, env = "NOTIFY_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
+    pub webhook_retry_base: Duration,
+
+    /// Delivery attempts before a notification is given up.
+    #[arg(long, env = "NOTIFY_MAX_ATTEMPTS", default_value_t = 10)]
+    pub webhook_max_attempts: u32,
+
+    /// Paper trading's starting wallet, per quote currency: `USDT=10000,BTC=0.5`. Each currency the
+    /// wallet does not hold yet is added once; a held one is never reset. (Without it, the wallet
+    /// is the 10000 USDT the schema starts with.)
+    #[arg(long, env = "STARTING_WALLET", value_delimiter = ',')]
+    pub starting_wallet: Vec<String>,
+
+    /// Fault injection for crash-recovery tests: `crash-after-claim` aborts the process after a
+    /// signal has been claimed and before its transaction commits.
+    #[arg(long, env = "TRADING_AGENT_FAULT", hide = true)]
+    pub fault: Option<Fault>,
+}
+
+/// The bot's risk limits and paper exchange (shared by `bot` and `backtest`).
+#[derive(Debug, Clone, Args)]
+pub struct RiskArgs {
     /// Quote-currency amount put into each new trade.
     #[arg(long, env = "STAKE_AMOUNT", default_value = "100")]
     pub stake_amount: Decimal,
@@ -169,30 +291,6 @@ pub struct BotArgs {
     /// closed at most this long ago.
     #[arg(long, env = "MAX_PRICE_AGE", default_value = "5m", value_parser = parse_duration)]
     pub max_price_age: Duration,
-
-    /// Webhook that receives notifications (JSON POST); none: notifications stay in the feed only.
-    /// Such URLs often carry a secret: --help never shows the value.
-    #[arg(long, env = "NOTIFY_WEBHOOK_URL", hide_env_values = true, value_parser = parse_secret)]
-    pub webhook_url: Option<Secret>,
-
-    /// First retry delay of a failed webhook delivery; it doubles per attempt (capped at 10 min).
-    #[arg(long, env = "NOTIFY_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
-    pub webhook_retry_base: Duration,
-
-    /// Delivery attempts before a notification is given up.
-    #[arg(long, env = "NOTIFY_MAX_ATTEMPTS", default_value_t = 10)]
-    pub webhook_max_attempts: u32,
-
-    /// Paper trading's starting wallet, per quote currency: `USDT=10000,BTC=0.5`. Each currency the
-    /// wallet does not hold yet is added once; a held one is never reset. (Without it, the wallet
-    /// is the 10000 USDT the schema starts with.)
-    #[arg(long, env = "STARTING_WALLET", value_delimiter = ',')]
-    pub starting_wallet: Vec<String>,
-
-    /// Fault injection for crash-recovery tests: `crash-after-claim` aborts the process after a
-    /// signal has been claimed and before its transaction commits.
-    #[arg(long, env = "TRADING_AGENT_FAULT", hide = true)]
-    pub fault: Option<Fault>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -358,6 +456,7 @@ pub struct ApiConfig {
     pub serve: ServeConfig,
     pub api_token: Secret,
     pub shutdown_delay: Duration,
+    pub backtests: crate::backtest::job::BacktestLimits,
 }
 
 /// Shortest bearer token accepted: shorter ones are guessable.
@@ -387,10 +486,26 @@ impl ApiArgs {
         if self.shutdown_delay > Duration::from_secs(300) {
             return Err(invalid("SHUTDOWN_DELAY must be at most 5m"));
         }
+        if !(1..=1_000_000_000).contains(&self.backtest_max_candles) {
+            return Err(invalid(
+                "BACKTEST_MAX_CANDLES must be between 1 and 1000000000",
+            ));
+        }
+        if self.backtest_time_limit < Duration::from_secs(1) {
+            return Err(invalid("BACKTEST_TIME_LIMIT must be at least 1s"));
+        }
+        if !(1..=64).contains(&self.backtest_concurrency) {
+            return Err(invalid("BACKTEST_CONCURRENCY must be between 1 and 64"));
+        }
         Ok(ApiConfig {
             serve,
             api_token: Secret::new(token),
             shutdown_delay: self.shutdown_delay,
+            backtests: crate::backtest::job::BacktestLimits {
+                max_candles: self.backtest_max_candles,
+                time_limit: self.backtest_time_limit,
+                concurrency: self.backtest_concurrency,
+            },
         })
     }
 }
@@ -451,39 +566,7 @@ pub struct BotConfig {
 impl BotArgs {
     pub fn validate(&self) -> Result<BotConfig, ConfigError> {
         let worker = self.worker.validate(Duration::from_secs(2))?;
-        if self.stake_amount <= Decimal::ZERO {
-            return Err(invalid("STAKE_AMOUNT must be greater than 0"));
-        }
-        if self.max_notional <= Decimal::ZERO || self.max_notional > max_amount() {
-            return Err(invalid(format!(
-                "MAX_NOTIONAL must be greater than 0 and at most {}",
-                max_amount()
-            )));
-        }
-        if self.stake_amount > self.max_notional {
-            return Err(invalid("STAKE_AMOUNT must not exceed MAX_NOTIONAL"));
-        }
-        if !(1..=10_000).contains(&self.max_open_trades) {
-            return Err(invalid("MAX_OPEN_TRADES must be between 1 and 10000"));
-        }
-        if self.daily_loss_limit <= Decimal::ZERO || self.daily_loss_limit > max_amount() {
-            return Err(invalid(format!(
-                "DAILY_LOSS_LIMIT must be greater than 0 and at most {}",
-                max_amount()
-            )));
-        }
-        if self.fee_rate < Decimal::ZERO || self.fee_rate >= Decimal::new(1, 1) {
-            return Err(invalid("FEE_RATE must be at least 0 and below 0.1"));
-        }
-        if self.slippage_bps < Decimal::ZERO || self.slippage_bps > Decimal::from(1000) {
-            return Err(invalid("SLIPPAGE_BPS must be between 0 and 1000"));
-        }
-        if self.max_signal_age < Duration::from_secs(1) {
-            return Err(invalid("MAX_SIGNAL_AGE must be at least 1s"));
-        }
-        if self.max_price_age < Duration::from_secs(1) {
-            return Err(invalid("MAX_PRICE_AGE must be at least 1s"));
-        }
+        let limits = self.risk.validate()?;
         let webhook = match self.webhook_url.as_ref().map(|u| u.expose().trim()) {
             None | Some("") => None,
             Some(url) => {
@@ -543,20 +626,59 @@ impl BotArgs {
         Ok(BotConfig {
             worker,
             starting_wallet,
-            limits: RiskLimits {
-                stake_amount: self.stake_amount,
-                max_open_trades: self.max_open_trades,
-                max_notional: self.max_notional,
-                daily_loss_limit: self.daily_loss_limit,
-                fee_rate: self.fee_rate,
-                slippage_bps: self.slippage_bps,
-                max_signal_age: chrono::Duration::from_std(self.max_signal_age)
-                    .map_err(|_| invalid("MAX_SIGNAL_AGE is too large"))?,
-                max_price_age: chrono::Duration::from_std(self.max_price_age)
-                    .map_err(|_| invalid("MAX_PRICE_AGE is too large"))?,
-            },
+            limits,
             webhook,
             fault: self.fault,
+        })
+    }
+}
+
+impl RiskArgs {
+    pub fn validate(&self) -> Result<RiskLimits, ConfigError> {
+        if self.stake_amount <= Decimal::ZERO {
+            return Err(invalid("STAKE_AMOUNT must be greater than 0"));
+        }
+        if self.max_notional <= Decimal::ZERO || self.max_notional > max_amount() {
+            return Err(invalid(format!(
+                "MAX_NOTIONAL must be greater than 0 and at most {}",
+                max_amount()
+            )));
+        }
+        if self.stake_amount > self.max_notional {
+            return Err(invalid("STAKE_AMOUNT must not exceed MAX_NOTIONAL"));
+        }
+        if !(1..=10_000).contains(&self.max_open_trades) {
+            return Err(invalid("MAX_OPEN_TRADES must be between 1 and 10000"));
+        }
+        if self.daily_loss_limit <= Decimal::ZERO || self.daily_loss_limit > max_amount() {
+            return Err(invalid(format!(
+                "DAILY_LOSS_LIMIT must be greater than 0 and at most {}",
+                max_amount()
+            )));
+        }
+        if self.fee_rate < Decimal::ZERO || self.fee_rate >= Decimal::new(1, 1) {
+            return Err(invalid("FEE_RATE must be at least 0 and below 0.1"));
+        }
+        if self.slippage_bps < Decimal::ZERO || self.slippage_bps > Decimal::from(1000) {
+            return Err(invalid("SLIPPAGE_BPS must be between 0 and 1000"));
+        }
+        if self.max_signal_age < Duration::from_secs(1) {
+            return Err(invalid("MAX_SIGNAL_AGE must be at least 1s"));
+        }
+        if self.max_price_age < Duration::from_secs(1) {
+            return Err(invalid("MAX_PRICE_AGE must be at least 1s"));
+        }
+        Ok(RiskLimits {
+            stake_amount: self.stake_amount,
+            max_open_trades: self.max_open_trades,
+            max_notional: self.max_notional,
+            daily_loss_limit: self.daily_loss_limit,
+            fee_rate: self.fee_rate,
+            slippage_bps: self.slippage_bps,
+            max_signal_age: chrono::Duration::from_std(self.max_signal_age)
+                .map_err(|_| invalid("MAX_SIGNAL_AGE is too large"))?,
+            max_price_age: chrono::Duration::from_std(self.max_price_age)
+                .map_err(|_| invalid("MAX_PRICE_AGE is too large"))?,
         })
     }
 }

@@ -11,6 +11,7 @@
 //! - [`app`]: start-up and shutdown of each role; [`config`]: flags and environment.
 
 pub mod app;
+pub mod backtest;
 pub mod build;
 pub mod config;
 pub mod db;

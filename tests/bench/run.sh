@@ -22,7 +22,7 @@
 # BENCH_THREADS (2) and BENCH_CONNECTIONS (64) for the GET runs, BENCH_UPSERT_CONNECTIONS (8) and
 # BENCH_BATCH (1000 candles per PUT), BENCH_STARTUP_RUNS (5), BENCH_SKIP_CRITERION=1, BENCH_SKIP_PROFILE=1,
 # BENCH_SKIP_OPERATOR=1, BENCH_OPERATOR_COUNT (200), BENCH_SKIP_SCALE=1, BENCH_SCALE_COUNT (1000),
-# BENCH_SCALE_INTERVAL (10 s polling interval of the scale run), BENCH_SKIP_DASHBOARD=1,
+# BENCH_SCALE_INTERVAL (10 s polling interval of the scale run), BENCH_SKIP_DASHBOARD=1, BENCH_SKIP_FREQTRADE=1,
 # BENCH_DASHBOARD_RUNS (5 visits of each dashboard page),
 # BENCH_RESULTS (where to write; default tests/bench/RESULTS.md).
 set -euo pipefail
@@ -296,6 +296,17 @@ if [[ -z ${BENCH_SKIP_DASHBOARD:-} ]]; then
     [[ -s $dashboard_json ]] || echo '{"error": "tests/bench/dashboard.sh wrote no result"}' >"$dashboard_json"
 else
     echo '{"skipped": "BENCH_SKIP_DASHBOARD=1"}' >"$dashboard_json"
+fi
+
+# ---- backtest: ours against freqtrade, a year of 5m candles on 10 pairs (~1 million) ----
+# tests/bench/freqtrade/compare.sh: trades each, exact matches, speed ratio and peak memory of each,
+# from the same run (freqtrade 2026.9 from PyPI, markets from a local file, no network).
+freqtrade_json=$work/freqtrade.json
+echo '{}' >"$freqtrade_json"
+if [[ -z ${BENCH_SKIP_FREQTRADE:-} ]]; then
+    log "backtest: trading-agent vs freqtrade, 10 pairs x 105120 5m candles"
+    TRADING_AGENT=$ta OUT=$work/freqtrade "$here/freqtrade/compare.sh" 10 105120 >"$freqtrade_json" || true
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("    trades {} vs {}, exact {}, ours {} s / {} MB, freqtrade {} s / {} MB, ratio {}".format(r.get("our_trades"), r.get("freqtrade_trades"), r.get("exact_matches"), r.get("ours_seconds"), r.get("ours_peak_rss_mb"), r.get("freqtrade_seconds"), r.get("freqtrade_peak_rss_mb"), r.get("speed_ratio")))' "$freqtrade_json" >&2
 fi
 
 after=$work/after.json

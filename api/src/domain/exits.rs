@@ -163,6 +163,36 @@ pub fn decide(exits: &Exits, p: &Position) -> Option<ExitReason> {
     None
 }
 
+/// One look at an open trade against the latest price: its new peak, and the exit it triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    pub peak_price: Decimal,
+    pub exit: Option<ExitReason>,
+}
+
+/// What the bot's protective-exit pass (and the backtest) does with one open trade at `now`:
+/// raise its peak with `price`, then [`decide`] at its age in whole minutes.
+pub fn watch(
+    exits: &Exits,
+    entry_price: Decimal,
+    previous_peak: Option<Decimal>,
+    opened_at: chrono::DateTime<chrono::Utc>,
+    price: Decimal,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Watch {
+    let peak_price = peak(previous_peak, entry_price, price);
+    let position = Position {
+        entry_price,
+        peak_price,
+        price,
+        age_minutes: (now - opened_at).num_minutes(),
+    };
+    Watch {
+        peak_price,
+        exit: decide(exits, &position),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

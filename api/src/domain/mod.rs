@@ -3,6 +3,7 @@
 //! hand-computed values.
 
 pub mod equity;
+pub mod execution;
 pub mod exits;
 pub mod indicators;
 pub mod market;
@@ -10,6 +11,7 @@ pub mod paper;
 pub mod risk;
 pub mod stats;
 pub mod strategy;
+pub mod window;
 
 pub use market::{Candle, Symbol, Timeframe};
 pub use risk::{BotState, RiskLimits};

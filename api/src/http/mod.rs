@@ -2,6 +2,7 @@
 //! and Swagger UI at `/docs` (assets compiled into the binary), plus the probes every role serves.
 
 pub mod auth;
+pub mod backtests;
 pub mod dashboard;
 pub mod events;
 pub mod extract;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub db: Db,
     pub metrics: Arc<Metrics>,
     pub token: Arc<str>,
+    /// Backtests run by this process, and their limits.
+    pub backtests: Arc<crate::backtest::job::BacktestJobs>,
 }
 
 /// The `limit` query parameter: default 100, 1 to 1000.
@@ -101,6 +104,9 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64> {
         views::strategy_stats,
         views::trade_detail,
         events::stream,
+        backtests::create_backtest,
+        backtests::list_backtests,
+        backtests::get_backtest,
     ),
     modifiers(&BearerAuth, &ResponseDescriptions),
     security(("bearer" = [])),
@@ -111,6 +117,7 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64> {
         (name = "bot", description = "Bot control"),
         (name = "system", description = "Version, component health, notification feed"),
         (name = "probes", description = "Kubernetes probes (no authentication)"),
+        (name = "backtests", description = "Strategies replayed over stored candles through the bot's own code"),
         (name = "dashboard", description = "Views assembled for the dashboard served at /"),
     )
 )]
@@ -215,6 +222,11 @@ pub fn router(state: AppState, probes: Probes) -> Router {
         .route("/bot/stop-entry", post(trading::bot_stop_entry))
         .route("/bot/force-enter", post(trading::force_enter))
         .route("/bot/force-exit", post(trading::force_exit))
+        .route(
+            "/backtests",
+            get(backtests::list_backtests).post(backtests::create_backtest),
+        )
+        .route("/backtests/{id}", get(backtests::get_backtest))
         .route("/health/components", get(system::components))
         .route("/notifications", get(system::notifications))
         .route_layer(middleware::from_fn_with_state(
@@ -264,5 +276,6 @@ pub fn state(db: Db, metrics: Arc<Metrics>, token: &str) -> AppState {
         db,
         metrics,
         token: Arc::from(token),
+        backtests: Arc::new(crate::backtest::job::BacktestJobs::new(Default::default())),
     }
 }

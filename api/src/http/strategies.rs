@@ -47,7 +47,7 @@ fn default_enabled() -> bool {
 
 impl StrategyInput {
     /// Everything that can be checked without the database.
-    fn validate(self) -> Result<StrategySpec, Invalid> {
+    pub fn validate(self) -> Result<StrategySpec, Invalid> {
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 64 {
             return Err(Invalid::new("name", "must be 1-64 characters"));

@@ -177,6 +177,47 @@ pub async fn is_final(
     Ok(row.unwrap_or(false))
 }
 
+/// (open time, close) of the candles opening in `[from, to)`, oldest first (what a backtest reads).
+pub async fn closes_between(
+    db: impl PgExecutor<'_>,
+    symbol: &str,
+    timeframe: Timeframe,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, Decimal)>> {
+    Ok(sqlx::query_as(
+        "SELECT open_time, close FROM candles
+         WHERE symbol = $1 AND timeframe = $2 AND open_time >= $3 AND open_time < $4
+         ORDER BY open_time",
+    )
+    .bind(symbol)
+    .bind(timeframe.as_str())
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await?)
+}
+
+/// How many candles of `symbols` open in `[from, to)` (a backtest's size, checked before loading).
+pub async fn count_between(
+    db: impl PgExecutor<'_>,
+    symbols: &[String],
+    timeframe: Timeframe,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM candles
+         WHERE symbol = ANY($1) AND timeframe = $2 AND open_time >= $3 AND open_time < $4",
+    )
+    .bind(symbols)
+    .bind(timeframe.as_str())
+    .bind(from)
+    .bind(to)
+    .fetch_one(db)
+    .await?)
+}
+
 /// The newest `limit` candles whose open time is at most `last_open_time` (i.e. closed candles when
 /// the caller passes the last closed open time), oldest first: (open_time, close).
 pub async fn closed_window(

@@ -6,6 +6,7 @@
 //! API shows is what is stored; text columns with a fixed set of values decode into enums, which
 //! the OpenAPI document lists.
 
+pub mod backtests;
 pub mod bot;
 pub mod candles;
 pub mod equity;

@@ -16,9 +16,10 @@ use sqlx::{PgConnection, PgPool};
 
 use super::Worker;
 use crate::config::Fault;
-use crate::domain::exits::{self, ExitReason, Exits};
-use crate::domain::paper::{self, Fill};
-use crate::domain::risk::{self, Rejection, RiskSnapshot};
+use crate::domain::execution::{self, Decision, SignalContext, TradeBasis};
+use crate::domain::exits::{self, Exits};
+use crate::domain::paper::Fill;
+use crate::domain::risk::Rejection;
 use crate::domain::{Action, RiskLimits};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, OutcomeLabels};
@@ -93,17 +94,19 @@ impl Bot {
             else {
                 continue; // no recent price: nothing to judge by
             };
-            let peak_price = exits::peak(trade.peak_price, trade.entry_price, price);
+            let watch = exits::watch(
+                &trade.exits,
+                trade.entry_price,
+                trade.peak_price,
+                trade.opened_at,
+                price,
+                now,
+            );
+            let peak_price = watch.peak_price;
             if trade.peak_price != Some(peak_price) {
                 store::trading::raise_peak(pool, trade.id, peak_price).await?;
             }
-            let position = exits::Position {
-                entry_price: trade.entry_price,
-                peak_price,
-                price,
-                age_minutes: (now - trade.opened_at).num_minutes(),
-            };
-            let Some(reason) = exits::decide(&trade.exits, &position) else {
+            let Some(reason) = watch.exit else {
                 continue;
             };
             let message = format!(
@@ -137,6 +140,16 @@ impl Bot {
     /// unavailable) ends the signal `rejected` in a transaction of its own: a signal that can never
     /// execute must not stay `new` and hold up every signal behind it.
     pub async fn process_next(&self, pool: &PgPool) -> Result<Option<(i64, Outcome)>> {
+        self.process_next_at(pool, Utc::now()).await
+    }
+
+    /// [`Self::process_next`] as of `now` (the execution time written on orders and trades, and
+    /// the clock of the signal-age and daily-loss checks): the parity test replays a history.
+    pub async fn process_next_at(
+        &self,
+        pool: &PgPool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(i64, Outcome)>> {
         let mut tx = pool.begin().await?;
         let Some(signal) = store::signals::claim_next(&mut tx).await? else {
             return Ok(None);
@@ -148,7 +161,7 @@ impl Bot {
             );
             std::process::abort();
         }
-        let outcome = match self.execute(&mut tx, &signal, Utc::now()).await {
+        let outcome = match self.execute(&mut tx, &signal, now).await {
             Ok(outcome) => {
                 tx.commit().await?;
                 outcome
@@ -221,21 +234,8 @@ impl Bot {
         }
         let open_trades = store::trading::count_open(&mut *tx).await?;
         let realized_today =
-            store::trading::realized_in_since(&mut *tx, &currency, start_of_day(now)).await?;
-        let manual = signal.strategy_id.is_none();
-        let stake = signal.stake.unwrap_or(self.limits.stake_amount);
-        let snapshot = RiskSnapshot {
-            state: bot.state,
-            manual,
-            open_trades: u32::try_from(open_trades).unwrap_or(u32::MAX),
-            has_open_trade: trade.is_some(),
-            free_balance: free,
-            realized_today,
-            signal_age: now - signal.created_at,
-        };
-        if let Err(rejection) = risk::check(&self.limits, &snapshot, signal.action, stake) {
-            return self.reject(tx, signal, rejection).await;
-        }
+            store::trading::realized_in_since(&mut *tx, &currency, execution::start_of_day(now))
+                .await?;
         let price = match signal.price {
             Some(price) => Some(price),
             None => {
@@ -243,21 +243,25 @@ impl Bot {
                 store::candles::latest_close(&mut *tx, &signal.symbol, now, oldest_close).await?
             }
         };
-        let Some(price) = price else {
-            return self.reject(tx, signal, Rejection::NoPrice).await;
+        let context = SignalContext {
+            action: signal.action,
+            manual: signal.strategy_id.is_none(),
+            stake: signal.stake.unwrap_or(self.limits.stake_amount),
+            price,
+            signal_age: now - signal.created_at,
+            state: bot.state,
+            open_trades: u32::try_from(open_trades).unwrap_or(u32::MAX),
+            trade: trade.as_ref().map(|t| TradeBasis {
+                quantity: t.quantity,
+                entry_price: t.entry_price,
+                entry_fee: t.entry_fee,
+            }),
+            free_balance: free,
+            realized_today,
         };
-        let (fee_rate, slippage) = (self.limits.fee_rate, self.limits.slippage_bps);
-        match (signal.action, trade) {
-            (Action::Buy, _) => {
-                let Some(fill) = paper::buy(price, stake, fee_rate, slippage) else {
-                    return self.reject(tx, signal, Rejection::OrderTooSmall).await;
-                };
-                let needed = paper::cost(&fill);
-                let balance = free.checked_sub(needed);
-                let Some(balance) = balance.filter(|b| !b.is_sign_negative()) else {
-                    let rejection = Rejection::InsufficientBalance { needed, free };
-                    return self.reject(tx, signal, rejection).await;
-                };
+        match (execution::decide(&self.limits, &context), trade) {
+            (Decision::Reject(rejection), _) => self.reject(tx, signal, rejection).await,
+            (Decision::Open { fill, balance }, _) => {
                 let exits = match signal.strategy_id {
                     Some(id) => store::strategies::exits(&mut *tx, id).await?,
                     None => Exits::default(),
@@ -278,24 +282,16 @@ impl Bot {
                 store::signals::finish(tx, signal.id, SignalStatus::Executed, None).await?;
                 Ok(Outcome::Executed { order_id, trade_id })
             }
-            (Action::Sell, Some(trade)) => {
-                let Some(fill) = paper::sell(price, trade.quantity, fee_rate, slippage) else {
-                    return self.reject(tx, signal, Rejection::OrderTooSmall).await;
-                };
-                let entry_notional = trade
-                    .quantity
-                    .checked_mul(trade.entry_price)
-                    .map(|n| n.round_dp(paper::SCALE));
-                let profit = entry_notional.and_then(|n| paper::profit(n, trade.entry_fee, &fill));
-                let balance = free.checked_add(paper::proceeds(&fill));
-                let (Some(profit), Some(balance)) = (profit, balance) else {
-                    return self.reject(tx, signal, Rejection::OrderTooSmall).await;
-                };
-                let reason = match (signal.exit_reason.0, signal.strategy_id) {
-                    (Some(reason), _) => reason,
-                    (None, Some(_)) => ExitReason::ExitSignal,
-                    (None, None) => ExitReason::ForceExit,
-                };
+            (
+                Decision::Close {
+                    fill,
+                    profit,
+                    balance,
+                },
+                Some(trade),
+            ) => {
+                let reason =
+                    execution::exit_reason(signal.exit_reason.0, signal.strategy_id.is_some());
                 store::trading::close_trade(tx, trade.id, &fill, profit, reason, now).await?;
                 let order_id = self.write_order(tx, signal, trade.id, &fill).await?;
                 store::trading::set_balance(tx, &currency, balance).await?;
@@ -307,7 +303,8 @@ impl Bot {
                     trade_id: trade.id,
                 })
             }
-            (Action::Sell, None) => self.reject(tx, signal, Rejection::NoOpenTrade).await,
+            // `decide` closes only a trade it was given.
+            (Decision::Close { .. }, None) => self.reject(tx, signal, Rejection::NoOpenTrade).await,
         }
     }
 
@@ -407,10 +404,4 @@ impl Bot {
         .await?;
         Ok(())
     }
-}
-
-fn start_of_day(now: DateTime<Utc>) -> DateTime<Utc> {
-    now.date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map_or(now, |midnight| midnight.and_utc())
 }

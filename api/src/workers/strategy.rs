@@ -4,13 +4,15 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::prelude::ToPrimitive;
 use sqlx::PgPool;
 
 use super::Worker;
 use crate::config::DemoConfig;
 use crate::demo;
-use crate::domain::{Action, StrategyParams, Timeframe};
+/// Moved to the pure core (`domain::window`), which the backtest shares.
+pub use crate::domain::window::fill_forward;
+use crate::domain::window::{self, WindowEvaluation, find_gap};
+use crate::domain::{Action, StrategyParams};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::server::Liveness;
@@ -172,12 +174,10 @@ pub async fn evaluate(
         )
         .await?;
     }
-    let closes = fill_forward(&window, timeframe, lookback);
-    if closes.len() < lookback {
-        return Ok((Evaluation::NotEnoughData, gap));
-    }
-    let Some((action, reason)) = params.evaluate(&closes) else {
-        return Ok((Evaluation::NoSignal, gap));
+    let (action, reason) = match window::evaluate(params, &window, timeframe) {
+        WindowEvaluation::NotEnoughData => return Ok((Evaluation::NotEnoughData, gap)),
+        WindowEvaluation::NoSignal => return Ok((Evaluation::NoSignal, gap)),
+        WindowEvaluation::Signal { action, reason } => (action, reason),
     };
     let written = store::signals::insert_strategy_signal(
         pool,
@@ -196,76 +196,4 @@ pub async fn evaluate(
         tracing::info!(strategy = strategy.id, symbol, action = action.as_str(), candle = %newest, "signal");
     }
     Ok((Evaluation::Signal { action, written }, gap))
-}
-
-/// The closes of the last `count` timeframe steps up to the newest candle of `window` (oldest
-/// first), every missing candle replaced by the close before it. Shorter than `count` when the
-/// window starts later.
-pub fn fill_forward(
-    window: &[(DateTime<Utc>, rust_decimal::Decimal)],
-    timeframe: Timeframe,
-    count: usize,
-) -> Vec<f64> {
-    let Some(&(newest, _)) = window.last() else {
-        return Vec::new();
-    };
-    let step = timeframe.duration();
-    let mut closes = Vec::with_capacity(count);
-    let mut candles = window.iter().peekable();
-    let mut carry = None;
-    for back in (0..count).rev() {
-        let Some(t) = i32::try_from(back)
-            .ok()
-            .and_then(|b| newest.checked_sub_signed(step * b))
-        else {
-            continue;
-        };
-        while let Some((_, close)) = candles.next_if(|(open_time, _)| *open_time <= t) {
-            carry = Some(close.to_f64().unwrap_or(f64::NAN));
-        }
-        if let Some(close) = carry {
-            closes.push(close);
-        }
-    }
-    closes
-}
-
-/// First pair of consecutive candles further apart than one timeframe.
-pub fn find_gap(
-    window: &[(DateTime<Utc>, rust_decimal::Decimal)],
-    timeframe: Timeframe,
-) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    window
-        .windows(2)
-        .find(|w| w[1].0 - w[0].0 != timeframe.duration())
-        .map(|w| (w[0].0, w[1].0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-    use rust_decimal::Decimal;
-
-    #[test]
-    fn gaps_are_found() {
-        let t = |m: i64| Utc.timestamp_opt(m * 60, 0).unwrap();
-        let full: Vec<_> = (0..5).map(|m| (t(m), Decimal::ONE)).collect();
-        assert_eq!(find_gap(&full, Timeframe::M1), None);
-        let holed: Vec<_> = [0, 1, 3, 4].iter().map(|&m| (t(m), Decimal::ONE)).collect();
-        assert_eq!(find_gap(&holed, Timeframe::M1), Some((t(1), t(3))));
-    }
-
-    #[test]
-    fn gaps_are_filled_forward() {
-        let t = |m: i64| Utc.timestamp_opt(m * 60, 0).unwrap();
-        let d = |n: i64| Decimal::from(n);
-        let holed = [(t(0), d(10)), (t(1), d(11)), (t(4), d(14)), (t(5), d(15))];
-        assert_eq!(
-            fill_forward(&holed, Timeframe::M1, 6),
-            [10.0, 11.0, 11.0, 11.0, 14.0, 15.0]
-        );
-        assert_eq!(fill_forward(&holed, Timeframe::M1, 3), [11.0, 14.0, 15.0]);
-        assert_eq!(fill_forward(&holed, Timeframe::M1, 10).len(), 6);
-    }
 }
