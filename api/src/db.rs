@@ -214,6 +214,9 @@ pub async fn migrate(options: &PgConnectOptions) -> Result<()> {
     // not know. Migrations are expand-only by rule, so this binary runs against them rather than
     // refusing to start (sqlx's default).
     let mut migrator = sqlx::migrate!("./migrations");
+    if crate::faults::newer_release_migration() {
+        migrator = crate::faults::with_newer_release_migration(&migrator);
+    }
     migrator.set_ignore_missing(true);
     let result = migrator.run(&pool).await;
     pool.close().await;

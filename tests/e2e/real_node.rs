@@ -7,9 +7,11 @@
 //!    through the api Service reports that digest and the build's commit; the api takes its token
 //!    from the Secret the TradingAgent names.
 //! 2. **Notified push** of a new build (another commit): every pod runs and serves the new digest.
-//! 3. **A bad image that is a real image**: the same binary, built into an image whose environment
-//!    binds it to 127.0.0.1 only, so the kubelet's probes never reach it; the rollout passes its
-//!    progress deadline, is rolled back, and the previous digest's pods are the ones serving.
+//! 3. **A bad image that is a real image**: the binary with fail points, built into an image whose
+//!    environment binds it to 127.0.0.1 only, so the kubelet's probes never reach it, and which
+//!    first applies a migration no release knows; the rollout passes its progress deadline, is
+//!    rolled back, and the previous digest's pods, restarted against the migrated database, are
+//!    Ready and serving and report the migration they do not know (issue 14's rollback case).
 //!
 //! 4. **Probes for real**: the kubelet's probes show in each pod's request metrics; stopping
 //!    PostgreSQL makes the pods unready without restarting them, and they are ready again when it
@@ -43,6 +45,8 @@ use trading_agent_tests::real_node::{self, RealNode};
 use trading_agent_tests::registry::{Notifications, RegistryOptions, TempRegistry};
 
 const NAME: &str = "alpha";
+/// The migration the bad image applies (fail point `schema-newer-release`, api/src/faults.rs).
+const NEWER_RELEASE_MIGRATION: i64 = 29_991_231_000_000;
 const API_TOKEN: &str = "level-3-token-0123456789abcdef";
 /// Polling off: every push here must roll out on the registry's notification alone. CNCF
 /// Distribution notifies a manifest push before it moves the tag (seen here: the operator's HEAD
@@ -203,8 +207,17 @@ async fn golden_path_on_the_real_node() {
     )
     .await;
 
-    // 3. A bad image: a real one, whose server listens on 127.0.0.1 only.
-    let bad = build_image(&first_build, &tag, &["BIND_ADDRESS=127.0.0.1"]);
+    // 3. A bad image: a real one, whose server listens on 127.0.0.1 only, and which first migrates
+    // the database past what the previous digest knows, as a next release would.
+    let faults_build = build_binary_with(&format!("{commit}-faults"), &["failpoints"]);
+    let bad = build_image(
+        &faults_build,
+        &tag,
+        &[
+            "BIND_ADDRESS=127.0.0.1",
+            "FAILPOINTS=schema-newer-release=return",
+        ],
+    );
     let pushed_bad = Instant::now();
     let degraded = tokio::time::timeout(
         Duration::from_secs(PROGRESS_DEADLINE_SECONDS + 90),
@@ -242,6 +255,50 @@ async fn golden_path_on_the_real_node() {
     )
     .await;
     let bad_to_previous_serving = pushed_bad.elapsed();
+    // The previous digest's pods, started again against the database the bad image migrated:
+    // Ready and serving, each reporting the migration it does not know.
+    let restarted = Instant::now();
+    Api::<Pod>::namespaced(client.clone(), &namespace)
+        .delete_collection(
+            &Default::default(),
+            &ListParams::default().labels(&format!("app.kubernetes.io/instance={NAME}")),
+        )
+        .await
+        .expect("delete the previous digest's pods");
+    let after_migration = serving(
+        &client,
+        &namespace,
+        &node,
+        &next,
+        &next_commit,
+        Duration::from_secs(120),
+    )
+    .await;
+    for pod in &after_migration {
+        let schema = &pod.healthz["schema"];
+        assert_eq!(
+            schema["found"],
+            json!(NEWER_RELEASE_MIGRATION),
+            "{}: the database holds the bad image's migration: {schema}",
+            pod.pod
+        );
+        assert!(
+            schema["unknown"]
+                .as_array()
+                .is_some_and(|u| u.contains(&json!(NEWER_RELEASE_MIGRATION))),
+            "{}: reports the migration it does not know: {schema}",
+            pod.pod
+        );
+        assert!(
+            schema["expected"].as_i64() < Some(NEWER_RELEASE_MIGRATION),
+            "{schema}"
+        );
+    }
+    println!(
+        "previous digest's pods restarted on the migrated database: serving again in {:.1} s (schema {})",
+        restarted.elapsed().as_secs_f64(),
+        after_migration[0].healthz["schema"]
+    );
     println!(
         "bad image pushed → rolled back, previous digest serving: {:.1} s",
         bad_to_previous_serving.as_secs_f64()
@@ -275,10 +332,8 @@ async fn golden_path_on_the_real_node() {
     // 5. A stalled worker loop, restarted by liveness: a real image built with the `failpoints`
     // feature whose worker loops stop after three ticks while the process and its HTTP server stay
     // up. Nothing outside the process can cause that, hence the fail point.
-    let stall_commit = format!("{commit}-stall");
-    let stall_build = build_binary_with(&stall_commit, &["failpoints"]);
     let stalled = build_image(
-        &stall_build,
+        &faults_build,
         &tag,
         &["FAILPOINTS=worker-loop-stall=3*off->return"],
     );
