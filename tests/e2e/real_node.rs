@@ -864,9 +864,16 @@ async fn check_api_through_its_service(client: &kube::Client, namespace: &str, d
     let ip = spec.cluster_ip.expect("ClusterIP");
     let port = spec.ports.expect("ports")[0].port;
     let base = format!("http://{ip}:{port}");
-    let healthz = get_json(&format!("{base}/healthz"), None)
-        .await
-        .expect("/healthz through the Service");
+    // kube-proxy programs the Service a moment after the pods are Ready: ask until it answers.
+    let healthz = support::eventually(
+        "/healthz through the api Service",
+        Duration::from_secs(30),
+        || {
+            let url = format!("{base}/healthz");
+            async move { get_json(&url, None).await }
+        },
+    )
+    .await;
     assert_eq!(healthz["digest"], digest);
     let status = |token: Option<&'static str>| {
         let url = format!("{base}/api/v2/trades");
