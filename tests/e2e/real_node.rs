@@ -818,10 +818,11 @@ async fn serving(
             }
             let mut serving = Vec::new();
             for pod in live {
-                let spec = pod.spec.as_ref()?;
+                // Not scheduled yet (a replacement just created): ask again.
+                let scheduled_on = pod.spec.as_ref()?.node_name.as_deref()?;
                 assert_eq!(
-                    spec.node_name.as_deref(),
-                    Some(node.name.as_str()),
+                    scheduled_on,
+                    node.name.as_str(),
                     "pods of a real-node namespace run on the real node"
                 );
                 let status = pod.status.as_ref()?;
