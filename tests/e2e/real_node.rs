@@ -818,8 +818,9 @@ async fn serving(
             }
             let mut serving = Vec::new();
             for pod in live {
+                let spec = pod.spec.as_ref()?;
                 // Not scheduled yet (a replacement just created): ask again.
-                let scheduled_on = pod.spec.as_ref()?.node_name.as_deref()?;
+                let scheduled_on = spec.node_name.as_deref()?;
                 assert_eq!(
                     scheduled_on,
                     node.name.as_str(),
