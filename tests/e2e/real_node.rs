@@ -59,31 +59,11 @@ const PROGRESS_DEADLINE_SECONDS: u64 = 40;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn golden_path_on_the_real_node() {
     let client = client().await;
-    let node = match real_node::required(&client).await {
-        Ok(Some(node)) => node,
-        Ok(None) => {
-            println!("NODE=kwok: level 3 left out of this run on purpose; nothing checked");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(Desk { node, ns, mut pg }) = Desk::prepare(&client, "realnode").await else {
+        return;
     };
     print_node_ready_time(&client, &node).await;
-    install_crd(&client).await;
-    let ns = node
-        .namespace(&client, "realnode")
-        .await
-        .expect("namespace on the real node");
     let namespace = ns.name.clone();
-
-    // PostgreSQL on the host, listening on the node's address too: pods reach it through the bridge.
-    let mut pg = TempPostgres::init().expect("initdb");
-    pg.listen_also_on(&node.ip, &node.pod_cidr)
-        .expect("listen on the node address");
-    pg.start().expect("PostgreSQL");
-    pg.create_database("trading").expect("createdb");
-    let pod_database_url = format!("postgres://postgres@{}:{}/trading", node.ip, pg.port());
-    create_secret(&client, &namespace, "desk-db", "url", &pod_database_url).await;
-    create_secret(&client, &namespace, "desk-api", "token", API_TOKEN).await;
 
     // A registry that notifies the operator, and the node allowed to pull from it over plain HTTP.
     let webhook_port = free_loopback_port().expect("port");
@@ -366,28 +346,10 @@ async fn golden_path_on_the_real_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operator_in_cluster_from_the_chart() {
     let client = client().await;
-    let node = match real_node::required(&client).await {
-        Ok(Some(node)) => node,
-        Ok(None) => {
-            println!("NODE=kwok: level 3 left out of this run on purpose; nothing checked");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(Desk { node, ns, pg }) = Desk::prepare(&client, "incluster").await else {
+        return;
     };
-    install_crd(&client).await;
-    let ns = node
-        .namespace(&client, "incluster")
-        .await
-        .expect("namespace on the real node");
     let namespace = ns.name.clone();
-    let mut pg = TempPostgres::init().expect("initdb");
-    pg.listen_also_on(&node.ip, &node.pod_cidr)
-        .expect("listen on the node address");
-    pg.start().expect("PostgreSQL");
-    pg.create_database("trading").expect("createdb");
-    let pod_database_url = format!("postgres://postgres@{}:{}/trading", node.ip, pg.port());
-    create_secret(&client, &namespace, "desk-db", "url", &pod_database_url).await;
-    create_secret(&client, &namespace, "desk-api", "token", API_TOKEN).await;
     create_secret(
         &client,
         &namespace,
@@ -578,33 +540,81 @@ async fn helm(args: &[&str]) -> (bool, String) {
 /// `cargo build` of the operator's binary, copied out of the target directory.
 fn build_operator_binary() -> PathBuf {
     let _builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    cargo_build(
+        "trading-agent-operator",
+        "",
+        None,
+        &builds_dir().join("operator"),
+    )
+}
+
+/// `cargo build --locked` of `package`'s binary of the same name (with `features`, and
+/// `TRADING_AGENT_COMMIT` when given), copied from the target directory into `out`. Callers hold
+/// [`BUILDS`]: a parallel build could rewrite the binary mid-copy.
+fn cargo_build(package: &str, features: &str, commit: Option<&str>, out: &Path) -> PathBuf {
     let root = repository_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .args([
-            "build",
-            "--quiet",
-            "--locked",
-            "-p",
-            "trading-agent-operator",
-            "--bin",
-            "trading-agent-operator",
+            "build", "--quiet", "--locked", "-p", package, "--bin", package,
         ])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
+        .args(["--features", features])
+        .current_dir(&root);
+    if let Some(commit) = commit {
+        command.env("TRADING_AGENT_COMMIT", commit);
+    }
+    let status = command.status().expect("cargo build");
     assert!(
         status.success(),
-        "cargo build of trading-agent-operator failed"
+        "cargo build of {package} ({commit:?}, features {features:?}) failed"
     );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let out = builds_dir().join("operator");
-    std::fs::create_dir_all(&out).expect("dir");
-    let binary = out.join("trading-agent-operator");
-    std::fs::copy(target.join("debug/trading-agent-operator"), &binary).expect("copy the binary");
+    std::fs::create_dir_all(out).expect("dir");
+    let binary = out.join(package);
+    std::fs::copy(target.join("debug").join(package), &binary).expect("copy the binary");
     binary
+}
+
+/// What both level-3 tests start from: the real node, a namespace whose pods run on it, and a
+/// PostgreSQL on the host that pods reach at the node's address, named by the `desk-db` Secret
+/// beside the api token's `desk-api`.
+struct Desk {
+    node: RealNode,
+    ns: trading_agent_tests::cluster::TestNamespace,
+    pg: TempPostgres,
+}
+
+impl Desk {
+    /// `None` when `NODE=kwok` leaves level 3 out on purpose (said on stdout); a missing real node
+    /// fails the test.
+    async fn prepare(client: &kube::Client, prefix: &str) -> Option<Self> {
+        let node = match real_node::required(client).await {
+            Ok(Some(node)) => node,
+            Ok(None) => {
+                println!("NODE=kwok: level 3 left out of this run on purpose; nothing checked");
+                return None;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        install_crd(client).await;
+        let ns = node
+            .namespace(client, prefix)
+            .await
+            .expect("namespace on the real node");
+        // Listening on the node's address too: pods reach it through the bridge.
+        let mut pg = TempPostgres::init().expect("initdb");
+        pg.listen_also_on(&node.ip, &node.pod_cidr)
+            .expect("listen on the node address");
+        pg.start().expect("PostgreSQL");
+        pg.create_database("trading").expect("createdb");
+        let pod_database_url = format!("postgres://postgres@{}:{}/trading", node.ip, pg.port());
+        create_secret(client, &ns.name, "desk-db", "url", &pod_database_url).await;
+        create_secret(client, &ns.name, "desk-api", "token", API_TOKEN).await;
+        Some(Self { node, ns, pg })
+    }
 }
 
 /// The operator's metrics and the registry's last log lines, for a failure message.
@@ -709,35 +719,12 @@ fn build_binary_with(commit: &str, features: &[&str]) -> PathBuf {
     if let Some(binary) = builds.get(&key) {
         return binary.clone();
     }
-    let root = repository_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--locked",
-            "-p",
-            "trading-agent",
-            "--bin",
-            "trading-agent",
-            "--features",
-            &features,
-        ])
-        .env("TRADING_AGENT_COMMIT", commit)
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
-    assert!(
-        status.success(),
-        "cargo build of trading-agent ({commit}) failed"
+    let binary = cargo_build(
+        "trading-agent",
+        &features,
+        Some(commit),
+        &builds_dir().join(&key),
     );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let out = builds_dir().join(&key);
-    std::fs::create_dir_all(&out).expect("dir");
-    let binary = out.join("trading-agent");
-    std::fs::copy(target.join("debug/trading-agent"), &binary).expect("copy the binary");
     builds.insert(key, binary.clone());
     binary
 }
