@@ -200,6 +200,30 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             agent("a", json!({"progressDeadlineSeconds": 1})),
             "spec.progressDeadlineSeconds",
         ),
+        (
+            "cpu as a word",
+            agent(
+                "a",
+                json!({"api": {"resources": {"requests": {"cpu": "abc"}}}}),
+            ),
+            "spec.api.resources.requests.cpu",
+        ),
+        (
+            "negative memory limit",
+            agent(
+                "a",
+                json!({"bot": {"resources": {"limits": {"memory": "-1Gi"}}}}),
+            ),
+            "spec.bot.resources.limits.memory",
+        ),
+        (
+            "space before the unit",
+            agent(
+                "a",
+                json!({"strategy": {"resources": {"requests": {"memory": "512 Mi"}}}}),
+            ),
+            "spec.strategy.resources.requests.memory",
+        ),
         ("name with a dot", bad_name, "metadata.name"),
         ("name too long for the children", too_long, "metadata.name"),
     ]
@@ -261,6 +285,73 @@ async fn bad_resources_are_refused_with_the_field_named() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    namespace
+        .delete(std::time::Duration::from_secs(60))
+        .await
+        .expect("namespace deleted");
+}
+
+/// The CRD's quantity pattern agrees with Kubernetes' own parser: a text quantity is accepted in
+/// a TradingAgent's resources exactly when the API server accepts it in a ResourceQuota (negative
+/// quantities aside, which no request or limit may have).
+#[tokio::test]
+async fn quantity_pattern_agrees_with_the_api_server() {
+    let client = client().await;
+    install_crd(&client).await;
+    let namespace = TestNamespace::create(&client, "op-quantity")
+        .await
+        .expect("namespace");
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let accepted = |path: String, body: Value| {
+        let client = client.clone();
+        let request = kube::core::Request::new(path)
+            .create(&dry_run, serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        async move {
+            match client.request::<Value>(request).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let mut disagreements = Vec::new();
+    for quantity in [
+        "1", "250m", "1.5", ".5", "5.", "512Mi", "2Gi", "1Ei", "1e3", "1E-3", "100u", "10n", "1k",
+        "+1", "0", "abc", "", "1 Gi", "1K", "1KI", "1.5.5", "1e", "0x10", "1m1", "1mi", "Mi",
+    ] {
+        // Kubernetes reads a unit without a number ("Mi") as zero; refusing it is deliberate.
+        let deliberately_stricter = quantity == "Mi";
+        let agent_ok = accepted(
+            format!(
+                "/apis/tradingagents.dev/v1alpha1/namespaces/{}/tradingagents",
+                namespace.name
+            ),
+            agent(
+                "q",
+                json!({"api": {"resources": {"requests": {"cpu": quantity}}}}),
+            ),
+        )
+        .await
+        .expect("TradingAgent dry run");
+        let quota_ok = accepted(
+            format!("/api/v1/namespaces/{}/resourcequotas", namespace.name),
+            json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+                   "spec": {"hard": {"requests.cpu": quantity}}}),
+        )
+        .await
+        .expect("ResourceQuota dry run");
+        println!("{quantity:>6?}: TradingAgent {agent_ok}, ResourceQuota {quota_ok}");
+        if agent_ok != quota_ok && !(deliberately_stricter && !agent_ok) {
+            disagreements.push(format!(
+                "{quantity:?}: TradingAgent {agent_ok}, ResourceQuota {quota_ok}"
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
     namespace
         .delete(std::time::Duration::from_secs(60))
         .await
