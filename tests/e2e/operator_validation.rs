@@ -345,7 +345,7 @@ async fn quantity_pattern_agrees_with_the_api_server() {
         .await
         .expect("ResourceQuota dry run");
         println!("{quantity:>6?}: TradingAgent {agent_ok}, ResourceQuota {quota_ok}");
-        if agent_ok != quota_ok && !(deliberately_stricter && !agent_ok) {
+        if agent_ok != (quota_ok && !deliberately_stricter) {
             disagreements.push(format!(
                 "{quantity:?}: TradingAgent {agent_ok}, ResourceQuota {quota_ok}"
             ));
