@@ -12,6 +12,9 @@ SHELL := /bin/bash
 export TRADING_AGENT_CACHE ?= $(HOME)/.cache/trading-agent
 export CARGO_TERM_COLOR ?= never
 export KUBECONFIG := $(TRADING_AGENT_CACHE)/cluster/kubeconfig
+# The build identity every binary reports (`/healthz`, `--version`): one value for the whole run, so
+# no step rebuilds the workload crate for a different one.
+export TRADING_AGENT_COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 HARNESS := tests/harness
 CARGO := cargo
 
@@ -65,7 +68,8 @@ test: tools pydeps lint ## everything: lint, unit, integration and end-to-end te
 fuzz: ## run every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (default 60; nightly, pinned cargo-fuzz cached by version): executions and crashes
 	@scripts/fuzz.sh
 
-demo: tools ## the golden path on a local stack: build, push, operator, TradingAgent, new push, workloads
+demo: export NODE ?= real
+demo: tools ## the golden path on a local stack (NODE=real: on a real kubelet node; NODE=kwok: simulated nodes): build, push, operator, TradingAgent, new push, rollback, workloads
 	@scripts/demo.sh
 
 demo-down: ## stop what make demo started (operator, workloads, registry, PostgreSQL, cluster)

@@ -7,6 +7,19 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+# A running cluster is never restarted under someone else's feet: without NODE, the command joins it
+# in whatever mode it runs; with a NODE it does not run in, the command is refused.
+cache=${TRADING_AGENT_CACHE:-$HOME/.cache/trading-agent}
+status=$("$here/cluster.sh" status 2>/dev/null || true)
+if grep -q '^kube-apiserver: running' <<<"$status" && grep -q '^api server: running with NODE=' <<<"$status"; then
+    running_mode=$(cat "$cache/cluster/node-mode" 2>/dev/null || echo kwok)
+    if [[ -z ${NODE:-} ]]; then
+        export NODE=$running_mode
+    else
+        echo "with-cluster: a cluster runs with NODE=$running_mode, not NODE=$NODE; run with NODE=$running_mode, or stop it first (make cluster-down)" >&2
+        exit 2
+    fi
+fi
 started=
 if ! "$here/cluster.sh" status 2>/dev/null | grep -q '^api server: ready'; then
     "$here/cluster.sh" up >/dev/null
