@@ -325,9 +325,10 @@ status() {
     local running_mode
     running_mode=$(cat "$state/node-mode" 2>/dev/null || echo kwok)
     [[ $running_mode == real ]] && "$here/real-node.sh" status
-    if [[ -f $kubeconfig && $running_mode != "$node_mode" ]]; then
+    # Without NODE, status reports the cluster in whatever mode it runs.
+    if [[ -f $kubeconfig && -n ${NODE:-} && $running_mode != "$node_mode" ]]; then
         echo "api server: running with NODE=$running_mode, not the NODE=$node_mode asked for (up restarts it)"
-    elif healthy; then
+    elif NODE=$running_mode node_mode=$running_mode healthy; then
         echo "api server: ready; kubeconfig: $kubeconfig"
     else
         echo "api server: not ready"

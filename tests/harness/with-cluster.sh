@@ -10,18 +10,20 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # A running cluster is never restarted under someone else's feet: without NODE, the command joins it
 # in whatever mode it runs; with a NODE it does not run in, the command is refused.
 cache=${TRADING_AGENT_CACHE:-$HOME/.cache/trading-agent}
+# (status is captured first: `status | grep -q` under pipefail fails when grep stops reading early)
 status=$("$here/cluster.sh" status 2>/dev/null || true)
-if grep -q '^kube-apiserver: running' <<<"$status" && grep -q '^api server: running with NODE=' <<<"$status"; then
+if grep -q '^kube-apiserver: running' <<<"$status"; then
     running_mode=$(cat "$cache/cluster/node-mode" 2>/dev/null || echo kwok)
     if [[ -z ${NODE:-} ]]; then
         export NODE=$running_mode
-    else
+    elif [[ $NODE != "$running_mode" ]]; then
         echo "with-cluster: a cluster runs with NODE=$running_mode, not NODE=$NODE; run with NODE=$running_mode, or stop it first (make cluster-down)" >&2
         exit 2
     fi
 fi
 started=
-if ! "$here/cluster.sh" status 2>/dev/null | grep -q '^api server: ready'; then
+status=$("$here/cluster.sh" status 2>/dev/null || true)
+if ! grep -q '^api server: ready' <<<"$status"; then
     "$here/cluster.sh" up >/dev/null
     started=1
 fi
