@@ -109,6 +109,24 @@ pub const RESERVED_ENV_NAMES: [&str; 4] = ["DATABASE_URL", "PORT", "API_TOKEN", 
         description = "The image digest the workloads are pinned to (short form)"
     ),
     printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".status.trading.state",
+        description = "The bot's trading state as last observed (Running, StopEntry, Stopped)"
+    ),
+    printcolumn(
+        name = "Open",
+        type_ = "integer",
+        json_path = ".status.trading.openTrades",
+        description = "Open trades as last observed"
+    ),
+    printcolumn(
+        name = "Profit",
+        type_ = "string",
+        json_path = ".status.trading.profit",
+        description = "Total profit (realised and unrealised) in the account's currency"
+    ),
+    printcolumn(
         name = "Image",
         type_ = "string",
         json_path = ".spec.image",
@@ -122,6 +140,12 @@ pub const RESERVED_ENV_NAMES: [&str; 4] = ["DATABASE_URL", "PORT", "API_TOKEN", 
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.trading) || (has(self.api) && has(self.api.tokenSecretRef))",
+    "message": "trading needs api.tokenSecretRef: the operator sets and reads the bot's state through the api with that token",
+    "fieldPath": ".trading",
+    "reason": "FieldValueRequired",
+}]))]
 pub struct TradingAgentSpec {
     /// Image that all three roles run, as a tag (`registry.example.com/acme/trading-agent:stable`)
     /// or a digest (`…/trading-agent@sha256:<64 hex>`). Workloads are always pinned to a digest;
@@ -170,6 +194,178 @@ pub struct TradingAgentSpec {
     /// When true the operator reports status but changes nothing.
     #[serde(default)]
     pub paused: bool,
+
+    /// The bot's trading state, declared: the operator keeps the bot in it through the api
+    /// (with `api.tokenSecretRef`'s token) and copies what the bot is doing into
+    /// `status.trading`. Absent: the operator neither sets nor reads the bot's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trading: Option<TradingSpec>,
+
+    /// A NetworkPolicy for the TradingAgent's pods: ingress only to the api port, from the
+    /// namespace and from `allowFrom`; the bot and strategy pods accept nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+}
+
+/// The declared trading state of the bot.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TradingSpec {
+    /// `Running` executes signals; `StopEntry` executes exits only (wind down); `Stopped` opens
+    /// nothing (exits still run, so no position is left without its way out). Re-applied when the
+    /// bot's state drifts (a dashboard button, a restored database).
+    #[serde(default)]
+    pub state: TradingState,
+}
+
+/// A trading state of the bot.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum TradingState {
+    /// Signals are executed.
+    #[default]
+    Running,
+    /// Exits are executed, entries rejected.
+    StopEntry,
+    /// No entries; exits still run.
+    Stopped,
+}
+
+impl TradingState {
+    /// The name the spec and status use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradingState::Running => "Running",
+            TradingState::StopEntry => "StopEntry",
+            TradingState::Stopped => "Stopped",
+        }
+    }
+}
+
+impl fmt::Display for TradingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63 characters.
+pub const LABEL_KEY_PATTERN: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/// A label value (may be empty).
+pub const LABEL_VALUE_PATTERN: &str = "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$";
+
+/// The NetworkPolicy of a TradingAgent.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Whether the NetworkPolicy exists. Off unless asked for: it cuts every client of the pods
+    /// outside the namespace (ingress controllers, Prometheus scraping the workers' `/metrics`),
+    /// which an upgrade must not do behind a user's back, and it takes effect only where the
+    /// network plugin enforces NetworkPolicy.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Who else may reach the api port, besides pods of the TradingAgent's namespace: each entry
+    /// a namespace selector, a pod selector, or both (pods matching the pod selector in the
+    /// namespaces matching the namespace selector; a pod selector alone means this namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub allow_from: Vec<NetworkPeer>,
+}
+
+/// A source the api port accepts connections from.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.namespaceSelector) || has(self.podSelector)",
+    "message": "needs namespaceSelector, podSelector or both",
+}]))]
+pub struct NetworkPeer {
+    /// Namespaces whose pods may connect (`{}`: every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<Selector>,
+    /// Pods that may connect (`{}`: every pod of the selected namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<Selector>,
+}
+
+/// A label selector, checked at admission (keys, values and operators).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Selector {
+    /// Labels that must all be present with these values.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": format!("self.all(k, size(k) <= 317 && {})", cel_matches(LABEL_KEY_PATTERN).replacen("self", "k", 1)),
+            "message": "keys must be label keys ([prefix/]name: a name of at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit)",
+        },
+        {
+            "rule": format!("self.all(k, {})", cel_matches(LABEL_VALUE_PATTERN).replacen("self", "self[k]", 1)),
+            "message": "values must be label values (at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit, or empty)",
+        },
+    ]))]
+    #[schemars(extend("additionalProperties" = {"type": "string", "maxLength": 63}))]
+    pub match_labels: std::collections::BTreeMap<String, String>,
+
+    /// Label requirements that must all hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+/// One label requirement.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+        "message": "In and NotIn need at least one value",
+    },
+    {
+        "rule": "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+        "message": "Exists and DoesNotExist take no values",
+    },
+]))]
+pub struct SelectorRequirement {
+    /// The label key.
+    #[schemars(length(min = 1, max = 317))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": cel_matches(LABEL_KEY_PATTERN),
+        "message": "must be a label key ([prefix/]name: a name of at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit)",
+    }]))]
+    pub key: String,
+    /// How the key relates to the values.
+    pub operator: SelectorOperator,
+    /// The values (`In`, `NotIn`); none for `Exists` and `DoesNotExist`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("items" = {"type": "string", "maxLength": 63}))]
+    pub values: Vec<String>,
+}
+
+/// A label selector operator.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SelectorOperator {
+    /// The label's value is one of `values`.
+    In,
+    /// The label is absent or its value is none of `values`.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
+}
+
+impl SelectorOperator {
+    /// The name Kubernetes label selectors use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelectorOperator::In => "In",
+            SelectorOperator::NotIn => "NotIn",
+            SelectorOperator::Exists => "Exists",
+            SelectorOperator::DoesNotExist => "DoesNotExist",
+        }
+    }
 }
 
 fn default_progress_deadline_seconds() -> i32 {
@@ -498,6 +694,95 @@ pub struct TradingAgentStatus {
     /// The last rollouts of new digests, newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<RolloutRecord>,
+
+    /// What the bot is doing, as the operator last saw it through the api (with
+    /// `spec.trading` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trading: Option<TradingStatus>,
+}
+
+/// What the bot is doing, as last observed through the api.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TradingStatus {
+    /// `spec.trading.state` as the operator last acted on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_state: Option<TradingState>,
+
+    /// The state in force: the bot's state as last observed (after any correction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<TradingState>,
+
+    /// Who set the state in force last: `Operator` (it called the api to apply
+    /// `spec.trading.state`) or `External` (someone else, e.g. a dashboard button, and the
+    /// operator has not corrected it yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_by: Option<String>,
+
+    /// When the bot's state last changed, as the api reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_changed_at: Option<String>,
+
+    /// The last drift the operator corrected: what it found instead of the declared state, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drift: Option<TradingDrift>,
+
+    /// Set while the bot rejects entries because the day's realised loss reached its limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_loss_halt: Option<String>,
+
+    /// Open trades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_trades: Option<i64>,
+
+    /// Total profit (realised and unrealised) in the account's currency, such as `12.50 USDT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profit: Option<String>,
+
+    /// Balance and profit per quote currency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub currencies: Vec<CurrencyStatus>,
+
+    /// The bot's last completed loop, as its heartbeat reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_bot_tick: Option<String>,
+
+    /// When the operator last looked (whether or not the look succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_observed: Option<Time>,
+
+    /// Why the last look failed; absent when it succeeded (the other fields then are fresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A bot state the operator found instead of the declared one, and corrected.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct TradingDrift {
+    /// The state found.
+    pub found: TradingState,
+    /// When it was found (and corrected).
+    pub at: Time,
+}
+
+/// Balance and profit in one quote currency. Amounts are decimal strings as the api reports them.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrencyStatus {
+    /// The quote currency.
+    pub currency: String,
+    /// Cash not in trades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free: Option<String>,
+    /// Free cash plus open positions at their latest close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equity: Option<String>,
+    /// Open trades in this currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_trades: Option<i64>,
+    /// Realised and unrealised profit, net of fees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profit: Option<String>,
 }
 
 /// The image the workloads are pinned to.
@@ -784,6 +1069,8 @@ pub mod conditions {
         pub const PROGRESSING: &str = "Progressing";
         /// A rollout failed or pods cannot be created.
         pub const DEGRADED: &str = "Degraded";
+        /// The bot's trading state matches `spec.trading.state` (with `spec.trading` only).
+        pub const TRADING: &str = "Trading";
     }
 
     /// Condition reasons (CamelCase, part of the API: users and tools match on them).
@@ -846,6 +1133,16 @@ pub mod conditions {
         /// Degraded: a rollout failed because pods of the new digest cannot be scheduled (no node
         /// has room): the environment is blamed, nothing is rejected.
         pub const UNSCHEDULABLE: &str = "Unschedulable";
+        /// Trading: the bot is in the declared state.
+        pub const STATE_IN_SYNC: &str = "StateInSync";
+        /// Trading: the bot was in another state and the operator has just applied the declared one.
+        pub const STATE_APPLIED: &str = "StateApplied";
+        /// Trading: the api could not be reached or answered with an error (the message says which).
+        pub const API_UNREACHABLE: &str = "ApiUnreachable";
+        /// Trading: the api Secret's token is missing or the api refused it (401/403).
+        pub const API_TOKEN_REJECTED: &str = "ApiTokenRejected";
+        /// Trading: the api has no Service or no pods yet.
+        pub const API_NOT_AVAILABLE: &str = "ApiNotAvailable";
     }
 }
 
@@ -890,7 +1187,12 @@ mod tests {
             .iter()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["Ready", "Reason", "Digest", "Image", "Age"]);
+        assert_eq!(
+            columns,
+            [
+                "Ready", "Reason", "Digest", "State", "Open", "Profit", "Image", "Age"
+            ]
+        );
     }
 
     fn schema() -> serde_json::Value {

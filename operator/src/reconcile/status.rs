@@ -131,6 +131,8 @@ pub fn next_status(obs: &Observation<'_>) -> TradingAgentStatus {
         image,
         components,
         history,
+        // The trading look's (stage 6b) to replace; kept when there was none.
+        trading: previous.trading,
     }
 }
 
