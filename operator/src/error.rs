@@ -280,6 +280,16 @@ pub enum Error {
     /// non-zero so that it is restarted).
     #[error("the controller stopped unexpectedly")]
     ControllerStopped,
+
+    // ---- The bot's trading state, through the api (reported in `status.trading`, never fatal).
+    /// The api could not be asked or answered badly; `reason` is the `Trading` condition's.
+    #[error("{message}")]
+    TradingApi {
+        /// `ApiUnreachable`, `ApiTokenRejected` or `ApiNotAvailable`.
+        reason: &'static str,
+        /// What went wrong, naming the request.
+        message: String,
+    },
 }
 
 impl From<kube::Error> for Error {
@@ -367,6 +377,7 @@ impl Error {
             Error::Io(_) => "io",
             Error::ReconcilePanicked(_) => "panic",
             Error::ControllerStopped => "controller_stopped",
+            Error::TradingApi { .. } => "trading_api",
             Error::ReferenceEmpty
             | Error::ReferenceInvalidDomain(_)
             | Error::ReferenceInvalidPathComponent(_)
@@ -442,6 +453,7 @@ impl Error {
             | Error::Io(_)
             | Error::ReconcilePanicked(_)
             | Error::ControllerStopped => "ReconcileError",
+            Error::TradingApi { reason, .. } => reason,
         }
     }
 

@@ -191,6 +191,9 @@ pub async fn run(
         failed_resolutions: ErrorBackoff::new(REGISTRY_RETRY_MIN, REGISTRY_RETRY_MAX),
         written: Default::default(),
         database_secrets: Default::default(),
+        bot_api: super::bot_api::BotApi::new()
+            .inspect_err(|e| tracing::error!(error = %e, "trading look disabled"))
+            .ok(),
     });
 
     // A new controller is judged from its start, not by its predecessor's last progress.

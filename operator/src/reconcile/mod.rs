@@ -21,6 +21,7 @@
 pub mod applied;
 pub mod apply;
 pub mod backoff;
+pub mod bot_api;
 pub mod build;
 pub mod conditions;
 pub mod controller;
@@ -32,6 +33,7 @@ pub mod report;
 pub mod rollback;
 pub mod rollout_state;
 pub mod status;
+pub mod trading;
 pub mod verify;
 pub mod written;
 
@@ -93,6 +95,8 @@ pub struct Context {
     pub written: WrittenStatuses<ObjectRef<TradingAgent>>,
     /// Database Secrets recently found holding their key (see [`dereference`]).
     pub database_secrets: TrustedSecrets,
+    /// The trading look's HTTP client (see [`bot_api`]); `None` if it could not be built.
+    pub bot_api: Option<bot_api::BotApi>,
 }
 
 /// Retry a failed reconciliation after this object's next back-off delay.
@@ -202,6 +206,11 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     };
     let blocked = dereferenced.database_secret.or(rejected);
     let applied_at = started.elapsed();
+    // 5b. the trading look: the bot's state set as declared, its figures read (never fatal)
+    let trading_look = match &agent.spec.trading {
+        Some(_) if !agent.spec.paused => Some(bot_api::look(&ctx, &ns, &agent).await),
+        _ => None,
+    };
     let rollback = decision.rollback.as_ref().filter(|_| applied);
     if let Some(rollback) = rollback {
         ctx.services.metrics.rollbacks.inc();
@@ -233,6 +242,33 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         fault: decision.fault.as_ref(),
         now,
     });
+    let mut status = status;
+    let previous_trading = agent.status.as_ref().and_then(|s| s.trading.as_ref());
+    match (&agent.spec.trading, &trading_look) {
+        (Some(spec), Some(look)) => {
+            let (trading, condition) = trading::next_trading_status(
+                previous_trading,
+                spec.state,
+                look,
+                agent.metadata.generation,
+                now,
+            );
+            if let Some(error) = &look.error {
+                warn!(tradingagent = %key, %error, "trading look failed");
+            }
+            events.extend(trading::trading_events(previous_trading, &trading, look));
+            status.trading = Some(trading);
+            conditions::set_condition(&mut status.conditions, condition);
+        }
+        // Paused: the last look stays as it was.
+        (Some(_), None) => {}
+        (None, _) => {
+            status.trading = None;
+            status
+                .conditions
+                .retain(|c| c.type_ != conditions::types::TRADING);
+        }
+    }
     let verification_ends = status::verification_deadline(seen, &status);
     events.extend(events::status_events(agent.status.as_ref(), &status));
     // 7. report
@@ -266,6 +302,10 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     }
     if decision.fault.is_some() {
         requeue = requeue.min(rollback::ENVIRONMENT_RETRY);
+    }
+    if agent.spec.trading.is_some() {
+        // Drift (a dashboard button, a restored database) is corrected within this.
+        requeue = requeue.min(trading::RESYNC);
     }
     Ok(Action::requeue(requeue))
 }
