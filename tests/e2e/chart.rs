@@ -353,6 +353,11 @@ fn expected_rules(
             &[],
             &["get", "list", "watch", "create", "patch", "delete"],
         ),
+        rule(
+            "networking.k8s.io/networkpolicies",
+            &[],
+            &["get", "list", "watch", "create", "patch", "delete"],
+        ),
         rule("secrets", &[], &["get"]),
         rule("pods", &[], &["get", "list", "watch"]),
         rule("events.k8s.io/events", &[], &["create", "patch"]),
@@ -828,6 +833,7 @@ async fn install_grants_no_wildcards_and_upgrade_and_uninstall_leave_nothing_beh
         ("patch", "deployments.apps", ""),
         ("create", "deployments.apps", ""),
         ("delete", "poddisruptionbudgets.policy", ""),
+        ("patch", "networkpolicies.networking.k8s.io", ""),
         ("get", "secrets", ""),
         ("create", "events.events.k8s.io", ""),
     ];

@@ -224,6 +224,97 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             ),
             "spec.strategy.resources.requests.memory",
         ),
+        // spec.trading and spec.networkPolicy (issue 19).
+        (
+            "unknown trading state",
+            agent(
+                "a",
+                json!({"trading": {"state": "Paused"},
+                "api": {"tokenSecretRef": {"name": "api", "key": "token"}}}),
+            ),
+            "spec.trading.state: Unsupported value",
+        ),
+        (
+            "trading state in lower case",
+            agent(
+                "a",
+                json!({"trading": {"state": "stop_entry"},
+                "api": {"tokenSecretRef": {"name": "api", "key": "token"}}}),
+            ),
+            "spec.trading.state: Unsupported value",
+        ),
+        (
+            "trading without an api token",
+            agent("a", json!({"trading": {"state": "StopEntry"}})),
+            "spec.trading",
+        ),
+        (
+            "networkPolicy.enabled as text",
+            agent("a", json!({"networkPolicy": {"enabled": "yes"}})),
+            "spec.networkPolicy.enabled",
+        ),
+        (
+            "allowFrom entry without a selector",
+            agent(
+                "a",
+                json!({"networkPolicy": {"enabled": true, "allowFrom": [{}]}}),
+            ),
+            "spec.networkPolicy.allowFrom[0]",
+        ),
+        (
+            "selector label key with a space",
+            agent(
+                "a",
+                json!({"networkPolicy": {"enabled": true, "allowFrom": [
+                {"namespaceSelector": {"matchLabels": {"team name": "ops"}}}]}}),
+            ),
+            "spec.networkPolicy.allowFrom[0].namespaceSelector.matchLabels",
+        ),
+        (
+            "selector label value starting with a dash",
+            agent(
+                "a",
+                json!({"networkPolicy": {"enabled": true, "allowFrom": [
+                {"podSelector": {"matchLabels": {"app": "-ingress"}}}]}}),
+            ),
+            "spec.networkPolicy.allowFrom[0].podSelector.matchLabels",
+        ),
+        (
+            "unknown selector operator",
+            agent(
+                "a",
+                json!({"networkPolicy": {"enabled": true, "allowFrom": [
+                {"podSelector": {"matchExpressions": [{"key": "app", "operator": "Like", "values": ["x"]}]}}]}}),
+            ),
+            "spec.networkPolicy.allowFrom[0].podSelector.matchExpressions[0].operator: Unsupported value",
+        ),
+        (
+            "In without values",
+            agent(
+                "a",
+                json!({"networkPolicy": {"enabled": true, "allowFrom": [
+                {"podSelector": {"matchExpressions": [{"key": "app", "operator": "In"}]}}]}}),
+            ),
+            "spec.networkPolicy.allowFrom[0].podSelector.matchExpressions[0]",
+        ),
+        (
+            "Exists with values",
+            agent(
+                "a",
+                json!({"networkPolicy": {"enabled": true, "allowFrom": [
+                {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Exists", "values": ["a"]}]}}]}}),
+            ),
+            "spec.networkPolicy.allowFrom[0].namespaceSelector.matchExpressions[0]",
+        ),
+        (
+            "selector requirement key not a label key",
+            agent(
+                "a",
+                json!({"networkPolicy": {"enabled": true, "allowFrom": [
+                {"podSelector": {"matchExpressions": [{"key": "a/b/c", "operator": "Exists"}]}}]}}),
+            ),
+            "spec.networkPolicy.allowFrom[0].podSelector.matchExpressions[0].key",
+        ),
         ("name with a dot", bad_name, "metadata.name"),
         ("name too long for the children", too_long, "metadata.name"),
     ]
@@ -251,6 +342,23 @@ async fn bad_resources_are_refused_with_the_field_named() {
             "api": {"replicas": 2, "port": 9000, "env": [{"name": "RUST_LOG", "value": "info"}],
                     "resources": {"requests": {"cpu": 1, "memory": "256Mi"}, "limits": {"cpu": "1500m", "memory": "1Gi"}}},
             "bot": {"env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
+        }),
+    ))
+    .unwrap();
+    api.create(&dry_run, &good)
+        .await
+        .expect("a valid TradingAgent is accepted");
+    let good: TradingAgent = serde_json::from_value(agent(
+        "good-trading",
+        json!({
+            "api": {"tokenSecretRef": {"name": "api", "key": "token"}},
+            "trading": {"state": "StopEntry"},
+            "networkPolicy": {"enabled": true, "allowFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}},
+                 "podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["nginx"]},
+                                                      {"key": "canary", "operator": "DoesNotExist"}]}},
+                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus", "tier": ""}}}
+            ]},
         }),
     ))
     .unwrap();

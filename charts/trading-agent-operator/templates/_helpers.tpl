@@ -149,6 +149,11 @@ each is shared by the ClusterRole and, with watchNamespace, the namespaced Role.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# One NetworkPolicy per role when spec.networkPolicy.enabled (reconcile/build/network_policy.rs),
+# deleted again when it is turned off.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Pods of the managed Deployments are watched (by label) for the image they really run:
 # status.components.<role>.digest comes from their containers' imageID.
 - apiGroups: [""]

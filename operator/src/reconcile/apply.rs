@@ -3,6 +3,7 @@
 //! removing a PodDisruptionBudget that is no longer wanted.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -62,8 +63,21 @@ pub(super) async fn apply(
             None => delete_unwanted_pdb(ctx, agent, ns, &pdb_name).await,
         }
     };
-    let (deployments, (_, service_event), pdb_event) =
-        futures::future::try_join3(deployments, service, pdb).await?;
+    let network_policies = async {
+        if objects.network_policies.is_empty() {
+            return delete_unwanted_network_policies(ctx, agent, ns).await;
+        }
+        let applied = futures::future::try_join_all(
+            objects
+                .network_policies
+                .into_iter()
+                .map(|(_, p)| apply_one(ctx, ns, &ctx.stores.network_policies, p)),
+        )
+        .await?;
+        Ok(applied.into_iter().filter_map(|(_, event)| event).collect())
+    };
+    let (deployments, (_, service_event), pdb_event, policy_events) =
+        futures::future::try_join4(deployments, service, pdb, network_policies).await?;
 
     let mut applied = Vec::new();
     let mut child_events = Vec::new();
@@ -73,6 +87,7 @@ pub(super) async fn apply(
     }
     child_events.extend(service_event);
     child_events.extend(pdb_event);
+    child_events.extend(policy_events);
     events.extend(fold_child_events(child_events));
     Ok(applied)
 }
@@ -137,4 +152,40 @@ async fn delete_unwanted_pdb(
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Delete the NetworkPolicies this TradingAgent owns, now that `spec.networkPolicy.enabled` is off.
+async fn delete_unwanted_network_policies(
+    ctx: &Context,
+    agent: &TradingAgent,
+    ns: &str,
+) -> Result<Vec<EventSpec>> {
+    let mut events = Vec::new();
+    let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
+    for role in Role::ALL {
+        let name = deployment_name(&agent.name_any(), role);
+        let cached = ctx
+            .stores
+            .network_policies
+            .get(&ObjectRef::new(&name).within(ns));
+        let owned = cached.is_some_and(|policy| {
+            policy
+                .owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == agent.metadata.uid.as_ref())
+        });
+        if !owned {
+            continue;
+        }
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => events.push(EventSpec::normal(
+                "Deleted",
+                format!("NetworkPolicy {name}: spec.networkPolicy.enabled is off"),
+                "Delete",
+            )),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(events)
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::{Future, FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -40,6 +41,8 @@ pub struct Stores {
     pub services: Store<Service>,
     /// PodDisruptionBudgets the operator manages.
     pub pod_disruption_budgets: Store<PodDisruptionBudget>,
+    /// NetworkPolicies the operator manages.
+    pub network_policies: Store<NetworkPolicy>,
     /// The pods of the managed Deployments, stripped to labels, deletion, images, conditions and
     /// container statuses ([`strip_pod`]): `status.components.<role>.digest` is what they run, and
     /// their readiness and restarts are the verification's evidence.
@@ -53,6 +56,7 @@ impl Stores {
             && ready(&self.deployments).await
             && ready(&self.services).await
             && ready(&self.pod_disruption_budgets).await
+            && ready(&self.network_policies).await
             && ready(&self.pods).await
     }
 }
@@ -147,6 +151,12 @@ pub async fn run(
         .modify(|p| p.managed_fields_mut().clear())
         .reflect(pdb_writer)
         .touched_objects();
+    let (network_policies, network_policy_writer) = reflector::store();
+    let network_policy_events = watcher(scoped::<NetworkPolicy>(&client, ns), managed.clone())
+        .default_backoff()
+        .modify(|p| p.managed_fields_mut().clear())
+        .reflect(network_policy_writer)
+        .touched_objects();
     // Pods carry the template's labels; a pod reconciles its TradingAgent only when the image it
     // runs, whether it is terminating, its readiness or scheduling, or its restarts change, not at
     // every status update.
@@ -169,6 +179,7 @@ pub async fn run(
         deployments,
         services: service_cache,
         pod_disruption_budgets: pdbs,
+        network_policies,
         pods,
     };
     // Registry notifications queue reconciles of the TradingAgents that follow the pushed tag.
@@ -203,6 +214,7 @@ pub async fn run(
         .owns_stream(deployment_events)
         .owns_stream(service_events)
         .owns_stream(pdb_events)
+        .owns_stream(network_policy_events)
         .watches_stream(pod_events, |pod| agent_of_pod(&pod))
         .reconcile_on(notifications)
         .graceful_shutdown_on(shutdown)

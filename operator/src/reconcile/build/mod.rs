@@ -18,11 +18,13 @@ use crate::error::{Error, Result};
 use crate::reconcile::applied;
 
 mod deployment;
+mod network_policy;
 mod pdb;
 mod service;
 
 use crate::resource::{Role, TradingAgent};
 pub use deployment::desired_deployment;
+pub use network_policy::desired_network_policies;
 pub use pdb::desired_pod_disruption_budget;
 pub use service::desired_service;
 
@@ -90,6 +92,8 @@ pub struct DesiredObjects {
     pub service: Service,
     /// The api PodDisruptionBudget, when the api has more than one replica.
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
+    /// One NetworkPolicy per role, when `spec.networkPolicy.enabled`.
+    pub network_policies: Vec<(Role, k8s_openapi::api::networking::v1::NetworkPolicy)>,
 }
 
 /// Build every object for `agent` pinned to `image`, each stamped with its fingerprint
@@ -109,10 +113,15 @@ pub fn desired_objects(agent: &TradingAgent, image: &PinnedImage) -> Result<Desi
     if let Some(pdb) = pod_disruption_budget.as_mut() {
         applied::stamp(pdb);
     }
+    let mut network_policies = desired_network_policies(agent)?;
+    for (_, policy) in &mut network_policies {
+        applied::stamp(policy);
+    }
     Ok(DesiredObjects {
         deployments,
         service,
         pod_disruption_budget,
+        network_policies,
     })
 }
 
