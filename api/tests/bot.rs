@@ -334,6 +334,34 @@ async fn risk_rejections_are_recorded_and_exits_close_trades() {
     .await;
     let (_, outcome) = halted.process_next(pool).await.unwrap().unwrap();
     assert!(matches!(outcome, Outcome::Rejected(r) if r.code() == "daily_loss_halt"));
+
+    // GET /api/v2/bot tells the halt once the bot has judged it (every tick), and its end.
+    assert_eq!(store::bot::state(pool).await.unwrap().daily_loss_halt, None);
+    halted.judge_daily_loss(pool, Utc::now()).await.unwrap();
+    let status = store::bot::state(pool).await.unwrap();
+    let halt = status.daily_loss_halt.clone().expect("halted");
+    assert_eq!(
+        halt.message,
+        "daily loss limit reached: realised -0.29985007 USDT today, limit 0.1"
+    );
+    let body = serde_json::to_value(&status).unwrap();
+    assert_eq!(body["state"], "running");
+    assert_eq!(body["daily_loss_halt"]["message"], halt.message.as_str());
+    // Judged again: the same halt, since the same time (no write).
+    halted.judge_daily_loss(pool, Utc::now()).await.unwrap();
+    assert_eq!(
+        store::bot::state(pool).await.unwrap().daily_loss_halt,
+        Some(halt)
+    );
+    // The limit no longer reached (a wider one here; a new UTC day in production): it ends.
+    let relaxed = Bot {
+        limits: limits(),
+        ..halted
+    };
+    relaxed.judge_daily_loss(pool, Utc::now()).await.unwrap();
+    let status = store::bot::state(pool).await.unwrap();
+    assert_eq!(status.daily_loss_halt, None);
+    assert!(serde_json::to_value(&status).unwrap()["daily_loss_halt"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -160,6 +160,24 @@ impl fmt::Display for Rejection {
     }
 }
 
+/// Whether entries are halted by the daily-loss limit, given each quote currency's realised
+/// profit of the UTC day: the message of the first currency at or past the limit (the same
+/// judgement [`check`] makes for an entry in that currency), or `None`.
+pub fn daily_loss_halt(
+    limits: &RiskLimits,
+    realized_today: &[(String, Decimal)],
+) -> Option<String> {
+    realized_today
+        .iter()
+        .find(|(_, realized)| *realized <= -limits.daily_loss_limit)
+        .map(|(currency, realized)| {
+            format!(
+                "daily loss limit reached: realised {realized} {currency} today, limit {}",
+                limits.daily_loss_limit
+            )
+        })
+}
+
 /// Decides whether a signal may be executed. `stake` is the quote amount of an entry (ignored for
 /// exits). Exits are allowed whenever there is a trade to close, whatever the bot's state and the
 /// signal's age: a late exit still limits a loss, a dropped one leaves the position open.
@@ -225,6 +243,22 @@ pub fn check(
 mod tests {
     use super::*;
     use rust_decimal::dec;
+
+    #[test]
+    fn the_daily_loss_halt_is_judged_per_currency_at_the_limit() {
+        let limits = limits(); // daily_loss_limit 50
+        assert_eq!(daily_loss_halt(&limits, &[]), None);
+        let calm = [
+            ("USDT".to_owned(), dec!(-49.99)),
+            ("BTC".to_owned(), dec!(3)),
+        ];
+        assert_eq!(daily_loss_halt(&limits, &calm), None);
+        let at_limit = [("BTC".to_owned(), dec!(1)), ("USDT".to_owned(), dec!(-50))];
+        assert_eq!(
+            daily_loss_halt(&limits, &at_limit).as_deref(),
+            Some("daily loss limit reached: realised -50 USDT today, limit 50")
+        );
+    }
 
     fn limits() -> RiskLimits {
         RiskLimits {

@@ -59,6 +59,7 @@ impl Worker for Bot {
         }
         self.protect(pool, Utc::now()).await?;
         store::equity::snapshot_if_due(pool, Utc::now()).await?; // the equity curve, once a minute
+        self.judge_daily_loss(pool, Utc::now()).await?;
         liveness.beat();
         for _ in 0..BATCH {
             match self.process_next(pool).await? {
@@ -71,6 +72,25 @@ impl Worker for Bot {
 }
 
 impl Bot {
+    /// Records whether entries are halted by the daily-loss limit (GET /api/v2/bot
+    /// `daily_loss_halt`), so that what the bot does is visible before a signal is rejected.
+    pub async fn judge_daily_loss(&self, pool: &PgPool, now: DateTime<Utc>) -> Result<()> {
+        let since = execution::start_of_day(now);
+        let mut realized = Vec::new();
+        for wallet in store::trading::wallets(pool).await? {
+            let today = store::trading::realized_in_since(pool, &wallet.currency, since).await?;
+            realized.push((wallet.currency, today));
+        }
+        let halt = crate::domain::risk::daily_loss_halt(&self.limits, &realized);
+        if store::bot::record_daily_loss_halt(pool, halt.as_deref()).await? {
+            match &halt {
+                Some(message) => tracing::warn!(%message, "entries halted"),
+                None => tracing::info!("daily-loss halt over: entries resume"),
+            }
+        }
+        Ok(())
+    }
+
     /// Adds the starting wallet's currencies that the wallet does not hold yet (never resets one).
     pub async fn apply_starting_wallet(&mut self, pool: &PgPool) -> Result<()> {
         for (currency, amount) in &self.starting_wallet {
