@@ -23,6 +23,11 @@
 //! node (in-cluster config, the chart's ServiceAccount and Lease), resolving tags at a registry on
 //! the node's address and woken by that registry's notifications through the chart's Service.
 //!
+//! A third (`trading_state_kept_on_the_real_node`, issue 19) declares the bot's trading state:
+//! `kubectl patch` to `StopEntry` stops entries while exits still run, a replaced bot pod and a
+//! dashboard button are brought back to the declared state, and `kubectl get ta` shows the open
+//! trades and profit the api reports.
+//!
 //! Needs the cluster with the real node (`NODE=real`); fails saying so without it, unless `NODE=kwok`
 //! leaves level 3 out on purpose. Prints its figures and `kubectl get pods -o wide`.
 
@@ -337,6 +342,449 @@ async fn golden_path_on_the_real_node() {
         .await
         .expect("namespace deleted");
     drop(pg);
+}
+
+/// Issue 19 at level 3: `spec.trading.state` kept through the api by an operator that reaches the
+/// api Service's ClusterIP through kube-proxy, `status.trading` matching the api, and the
+/// NetworkPolicies made. Real pods of the workspace's binary on the real node.
+///
+/// 1. A manual entry opens a trade while `Running`.
+/// 2. `kubectl patch ta … spec.trading.state=StopEntry`: the bot is `stop_entry` (the bot reads its
+///    state from the database for every signal, so its next tick rejects entries); a new entry is
+///    refused and an exit of the open trade still closes it.
+/// 3. The bot pod deleted: its replacement runs in the declared state.
+/// 4. A human presses "start" (POST /api/v2/bot/start): the operator sets it back within its
+///    resync, `status.trading.lastDrift` says what it found.
+/// 5. `kubectl get ta` shows the open trades and profit the api reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trading_state_kept_on_the_real_node() {
+    let client = client().await;
+    let Some(Desk { node, ns, pg }) = Desk::prepare(&client, "trading").await else {
+        return;
+    };
+    let namespace = ns.name.clone();
+    let registry = TempRegistry::start(RegistryOptions::default()).expect("registry");
+    node.allow_registry(&registry.host())
+        .expect("allow the registry");
+    let operator = DigestOperator::start(&client, &namespace, &[registry.host()], 0).await;
+    let commit = git_commit();
+    let digest = build_image(
+        &build_binary(&commit),
+        &format!("{}/trading-agent:latest", registry.host()),
+        &[],
+    );
+    let manifest = support::agent(
+        NAME,
+        json!({
+            "image": format!("{}/trading-agent:latest", registry.host()),
+            "imageUpdate": {"interval": "0s"},
+            "database": {"secretRef": {"name": "desk-db", "key": "url"}},
+            "api": {"tokenSecretRef": {"name": "desk-api", "key": "token"}},
+            "trading": {"state": "Running"},
+            "networkPolicy": {"enabled": true, "allowFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+            ]},
+        }),
+    );
+    support::apply_agent(&client, &namespace, &manifest).await;
+    wait_condition(
+        &client,
+        &namespace,
+        NAME,
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(180),
+    )
+    .await;
+    serving(
+        &client,
+        &namespace,
+        &node,
+        &digest,
+        &commit,
+        Duration::from_secs(60),
+    )
+    .await;
+    let base = api_base(&client, &namespace).await;
+    let api = Bot::new(&base);
+    support::eventually(
+        "/api/v2/bot through the Service",
+        Duration::from_secs(30),
+        || api.get("/api/v2/bot"),
+    )
+    .await;
+    wait_trading(
+        &client,
+        &namespace,
+        "Trading StateInSync, Running",
+        |t, c| t["state"] == "Running" && c["reason"] == "StateInSync",
+    )
+    .await;
+
+    // The NetworkPolicies: the api port from the namespace and `allowFrom`, nothing to the workers.
+    // (The harness's CNI bridge does not enforce NetworkPolicy: here they are checked as objects.)
+    let (ok, policies) =
+        run_kubectl(&["get", "networkpolicy", "-n", &namespace, "-o", "json"]).await;
+    assert!(ok, "{policies}");
+    let policies: serde_json::Value = serde_json::from_str(&policies).expect("JSON");
+    let by_name: BTreeMap<String, serde_json::Value> = policies["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                p["spec"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_name.keys().cloned().collect::<Vec<_>>(),
+        [
+            format!("{NAME}-api"),
+            format!("{NAME}-bot"),
+            format!("{NAME}-strategy")
+        ]
+    );
+    assert_eq!(
+        by_name[&format!("{NAME}-api")]["ingress"][0]["ports"][0]["port"],
+        8000
+    );
+    assert_eq!(by_name[&format!("{NAME}-bot")]["ingress"], json!([]));
+
+    // 1. A manual entry while Running: an instrument, fresh candles to price it, a force-enter.
+    api.send(
+        "/api/v2/instruments",
+        json!({"symbol": "BTCUSDT", "base_asset": "BTC", "quote_asset": "USDT"}),
+        201,
+    )
+    .await;
+    let minute = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        / 60)
+        * 60;
+    let csv: String = std::iter::once("open_time,open,high,low,close,volume".to_owned())
+        .chain((1..=3).rev().map(|m| {
+            let open = i64::try_from(minute - m * 60).expect("seconds");
+            let open = k8s_openapi::jiff::Timestamp::from_second(open).expect("time");
+            format!("{open},100,101,99,100,10")
+        }))
+        .collect::<Vec<_>>()
+        .join("\n");
+    api.import_csv("/api/v2/candles/import?symbol=BTCUSDT&timeframe=1m", csv)
+        .await;
+    api.send("/api/v2/bot/force-enter", json!({"symbol": "BTCUSDT"}), 202)
+        .await;
+    support::eventually(
+        "the manual entry opened a trade",
+        Duration::from_secs(30),
+        || async {
+            let balance = api.get("/api/v2/balance").await?;
+            (balance["open_trades"] == 1).then_some(())
+        },
+    )
+    .await;
+
+    // 2. StopEntry by kubectl patch.
+    let patched = Instant::now();
+    let (ok, out) = run_kubectl(&[
+        "patch",
+        "ta",
+        NAME,
+        "-n",
+        &namespace,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"trading":{"state":"StopEntry"}}}"#,
+    ])
+    .await;
+    assert!(ok, "{out}");
+    support::eventually("the bot in stop_entry", Duration::from_secs(15), || async {
+        let bot = api.get("/api/v2/bot").await?;
+        (bot["state"] == "stop_entry").then_some(())
+    })
+    .await;
+    let stop_entry_after = patched.elapsed();
+    let refused = api
+        .send("/api/v2/bot/force-enter", json!({"symbol": "BTCUSDT"}), 409)
+        .await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stop-entry"),
+        "{refused}"
+    );
+    let exit_sent = Instant::now();
+    api.send("/api/v2/bot/force-exit", json!({"symbol": "BTCUSDT"}), 202)
+        .await;
+    support::eventually(
+        "the exit closed the trade in StopEntry",
+        Duration::from_secs(30),
+        || async {
+            let balance = api.get("/api/v2/balance").await?;
+            (balance["open_trades"] == 0).then_some(())
+        },
+    )
+    .await;
+    let exit_after = exit_sent.elapsed();
+    wait_trading(
+        &client,
+        &namespace,
+        "status.trading StopEntry set by the operator",
+        |t, _| {
+            t["state"] == "StopEntry"
+                && t["setBy"] == "Operator"
+                && t["declaredState"] == "StopEntry"
+        },
+    )
+    .await;
+    println!(
+        "patch StopEntry → bot in stop_entry: {:.2} s; exit in StopEntry → trade closed: {:.2} s",
+        stop_entry_after.as_secs_f64(),
+        exit_after.as_secs_f64()
+    );
+
+    // 3. The bot pod deleted: its replacement runs in the declared state.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let bot_pods = ListParams::default().labels(&format!(
+        "app.kubernetes.io/instance={NAME},app.kubernetes.io/component=bot"
+    ));
+    let before: Vec<String> = pods
+        .list(&bot_pods)
+        .await
+        .expect("bot pods")
+        .items
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap_or_default())
+        .collect();
+    pods.delete_collection(&Default::default(), &bot_pods)
+        .await
+        .expect("delete the bot pod");
+    let replaced = Instant::now();
+    support::eventually("a new bot pod ready", Duration::from_secs(90), || async {
+        let list = pods.list(&bot_pods).await.ok()?;
+        list.items
+            .iter()
+            .any(|p| {
+                !before.contains(&p.metadata.name.clone().unwrap_or_default())
+                    && p.metadata.deletion_timestamp.is_none()
+                    && p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .then_some(())
+    })
+    .await;
+    let bot = api.get("/api/v2/bot").await.expect("bot");
+    assert_eq!(
+        bot["state"], "stop_entry",
+        "the new bot pod runs in the declared state"
+    );
+    println!(
+        "bot pod deleted → replacement ready in {:.1} s, state stop_entry",
+        replaced.elapsed().as_secs_f64()
+    );
+
+    // 4. Drift: a human presses "start"; the operator sets StopEntry again within its resync.
+    let pressed = Instant::now();
+    api.send("/api/v2/bot/start", json!(null), 200).await;
+    support::eventually(
+        "the operator undid the drift",
+        Duration::from_secs(30),
+        || async {
+            let bot = api.get("/api/v2/bot").await?;
+            (bot["state"] == "stop_entry").then_some(())
+        },
+    )
+    .await;
+    let corrected_after = pressed.elapsed();
+    let agent = wait_trading(&client, &namespace, "lastDrift recorded", |t, _| {
+        t["lastDrift"]["found"] == "Running"
+    })
+    .await;
+    println!(
+        "dashboard start → set back to stop_entry in {:.1} s",
+        corrected_after.as_secs_f64()
+    );
+    let (ok, events) = run_kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &namespace,
+        "--field-selector",
+        "reason=BotStateApplied",
+        "-o",
+        "name",
+    ])
+    .await;
+    assert!(
+        ok && !events.trim().is_empty(),
+        "a BotStateApplied event: {events}"
+    );
+
+    // 5. `kubectl get ta` reads like the api: open trades and profit. A second trade, left open.
+    let (ok, out) = run_kubectl(&[
+        "patch",
+        "ta",
+        NAME,
+        "-n",
+        &namespace,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"trading":{"state":"Running"}}}"#,
+    ])
+    .await;
+    assert!(ok, "{out}");
+    support::eventually("the bot running again", Duration::from_secs(15), || async {
+        let bot = api.get("/api/v2/bot").await?;
+        (bot["state"] == "running").then_some(())
+    })
+    .await;
+    api.send("/api/v2/bot/force-enter", json!({"symbol": "BTCUSDT"}), 202)
+        .await;
+    support::eventually("the second trade open", Duration::from_secs(30), || async {
+        let balance = api.get("/api/v2/balance").await?;
+        (balance["open_trades"] == 1).then_some(())
+    })
+    .await;
+    let profit = api.get("/api/v2/profit").await.expect("profit");
+    let total = profit["total"].as_str().expect("total").to_owned();
+    let board = support::eventually(
+        "kubectl get ta shows the api's figures",
+        Duration::from_secs(30),
+        || {
+            let namespace = namespace.clone();
+            let total = total.clone();
+            async move {
+                let (ok, out) = run_kubectl(&["get", "ta", NAME, "-n", &namespace]).await;
+                let row = out
+                    .lines()
+                    .nth(1)?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
+                // NAME READY REASON DIGEST STATE OPEN PROFIT(2 words) AGE
+                (ok && row.get(4).map(String::as_str) == Some("Running")
+                    && row.get(5).map(String::as_str) == Some("1")
+                    && row.get(6) == Some(&total)
+                    && row.get(7).map(String::as_str) == Some("USDT"))
+                .then_some(out)
+            }
+        },
+    )
+    .await;
+    println!("kubectl get ta -n {namespace}\n{board}api: open_trades 1, profit total {total}");
+    let _ = agent;
+
+    operator.stop().await;
+    ns.delete(Duration::from_secs(120))
+        .await
+        .expect("namespace deleted");
+    drop(pg);
+}
+
+/// The api's base URL through its Service's ClusterIP.
+async fn api_base(client: &kube::Client, namespace: &str) -> String {
+    let service = Api::<Service>::namespaced(client.clone(), namespace)
+        .get(&format!("{NAME}-api"))
+        .await
+        .expect("api Service");
+    let spec = service.spec.expect("spec");
+    format!(
+        "http://{}:{}",
+        spec.cluster_ip.expect("ClusterIP"),
+        spec.ports.expect("ports")[0].port
+    )
+}
+
+/// The REST API with the Secret's token.
+struct Bot {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Bot {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Option<serde_json::Value> {
+        get_json(&format!("{}{path}", self.base), Some(API_TOKEN)).await
+    }
+
+    /// POST a JSON body; panics unless the answer has `status`.
+    async fn send(&self, path: &str, body: serde_json::Value, status: u16) -> serde_json::Value {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(API_TOKEN)
+            .timeout(Duration::from_secs(10));
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("POST through the Service");
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(got, status, "POST {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    async fn import_csv(&self, path: &str, csv: String) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(API_TOKEN)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("import candles");
+        let status = response.status().as_u16();
+        assert!(
+            (200..300).contains(&status),
+            "candles import: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+}
+
+/// Wait until `status.trading` and the `Trading` condition satisfy `check`; returns the resource.
+async fn wait_trading(
+    client: &kube::Client,
+    namespace: &str,
+    what: &str,
+    check: impl Fn(&serde_json::Value, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let api: Api<trading_agent_operator::TradingAgent> = Api::namespaced(client.clone(), namespace);
+    let check = &check;
+    support::eventually(what, Duration::from_secs(45), move || {
+        let api = api.clone();
+        async move {
+            let agent = serde_json::to_value(api.get(NAME).await.ok()?).ok()?;
+            let trading = &agent["status"]["trading"];
+            let condition = agent["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Trading")?
+                .clone();
+            check(trading, &condition).then_some(agent.clone())
+        }
+    })
+    .await
 }
 
 /// The operator as users run it: its own image installed by the Helm chart on the real node, with

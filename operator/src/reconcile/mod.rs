@@ -207,8 +207,13 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     let blocked = dereferenced.database_secret.or(rejected);
     let applied_at = started.elapsed();
     // 5b. the trading look: the bot's state set as declared, its figures read (never fatal)
+    let previous_trading = agent.status.as_ref().and_then(|s| s.trading.as_ref());
     let trading_look = match &agent.spec.trading {
-        Some(_) if !agent.spec.paused => Some(bot_api::look(&ctx, &ns, &agent).await),
+        Some(spec)
+            if !agent.spec.paused && trading::look_due(previous_trading, spec.state, now) =>
+        {
+            Some(bot_api::look(&ctx, &ns, &agent).await)
+        }
         _ => None,
     };
     let rollback = decision.rollback.as_ref().filter(|_| applied);
@@ -243,7 +248,6 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         now,
     });
     let mut status = status;
-    let previous_trading = agent.status.as_ref().and_then(|s| s.trading.as_ref());
     match (&agent.spec.trading, &trading_look) {
         (Some(spec), Some(look)) => {
             let (trading, condition) = trading::next_trading_status(
@@ -260,7 +264,7 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
             status.trading = Some(trading);
             conditions::set_condition(&mut status.conditions, condition);
         }
-        // Paused: the last look stays as it was.
+        // Paused, or looked at less than `MIN_LOOK_INTERVAL` ago: the last look stays.
         (Some(_), None) => {}
         (None, _) => {
             status.trading = None;

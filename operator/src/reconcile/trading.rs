@@ -18,6 +18,27 @@ use crate::resource::{CurrencyStatus, TradingDrift, TradingState, TradingStatus}
 /// behind the operator's back (a dashboard button, a restored database) is corrected soon.
 pub const RESYNC: Duration = Duration::from_secs(10);
 
+/// The least time between two looks at the same declared state. Every status write (each look
+/// moves `lastObserved`) and every pod change reconciles again: without it, a look would follow
+/// its own status write, and the api would be asked at every pod event.
+pub const MIN_LOOK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Whether to look at the bot now: the declared state changed, there was no look yet, or the last
+/// one is at least [`MIN_LOOK_INTERVAL`] old.
+pub fn look_due(previous: Option<&TradingStatus>, declared: TradingState, now: Timestamp) -> bool {
+    let Some(previous) = previous else {
+        return true;
+    };
+    if previous.declared_state != Some(declared) {
+        return true;
+    }
+    let Some(Time(last)) = &previous.last_observed else {
+        return true;
+    };
+    let since = Duration::try_from(now.duration_since(*last)).unwrap_or(Duration::ZERO);
+    since >= MIN_LOOK_INTERVAL
+}
+
 /// `status.trading.setBy` when the operator's call set the state in force.
 pub const SET_BY_OPERATOR: &str = "Operator";
 /// `status.trading.setBy` when someone else did and the operator could not correct it (yet).
@@ -349,6 +370,27 @@ mod tests {
             updated_at: Some("2026-11-27T22:00:00Z".to_owned()),
             daily_loss_halt: None,
         }
+    }
+
+    #[test]
+    fn a_look_is_due_after_the_interval_or_when_the_declared_state_changes() {
+        let looked = TradingStatus {
+            declared_state: Some(TradingState::Running),
+            last_observed: Some(Time(t(100))),
+            ..TradingStatus::default()
+        };
+        assert!(look_due(None, TradingState::Running, t(0)));
+        assert!(!look_due(Some(&looked), TradingState::Running, t(101)));
+        assert!(!look_due(Some(&looked), TradingState::Running, t(104)));
+        assert!(look_due(Some(&looked), TradingState::Running, t(105)));
+        assert!(look_due(Some(&looked), TradingState::StopEntry, t(101)));
+        // A clock that went back is no reason to look, nor to panic.
+        assert!(!look_due(Some(&looked), TradingState::Running, t(50)));
+        let never = TradingStatus {
+            declared_state: Some(TradingState::Running),
+            ..TradingStatus::default()
+        };
+        assert!(look_due(Some(&never), TradingState::Running, t(0)));
     }
 
     #[test]
