@@ -386,6 +386,9 @@ async fn trading_state_kept_on_the_real_node() {
             ]},
         }),
     );
+    // Installed again after the build: other suites on the shared cluster install their own
+    // build's CRD meanwhile, and one without `spec.trading` would refuse this manifest.
+    install_crd(&client).await;
     support::apply_agent(&client, &namespace, &manifest).await;
     wait_condition(
         &client,
