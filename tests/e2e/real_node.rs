@@ -457,7 +457,15 @@ async fn trading_state_kept_on_the_real_node() {
         by_name[&format!("{NAME}-api")]["ingress"][0]["ports"][0]["port"],
         8000
     );
-    assert_eq!(by_name[&format!("{NAME}-bot")]["ingress"], json!([]));
+    // Policy type Ingress and no rule: the bot accepts nothing.
+    assert_eq!(
+        by_name[&format!("{NAME}-bot")]["policyTypes"],
+        json!(["Ingress"])
+    );
+    assert_eq!(
+        by_name[&format!("{NAME}-bot")]["ingress"],
+        serde_json::Value::Null
+    );
 
     // 1. A manual entry while Running: an instrument, fresh candles to price it, a force-enter.
     api.send(

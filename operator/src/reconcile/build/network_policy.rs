@@ -36,9 +36,11 @@ pub fn desired_network_policies(agent: &TradingAgent) -> Result<Vec<(Role, Netwo
         .into_iter()
         .map(|role| {
             let ingress = match role {
-                Role::Api => vec![api_ingress(agent)],
-                // Nothing: no rule admits anything.
-                Role::Bot | Role::Strategy => Vec::new(),
+                Role::Api => Some(vec![api_ingress(agent)]),
+                // Nothing: policy type Ingress without a rule admits nothing. (Absent, not `[]`:
+                // the API server drops an empty list, and the applied object must read back as
+                // built.)
+                Role::Bot | Role::Strategy => None,
             };
             Ok((
                 role,
@@ -50,7 +52,7 @@ pub fn desired_network_policies(agent: &TradingAgent) -> Result<Vec<(Role, Netwo
                             ..LabelSelector::default()
                         }),
                         policy_types: Some(vec!["Ingress".to_owned()]),
-                        ingress: Some(ingress),
+                        ingress,
                         ..NetworkPolicySpec::default()
                     }),
                 },
