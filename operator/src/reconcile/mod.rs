@@ -8,6 +8,7 @@
 //! | 3. decide: what to pin, given how the last rollout went (rollback, rejected digests, the verification window and who is to blame) | [`rollback`] (with [`verify`]) | pure |
 //! | 4. build: the desired children | [`build`] | pure |
 //! | 5. apply: server-side apply of what changed | [`apply`] (with [`applied`], pure) | API server |
+//! | 5b. trading look (with `spec.trading`): the bot's state set as declared, its figures read; never fatal | [`bot_api`] (with [`trading`], pure) | the api workload |
 //! | 6. status: the next status from what was observed | [`status`] (with [`rollout_state`]), pure | — |
 //! | 7. report: write the status if it changed, publish events | [`report`] (with [`events`], pure) | API server |
 //!
