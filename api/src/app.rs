@@ -110,6 +110,20 @@ async fn import_candles(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
+/// Backtests left `running` by an api process that died mid-run are marked failed
+/// (`store::backtests::fail_interrupted`); a failure here is logged, never fatal.
+async fn fail_interrupted_backtests(db: &Db) {
+    let Ok(pool) = db.pool() else { return };
+    match store::backtests::fail_interrupted(pool).await {
+        Ok(ids) if ids.is_empty() => {}
+        Ok(ids) => tracing::warn!(
+            ?ids,
+            "backtests interrupted by an earlier api process marked failed"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot check for interrupted backtests"),
+    }
+}
+
 /// What every long-running role sets up first.
 struct Common {
     signals: TerminationSignals,
@@ -147,6 +161,7 @@ async fn start_common(role: Role, serve: &crate::config::ServeConfig) -> Result<
             if db.is_started() {
                 tracing::info!(role = role.as_str(), "ready");
                 if role == Role::Api {
+                    fail_interrupted_backtests(&db).await;
                     tracing::info!("API v2 server ready");
                 }
             }

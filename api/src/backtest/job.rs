@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tokio::sync::Semaphore;
 use utoipa::ToSchema;
 
@@ -223,27 +223,43 @@ pub async fn submit(
             jobs.limits.concurrency
         ))
     })?;
-    let id = store::backtests::insert(pool, &prepared, &request).await?;
+    // A connection of the run's own, outside the pool: it holds the run's lock, so the run shows
+    // `running` only while this process is alive (store::backtests::fail_interrupted).
+    let mut runner = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
+    let id = store::backtests::insert_running(&mut runner, &prepared, &request).await?;
     let pool = pool.clone();
     let limits = jobs.limits.clone();
     tokio::spawn(async move {
         let outcome = execute(&pool, &limits, prepared).await;
-        let stored = match outcome {
-            Ok(report) => store::backtests::complete(&pool, id, &report).await,
-            Err(error) => {
-                tracing::warn!(backtest = id, %error, "backtest failed");
-                store::backtests::fail(&pool, id, &error.to_string()).await
-            }
-        };
+        if let Err(error) = &outcome {
+            tracing::warn!(backtest = id, %error, "backtest failed");
+        }
+        let mut stored = store_outcome(&mut runner, id, &outcome).await;
+        if stored.is_err() {
+            // The run's own connection broke: the pool's may still work.
+            stored = store_outcome(&pool, id, &outcome).await;
+        }
         if let Err(error) = stored {
             tracing::error!(backtest = id, %error, "cannot store the backtest's outcome");
         }
+        let _ = runner.close().await; // frees the run's lock
         drop(permit);
     });
     Ok(BacktestAccepted {
         id,
         status: "running".into(),
     })
+}
+
+async fn store_outcome(
+    db: impl sqlx::PgExecutor<'_>,
+    id: i64,
+    outcome: &Result<super::BacktestReport>,
+) -> Result<()> {
+    match outcome {
+        Ok(report) => store::backtests::complete(db, id, report).await,
+        Err(error) => store::backtests::fail(db, id, &error.to_string()).await,
+    }
 }
 
 /// Loads the candles and runs, within the time limit (loading included).

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{Connection, PgConnection, PgExecutor};
 use utoipa::ToSchema;
 
 use crate::backtest::job::{BacktestRequest, Prepared};
@@ -67,8 +67,55 @@ pub async fn insert(
     .await?)
 }
 
+/// Advisory-lock class of running backtests: the process running backtest `id` holds the session
+/// lock (`RUNNING_LOCK`, [`lock_key`]`(id)`) on a connection of its own until it has stored the
+/// outcome. When that process dies, PostgreSQL ends the session and frees the lock, which is how
+/// [`fail_interrupted`] tells a run that is gone from one another api process is still running.
+const RUNNING_LOCK: i32 = 0x4254_4b00;
+
+/// Error stored on a run whose api process stopped before it finished.
+pub const INTERRUPTED: &str = "interrupted: the api process running this backtest stopped before it finished (restart, crash or shutdown); run it again";
+
+fn lock_key(id: i64) -> i32 {
+    // Two ids 2^31 apart share a key: at worst one waits to be found interrupted.
+    i32::try_from(id.rem_euclid(1 << 31)).unwrap_or(0)
+}
+
+/// Inserts the `running` row and takes its lock in one transaction on `runner`, the connection
+/// the run keeps until it stores its outcome: nobody sees the row without its lock held.
+pub async fn insert_running(
+    runner: &mut PgConnection,
+    prepared: &Prepared,
+    request: &BacktestRequest,
+) -> Result<i64> {
+    let mut tx = runner.begin().await?;
+    let id = insert(&mut *tx, prepared, request).await?;
+    sqlx::query("SELECT pg_advisory_lock($1, $2)")
+        .bind(RUNNING_LOCK)
+        .bind(lock_key(id))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Marks `failed` every `running` backtest whose lock nobody holds: its process died (or was
+/// stopped) mid-run, so it would otherwise show `running` forever. Runs at the api's start-up;
+/// a run another api process is still doing keeps its lock and is left alone. Returns the ids.
+pub async fn fail_interrupted(db: impl PgExecutor<'_>) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE backtests SET status = 'failed', error = $2, finished_at = now()
+         WHERE status = 'running' AND pg_try_advisory_xact_lock($1, (id % 2147483648)::int4)
+         RETURNING id",
+    )
+    .bind(RUNNING_LOCK)
+    .bind(INTERRUPTED)
+    .fetch_all(db)
+    .await?)
+}
+
 /// Stores the result and the `completed` status together.
-pub async fn complete(pool: &PgPool, id: i64, report: &BacktestReport) -> Result<()> {
+pub async fn complete(db: impl PgExecutor<'_>, id: i64, report: &BacktestReport) -> Result<()> {
     sqlx::query(
         "UPDATE backtests SET status = 'completed', summary = $2, trades = $3, equity = $4,
                 finished_at = now()
@@ -78,19 +125,19 @@ pub async fn complete(pool: &PgPool, id: i64, report: &BacktestReport) -> Result
     .bind(Json(&report.summary))
     .bind(Json(&report.trades))
     .bind(Json(&report.equity))
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }
 
-pub async fn fail(pool: &PgPool, id: i64, error: &str) -> Result<()> {
+pub async fn fail(db: impl PgExecutor<'_>, id: i64, error: &str) -> Result<()> {
     sqlx::query(
         "UPDATE backtests SET status = 'failed', error = $2, finished_at = now()
          WHERE id = $1 AND status = 'running'",
     )
     .bind(id)
     .bind(error)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }
