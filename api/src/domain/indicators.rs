@@ -82,11 +82,31 @@ pub enum Cross {
     Down,
 }
 
-/// Detects a crossing between two consecutive points of two lines.
+/// Two line values closer than this, relative to the larger, are equal: float rounding, not a
+/// difference. Decimal prices make exact ties real (SMA(10) and SMA(30) of 4-decimal prices meet
+/// exactly now and then), and summing them in `f64` can put either line a unit in the last place
+/// above the other, which would be a crossing that is not there. The smallest real gap between
+/// two averages of 8-decimal prices is far above this on any price below 10,000
+/// (tests/bench/freqtrade/README.md: the tie freqtrade's rolling mean and ours saw differently).
+pub const TIE: f64 = 1e-12;
+
+/// Where `a` stands against `b`, ties within [`TIE`] counted equal; `None` with a NaN.
+fn compare(a: f64, b: f64) -> Option<std::cmp::Ordering> {
+    if (a - b).abs() <= TIE * a.abs().max(b.abs()) {
+        Some(std::cmp::Ordering::Equal)
+    } else {
+        a.partial_cmp(&b)
+    }
+}
+
+/// Detects a crossing between two consecutive points of two lines: `a` at or below `b`, then
+/// above (or at or above, then below). Values within [`TIE`] of each other are equal.
 pub fn crossover(prev_a: f64, prev_b: f64, a: f64, b: f64) -> Option<Cross> {
-    if prev_a <= prev_b && a > b {
+    use std::cmp::Ordering::{Greater, Less};
+    let (before, now) = (compare(prev_a, prev_b)?, compare(a, b)?);
+    if before != Greater && now == Greater {
         Some(Cross::Up)
-    } else if prev_a >= prev_b && a < b {
+    } else if before != Less && now == Less {
         Some(Cross::Down)
     } else {
         None
@@ -159,6 +179,32 @@ mod tests {
             crossover(1.0, 2.0, 2.0, 2.0),
             None,
             "touching is not crossing"
+        );
+        // An exact tie of two averages that f64 arithmetic puts a unit in the last place apart
+        // (SMA(10) and SMA(30) of 4-decimal prices, both 107.95841) is a touch, not a crossing.
+        assert_eq!(
+            crossover(
+                107.91517000000003,
+                107.8981966666667,
+                107.95840999999999,
+                107.95841000000003
+            ),
+            None
+        );
+        assert_eq!(
+            crossover(107.95840999999999, 107.95841000000003, 107.96, 107.95841),
+            Some(Cross::Up),
+            "from a tie to above"
+        );
+        assert_eq!(
+            crossover(f64::NAN, 1.0, 2.0, 1.0),
+            None,
+            "no value, no crossing"
+        );
+        assert_eq!(
+            crossover(1.0, 2.0, f64::NAN, 1.0),
+            None,
+            "no value, no crossing"
         );
         assert_eq!(crosses_level(29.0, 31.0, 30.0), Some(Cross::Up));
         assert_eq!(crosses_level(71.0, 69.0, 70.0), Some(Cross::Down));
