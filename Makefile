@@ -26,8 +26,9 @@ help: ## list the targets
 deps: ## install the Debian packages the project needs (idempotent)
 	@scripts/deps.sh
 
-pydeps: ## install the Python test tools (schemathesis, openapi-spec-validator, ta-lib) into a venv in the cache (idempotent)
+pydeps: ## install the Python test tools (schemathesis, openapi-spec-validator, ta-lib; freqtrade in a venv of its own) into the cache (idempotent)
 	@scripts/pydeps.sh >/dev/null
+	@tests/bench/freqtrade/venv.sh >/dev/null
 
 tools: deps ## build (once) and cache kube-apiserver, etcd, kwok, helm, ... by version
 	@$(HARNESS)/build-tools.sh >/dev/null

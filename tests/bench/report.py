@@ -117,6 +117,87 @@ def update_dashboard_section(path, dash, machine):
         sys.exit(1)
 
 
+FREQTRADE_HEADING = "## Backtest: ours against freqtrade"
+FREQTRADE_NAMES = {"sma": "SMA(10)/SMA(30) crossover", "rsi": "RSI(14) leaving 30 / 70"}
+
+
+def freqtrade_section(ft, machine):
+    """The freqtrade comparison's section (tests/bench/freqtrade/bench.sh), from its JSON: figures
+    per strategy, or the failure. Never an earlier run's figure."""
+    out = [FREQTRADE_HEADING, ""]
+    w = out.append
+    w(f"Measured by `tests/bench/freqtrade/bench.sh` on {machine.get('date', '?')}, commit {machine.get('commit', '?')}, "
+      f"{machine.get('nproc', '?')} CPUs, load average {machine.get('load_start', '?')} at start; freqtrade 2026.9 "
+      "from PyPI (`tests/bench/freqtrade/requirements.txt`), our release build.")
+    w("")
+    if "skipped" in ft:
+        w(f"Not run ({ft['skipped']}): no figure.")
+        w("")
+        return out
+    if "error" in ft or not ft.get("strategies"):
+        w(f"**FAILED**: {ft.get('error', 'no figures were written')}. This run has no figure; none from an "
+          "earlier run is shown.")
+        w("")
+        return out
+    pairs, per_pair = ft.get("pairs", 0), ft.get("candles_per_pair", 0)
+    w(f"{pairs} pairs x {per_pair:,} five-minute candles ({pairs * per_pair:,} candles), the same candles for both; "
+      "fee 0.1 % per side, no slippage, stake 100, one trade per pair. Times are wall and CPU (user + system) "
+      "seconds of the whole process (ours: CSV parsing included; freqtrade: start-up, data loading, indicators, "
+      "the backtest loop, its result files); memory is peak RSS.")
+    w("")
+    w("| strategy | trades: ours / freqtrade | exact matches | documented differences | differences explained | unexplained "
+      "| wall s: ours / freqtrade | speed ratio | CPU s: ours / freqtrade | peak RSS MB: ours / freqtrade |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    notes = []
+    for name, r in ft["strategies"].items():
+        label = FREQTRADE_NAMES.get(name, name)
+        if "error" in r:
+            w(f"| {label} | **FAILED** | | | | | | | | |")
+            notes.append(f"- {label}: FAILED: {r['error']}")
+            continue
+        explained = sum(c["trades"] for cls, c in r.get("explained", {}).items() if "unexplained" not in cls)
+        w(f"| {label} | {r['our_trades']:,} / {r['freqtrade_trades']:,} | {r['exact_matches']:,} "
+          f"| {r['documented_differences']} | {explained} of {r['differing_trades']} "
+          f"| {r['unexplained_count']} | {r['ours_seconds']:.1f} / {r['freqtrade_seconds']:.1f} "
+          f"| **{r['speed_ratio']}×** | {r.get('ours_cpu_seconds', float('nan')):.1f} / {r.get('freqtrade_cpu_seconds', float('nan')):.1f} "
+          f"| {r['ours_peak_rss_mb']:,} / {r['freqtrade_peak_rss_mb']:,} |")
+        for cls, counts in r.get("explained", {}).items():
+            notes.append(f"- {label}: {counts['trades']} differing trade(s) from {counts['signals']} differing signal(s): {cls}")
+        for line in r.get("unexplained", []):
+            notes.append(f"- {label}: unexplained: {line}")
+    w("")
+    if notes:
+        w("Differences, by cause (`tests/bench/freqtrade/compare.py`; `tests/bench/freqtrade/README.md` explains each):")
+        w("")
+        out.extend(notes)
+        w("")
+    return out
+
+
+def update_section(path, heading, section, failed):
+    """Rewrites one section of an existing RESULTS.md (a step run alone)."""
+    try:
+        text = open(path).read()
+    except FileNotFoundError:
+        text = "# Benchmarks\n\nWritten by `tests/bench/run.sh` (`make bench`); do not edit by hand.\n"
+    lines = text.split("\n")
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = section
+    elif "## How it was measured" in lines:
+        at = lines.index("## How it was measured")
+        lines[at:at] = section
+    else:
+        lines += [""] + section
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines))
+    import os
+    os.replace(path + ".tmp", path)
+    if failed:
+        sys.exit(1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--machine", required=True)
@@ -127,8 +208,15 @@ def main():
     ap.add_argument("--scale")
     ap.add_argument("--dashboard")
     ap.add_argument("--dashboard-section", help="tests/bench/dashboard.sh alone: its JSON")
-    ap.add_argument("--update", help="with --dashboard-section: the RESULTS.md whose dashboard section is rewritten")
+    ap.add_argument("--freqtrade")
+    ap.add_argument("--freqtrade-section", help="tests/bench/freqtrade/bench.sh alone: its JSON")
+    ap.add_argument("--update", help="with --*-section: the RESULTS.md whose section is rewritten")
     a = ap.parse_args()
+    if a.freqtrade_section:
+        ft = json.load(open(a.freqtrade_section))
+        failed = "error" in ft or any("error" in r for r in ft.get("strategies", {}).values())
+        update_section(a.update, FREQTRADE_HEADING, freqtrade_section(ft, json.load(open(a.machine))), failed)
+        return
     if a.dashboard_section:
         update_dashboard_section(a.update, json.load(open(a.dashboard_section)), json.load(open(a.machine)))
         return
@@ -388,6 +476,8 @@ def main():
         w("")
     if dash is not None:
         out.extend(dashboard_section(dash, m))
+    if a.freqtrade:
+        out.extend(freqtrade_section(json.load(open(a.freqtrade)), m))
     w("## How it was measured")
     w("")
     w(f"- One throwaway PostgreSQL for all (Debian's server, `initdb` in a temporary directory, loopback port; "
