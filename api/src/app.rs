@@ -110,6 +110,9 @@ async fn import_candles(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
+/// How often the api looks for backtests cut off by a dead api process (and at start-up).
+const INTERRUPTED_BACKTESTS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Backtests left `running` by an api process that died mid-run are marked failed
 /// (`store::backtests::fail_interrupted`); a failure here is logged, never fatal.
 async fn fail_interrupted_backtests(db: &Db) {
@@ -156,6 +159,7 @@ async fn start_common(role: Role, serve: &crate::config::ServeConfig) -> Result<
     let db_task = tokio::spawn({
         let db = db.clone();
         let run_migrations = serve.run_migrations;
+        let mut stopping = stop_rx.clone();
         async move {
             db.start(run_migrations, stop_rx).await;
             if db.is_started() {
@@ -163,6 +167,14 @@ async fn start_common(role: Role, serve: &crate::config::ServeConfig) -> Result<
                 if role == Role::Api {
                     fail_interrupted_backtests(&db).await;
                     tracing::info!("API v2 server ready");
+                    // And again now and then: a run whose process died while this one was up
+                    // (another replica), or whose session PostgreSQL had not ended yet at start-up.
+                    while !*stopping.borrow() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(INTERRUPTED_BACKTESTS_EVERY) => fail_interrupted_backtests(&db).await,
+                            changed = stopping.changed() => if changed.is_err() { break },
+                        }
+                    }
                 }
             }
         }
