@@ -144,9 +144,18 @@ def freqtrade_section(ft, machine):
       "fee 0.1 % per side, no slippage, stake 100, one trade per pair. Times are wall and CPU (user + system) "
       "seconds of the whole process (ours: CSV parsing included; freqtrade: start-up, data loading, indicators, "
       "the backtest loop, its result files); memory is peak RSS.")
+    try:
+        busy = float(machine.get("load_start", "0").split()[0]) > float(machine.get("nproc", "1"))
+    except ValueError:
+        busy = False
+    if busy:
+        w("")
+        w("**Taken on a busy machine** (load average above the CPU count: other work shared the CPUs). Both "
+          "processes spent much of their wall time waiting for a CPU, by amounts that depend on what else ran "
+          "meanwhile; the CPU-time ratio is the steadier comparison.")
     w("")
     w("| strategy | trades: ours / freqtrade | exact matches | documented differences | differences explained | unexplained "
-      "| wall s: ours / freqtrade | speed ratio | CPU s: ours / freqtrade | peak RSS MB: ours / freqtrade |")
+      "| wall s: ours / freqtrade | speed ratio (wall) | CPU s: ours / freqtrade (ratio) | peak RSS MB: ours / freqtrade |")
     w("|---|---|---|---|---|---|---|---|---|---|")
     notes = []
     for name, r in ft["strategies"].items():
@@ -160,12 +169,20 @@ def freqtrade_section(ft, machine):
           f"| {r['documented_differences']} | {explained} of {r['differing_trades']} "
           f"| {r['unexplained_count']} | {r['ours_seconds']:.1f} / {r['freqtrade_seconds']:.1f} "
           f"| **{r['speed_ratio']}×** | {r.get('ours_cpu_seconds', float('nan')):.1f} / {r.get('freqtrade_cpu_seconds', float('nan')):.1f} "
+          f"({r.get('cpu_ratio')}×) "
           f"| {r['ours_peak_rss_mb']:,} / {r['freqtrade_peak_rss_mb']:,} |")
         for cls, counts in r.get("explained", {}).items():
             notes.append(f"- {label}: {counts['trades']} differing trade(s) from {counts['signals']} differing signal(s): {cls}")
         for line in r.get("unexplained", []):
             notes.append(f"- {label}: unexplained: {line}")
     w("")
+    w("A trade matches exactly with the same pair, entry and exit candle and price. *Documented*: trades still "
+      "open at the end here, which freqtrade force-exits at its last candle. Every other difference is traced to "
+      "the candle where the two sides' signals differ, with both sides' indicator values (`compare.py`).")
+    w("")
+    if not notes:
+        w("No other difference: every trade that is closed on both sides matches exactly.")
+        w("")
     if notes:
         w("Differences, by cause (`tests/bench/freqtrade/compare.py`; `tests/bench/freqtrade/README.md` explains each):")
         w("")

@@ -14,6 +14,8 @@
 #      then 1,000 TradingAgents at once on one tag of a real docker-registry: converge time, peak
 #      RSS, registry requests per polling interval, push -> all re-pinned with the registry's
 #      notification and by polling alone (ta-bench-operator, tests/src/bin/ta-bench-operator.rs).
+#   4. Backtest against freqtrade (tests/bench/freqtrade/bench.sh, which also runs alone): a year of
+#      5m candles on 10 pairs, SMA crossover and RSI; trades, exact matches, speed ratio, peak RSS.
 #
 # Installs what it needs, idempotently (wrk and PostgreSQL from Debian, the Python venv), and stops
 # every process it started when it exits, however it exits. Traffic goes to 127.0.0.1 only.
