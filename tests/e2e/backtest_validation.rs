@@ -188,7 +188,10 @@ async fn bad_backtests_are_refused_with_the_field_named() {
     };
     // Good ones pass, so the refusals below are about the one thing each case breaks.
     for good in [
-        backtest("good", json!({"startingBalance": "2500.50", "activeDeadlineSeconds": 600})),
+        backtest(
+            "good",
+            json!({"startingBalance": "2500.50", "activeDeadlineSeconds": 600}),
+        ),
         backtest(
             "good-rsi",
             json!({"strategy": {"kind": "rsi", "params": {"fast": null, "slow": null,
@@ -250,8 +253,16 @@ async fn bad_backtests_are_refused_with_the_field_named() {
     match change {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 422, "{status:?}");
-            assert!(status.message.contains("spec: Invalid value"), "{}", status.message);
-            assert!(status.message.contains("cannot change"), "{}", status.message);
+            assert!(
+                status.message.contains("spec: Invalid value"),
+                "{}",
+                status.message
+            );
+            assert!(
+                status.message.contains("cannot change"),
+                "{}",
+                status.message
+            );
         }
         other => panic!("a changed spec was not refused: {other:?}"),
     }
