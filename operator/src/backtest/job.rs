@@ -111,6 +111,13 @@ pub fn desired_job(backtest: &Backtest, target: &Target<'_>) -> Result<Job> {
             value: Some(target.image.clone()),
             ..EnvVar::default()
         },
+        // Plain log lines: a failure's last lines become the termination message, read by people
+        // in `kubectl get backtests -o wide`.
+        EnvVar {
+            name: "NO_COLOR".to_owned(),
+            value: Some("1".to_owned()),
+            ..EnvVar::default()
+        },
     ];
     let seccomp = SeccompProfile {
         type_: "RuntimeDefault".to_owned(),
