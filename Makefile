@@ -53,9 +53,10 @@ lint: deps ## rustfmt check, clippy with -D warnings, helm lint --strict
 	  for c in charts/*/; do "$$($(HARNESS)/build-tools.sh --print)/helm" lint --strict "$$c"; done; \
 	fi
 
-crd: ## regenerate crds/tradingagents.yaml (and the chart's copy) from the Rust types
-	$(CARGO) run --locked --quiet -p trading-agent-operator -- crd > crds/tradingagents.yaml
-	cp crds/tradingagents.yaml charts/trading-agent-operator/crds/tradingagents.yaml
+crd: ## regenerate crds/tradingagents.yaml and crds/backtests.yaml (and the chart's copies) from the Rust types
+	$(CARGO) run --locked --quiet -p trading-agent-operator -- crd tradingagents > crds/tradingagents.yaml
+	$(CARGO) run --locked --quiet -p trading-agent-operator -- crd backtests > crds/backtests.yaml
+	cp crds/tradingagents.yaml crds/backtests.yaml charts/trading-agent-operator/crds/
 
 # The suites run on kwok's simulated nodes (API objects, scale) and on one real kubelet node (level 3,
 # tests/e2e/real_node.rs: images pulled, containers started, probes answered; needs root). NODE=kwok

@@ -68,14 +68,19 @@ pub struct BacktestArgs {
     /// The stored strategy to run (needs the database).
     #[arg(
         long,
-        conflicts_with = "strategy_file",
-        required_unless_present = "strategy_file"
+        conflicts_with_all = ["strategy_file", "strategy_definition"],
+        required_unless_present_any = ["strategy_file", "strategy_definition"]
     )]
     pub strategy_id: Option<i64>,
 
     /// A strategy definition file (the JSON body of POST /api/v2/strategies).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "strategy_definition")]
     pub strategy_file: Option<std::path::PathBuf>,
+
+    /// A strategy definition given inline, as JSON (the same shape as --strategy-file; what the
+    /// operator's Backtest Jobs pass).
+    #[arg(long, value_name = "JSON", env = "BACKTEST_STRATEGY")]
+    pub strategy_definition: Option<String>,
 
     /// Symbols to run on, comma-separated (default: the strategy's).
     #[arg(long, value_delimiter = ',')]
@@ -111,6 +116,11 @@ pub struct BacktestArgs {
     /// instead of the summary).
     #[arg(long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
+
+    /// Also write a short JSON summary (trades, profit, drawdown, win rate; at most 4 KiB) to this
+    /// file: a Kubernetes container's termination message (`/dev/termination-log`).
+    #[arg(long, value_name = "FILE")]
+    pub summary_file: Option<std::path::PathBuf>,
 
     /// No progress bar (it is drawn on standard error only when that is a terminal).
     #[arg(long, default_value_t = false)]

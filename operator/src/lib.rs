@@ -7,9 +7,11 @@
 //!   talk to the API server.
 //! - [`digest`] — from `spec.image` to a pinned digest: references, registries, the shared cache,
 //!   freshness, the registry webhook.
+//! - [`backtest`] — the `Backtest` resource: one backtest of a digest, run as a Job.
 //! - [`resource`] — the custom resource types (the CRD is generated from them); [`error`] — the
 //!   crate's one error type; [`metrics`] — the Prometheus metrics every part records.
 
+pub mod backtest;
 pub mod digest;
 pub mod error;
 pub mod metrics;

@@ -35,8 +35,20 @@ struct Cli {
 enum Command {
     /// Run the operator (the default when no subcommand is given).
     Run(Box<RunArgs>),
-    /// Print the TradingAgent CustomResourceDefinition as YAML (what crds/tradingagents.yaml holds).
-    Crd,
+    /// Print a CustomResourceDefinition as YAML (what crds/<plural>.yaml holds).
+    Crd {
+        /// Which one: `tradingagents` or `backtests`.
+        #[arg(value_enum, default_value_t = CrdKind::Tradingagents)]
+        kind: CrdKind,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CrdKind {
+    /// The TradingAgent CRD (crds/tradingagents.yaml).
+    Tradingagents,
+    /// The Backtest CRD (crds/backtests.yaml).
+    Backtests,
 }
 
 #[derive(clap::Args, Debug)]
@@ -127,7 +139,10 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Crd) => match resource::crd_yaml() {
+        Some(Command::Crd { kind }) => match match kind {
+            CrdKind::Tradingagents => resource::crd_yaml(),
+            CrdKind::Backtests => trading_agent_operator::backtest::resource::crd_yaml(),
+        } {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS

@@ -1028,7 +1028,7 @@ pub const QUANTITY_PATTERN: &str =
 /// `isQuantity()` rule: CEL's cost estimate for an unbounded map of strings exceeds the CRD's
 /// budget. The very long description Kubernetes gives `Quantity` is shortened on the way (it would
 /// appear once per map, and `kubectl explain` stays readable).
-fn constrain_quantities(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+pub(crate) fn constrain_quantities(crd: CustomResourceDefinition) -> CustomResourceDefinition {
     fn visit(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {

@@ -360,6 +360,15 @@ fn expected_rules(
         ),
         rule("secrets", &[], &["get"]),
         rule("pods", &[], &["get", "list", "watch"]),
+        // The Backtest controller (operator/src/backtest/controller.rs).
+        rule(
+            "tradingagents.dev/backtests",
+            &[],
+            &["get", "list", "watch"],
+        ),
+        rule("tradingagents.dev/backtests/status", &[], &["get", "patch"]),
+        rule("tradingagents.dev/backtests/finalizers", &[], &["update"]),
+        rule("batch/jobs", &[], &["get", "list", "watch", "create"]),
         rule("events.k8s.io/events", &[], &["create", "patch"]),
         rule("coordination.k8s.io/leases", &[], &["create"]),
         rule(
@@ -399,17 +408,18 @@ fn items_of_kind<'a>(list: &'a Value, kind: &str) -> Vec<&'a Value> {
 
 #[test]
 fn chart_crd_is_the_repository_crd() {
-    let repository = repo_root().join("crds/tradingagents.yaml");
-    let chart = chart_dir().join("crds/tradingagents.yaml");
-    let expected = std::fs::read(&repository).expect("reading crds/tradingagents.yaml");
-    let actual = std::fs::read(&chart).expect("reading the chart's crds/tradingagents.yaml");
-    assert!(
-        expected == actual,
-        "{} differs from {}: copy it after `make crd` (cp crds/tradingagents.yaml {})",
-        chart.display(),
-        repository.display(),
-        chart.display()
-    );
+    for file in ["crds/tradingagents.yaml", "crds/backtests.yaml"] {
+        let repository = repo_root().join(file);
+        let chart = chart_dir().join(file);
+        let expected = std::fs::read(&repository).expect("reading the repository's CRD");
+        let actual = std::fs::read(&chart).expect("reading the chart's CRD");
+        assert!(
+            expected == actual,
+            "{} differs from {}: run `make crd`",
+            chart.display(),
+            repository.display(),
+        );
+    }
 }
 
 #[test]

@@ -37,22 +37,27 @@ pub async fn client() -> Client {
 /// Install (server-side apply) the CRD generated from the Rust types and wait until it is served.
 pub async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = resource::crd();
-    let name = crd.name_any();
-    crds.patch(
-        &name,
-        &PatchParams::apply(TEST_MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply the CRD");
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        await_condition(crds, &name, conditions::is_crd_established()),
-    )
-    .await
-    .expect("CRD established within 30 s")
-    .expect("watch the CRD");
+    // The operator runs the Backtest controller beside the TradingAgent one: both CRDs.
+    for crd in [
+        trading_agent_operator::backtest::resource::crd(),
+        resource::crd(),
+    ] {
+        let name = crd.name_any();
+        crds.patch(
+            &name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply the CRD");
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established within 30 s")
+        .expect("watch the CRD");
+    }
     // Established can precede discovery by a moment.
     eventually("TradingAgents are served", Duration::from_secs(30), || {
         let api: Api<TradingAgent> = Api::all(client.clone());

@@ -798,6 +798,238 @@ async fn wait_trading(
     .await
 }
 
+/// A Backtest of the running digest (issue 19): the TradingAgent's pinned digest runs
+/// `trading-agent backtest` as a Job on the real node, read-only on the desk's candles; the
+/// summary lands in the status and in `kubectl get backtests`. A Backtest of an unknown symbol
+/// fails, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backtest_of_the_running_digest_on_the_real_node() {
+    use trading_agent_operator::backtest::Backtest;
+    use trading_agent_operator::backtest::resource::BacktestPhase;
+
+    let client = client().await;
+    let Some(Desk { node, ns, pg }) = Desk::prepare(&client, "backtest").await else {
+        return;
+    };
+    let namespace = ns.name.clone();
+    let registry = TempRegistry::start(RegistryOptions::default()).expect("registry");
+    node.allow_registry(&registry.host())
+        .expect("allow the registry");
+    let operator = DigestOperator::start(&client, &namespace, &[registry.host()], 0).await;
+    let commit = git_commit();
+    let binary = build_binary(&commit);
+    let tag = format!("{}/trading-agent:latest", registry.host());
+    let digest = build_image(&binary, &tag, &[]);
+    let manifest = support::agent(
+        NAME,
+        json!({
+            "image": tag,
+            "imageUpdate": {"interval": POLL_INTERVAL, "verify": "0s"},
+            "database": {"secretRef": {"name": "desk-db", "key": "url"}},
+            "api": {"tokenSecretRef": {"name": "desk-api", "key": "token"}},
+        }),
+    );
+    support::apply_agent(&client, &namespace, &manifest).await;
+    wait_condition(
+        &client,
+        &namespace,
+        NAME,
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(180),
+    )
+    .await;
+    // The api migrated the database; 2000 one-minute candles of a wave for the strategy to trade.
+    pg.psql(
+        "trading",
+        "INSERT INTO instruments (symbol, base_asset, quote_asset) VALUES ('BTCUSDT', 'BTC', 'USDT');
+         INSERT INTO candles (symbol, timeframe, open_time, open, high, low, close, volume, final)
+         SELECT 'BTCUSDT', '1m', timestamptz '2025-01-01 00:00:00+00' + i * interval '1 minute', c, c, c, c, 1, true
+         FROM (SELECT i, round((100 + 10 * sin(i / 15.0))::numeric, 4) AS c FROM generate_series(0, 1999) i) wave;",
+    )
+    .expect("seed the candles");
+    let before = pg
+        .psql("trading", "SELECT count(*) FROM candles")
+        .expect("count");
+
+    let backtests: Api<Backtest> = Api::namespaced(client.clone(), &namespace);
+    let backtest = |name: &str, symbol: &str| -> Backtest {
+        serde_json::from_value(json!({
+            "apiVersion": "tradingagents.dev/v1alpha1",
+            "kind": "Backtest",
+            "metadata": {"name": name},
+            "spec": {
+                "tradingAgentRef": {"name": NAME},
+                "strategy": {"name": "sma 5-20", "kind": "sma_cross", "params": {"fast": 5, "slow": 20},
+                             "symbols": [symbol], "timeframe": "1m"},
+                "from": "2025-01-01T01:00:00Z",
+                "to": "2025-01-02T10:00:00Z",
+                "activeDeadlineSeconds": 120,
+            },
+        }))
+        .expect("backtest")
+    };
+    let applied = Instant::now();
+    backtests
+        .create(&PostParams::default(), &backtest("wave", "BTCUSDT"))
+        .await
+        .expect("create the Backtest");
+    backtests
+        .create(
+            &PostParams::default(),
+            &backtest("unknown-symbol", "DOGEUSDT"),
+        )
+        .await
+        .expect("create the failing Backtest");
+    let finished = |name: &'static str| {
+        let backtests = backtests.clone();
+        async move {
+            support::eventually(
+                &format!("Backtest {name} finished"),
+                Duration::from_secs(180),
+                move || {
+                    let backtests = backtests.clone();
+                    async move {
+                        let found = backtests.get(name).await.ok()?;
+                        let phase = found.status.as_ref()?.phase?;
+                        phase.is_final().then_some(found)
+                    }
+                },
+            )
+            .await
+        }
+    };
+    let done = finished("wave").await;
+    let apply_to_succeeded = applied.elapsed();
+    let status = done.status.clone().expect("status");
+    assert_eq!(
+        status.phase,
+        Some(BacktestPhase::Succeeded),
+        "{:?}",
+        status.message
+    );
+    assert_eq!(
+        status.digest.as_deref(),
+        Some(digest.as_str()),
+        "the running digest was tested"
+    );
+    assert!(
+        status
+            .image
+            .as_deref()
+            .is_some_and(|i| i.ends_with(&format!("@{digest}"))),
+        "{status:?}"
+    );
+    let result = status.result.clone().expect("status.result");
+    assert!(result.trades > 0, "the wave is traded: {result:?}");
+    assert_eq!(result.wins + result.losses, result.trades);
+    assert_eq!(result.currency, "USDT");
+    assert!(
+        result.candles >= 1900,
+        "the candles came from the database: {result:?}"
+    );
+    assert!(status.start_time.is_some() && status.completion_time.is_some());
+
+    // The Job: owned by the Backtest, cleaned up after its TTL; its pod ran the digest.
+    let job = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &namespace)
+        .get("backtest-wave")
+        .await
+        .expect("the Job");
+    let owner = &job.metadata.owner_references.clone().unwrap_or_default()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Backtest", "wave")
+    );
+    assert!(
+        job.spec
+            .as_ref()
+            .and_then(|s| s.ttl_seconds_after_finished)
+            .is_some()
+    );
+    let pods = Api::<Pod>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default().labels("batch.kubernetes.io/job-name=backtest-wave"))
+        .await
+        .expect("the Job's pods");
+    let pod = &pods.items[0];
+    assert_eq!(
+        pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        Some(node.name.as_str())
+    );
+    let image_id = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .map(|c| c.image_id.clone())
+        .unwrap_or_default();
+    assert!(image_id.ends_with(&digest), "{image_id}");
+    assert_eq!(
+        pg.psql("trading", "SELECT count(*) FROM candles")
+            .expect("count"),
+        before,
+        "the backtest wrote no candle"
+    );
+
+    let failed = finished("unknown-symbol").await;
+    let failed = failed.status.expect("status");
+    assert_eq!(failed.phase, Some(BacktestPhase::Failed));
+    let message = failed.message.unwrap_or_default();
+    assert!(
+        message.contains("unknown instrument `DOGEUSDT`"),
+        "says why: {message}"
+    );
+    assert!(
+        !message.contains('\u{1b}'),
+        "no terminal colours: {message}"
+    );
+
+    let (_, table) = run_kubectl(&["get", "backtests", "-n", &namespace]).await;
+    println!("kubectl get backtests -n {namespace}\n{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("wave "))
+        .expect("the wave row");
+    assert!(row.contains("Succeeded"), "{row}");
+    assert!(row.contains(&result.trades.to_string()), "{row}");
+    assert!(row.contains(&result.profit), "{row}");
+    assert!(
+        row.contains(&digest["sha256:".len().."sha256:".len() + 12]),
+        "{row}"
+    );
+    let (_, events) = run_kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &namespace,
+        "--field-selector",
+        "involvedObject.kind=Backtest",
+        "-o",
+        "custom-columns=REASON:.reason,MESSAGE:.message",
+    ])
+    .await;
+    println!("{events}");
+    assert!(
+        events.contains("Started") && events.contains("Succeeded") && events.contains("Failed"),
+        "{events}"
+    );
+    println!(
+        "Backtest apply → Succeeded on the real node: {:.1} s ({} trades, profit {} {}, max drawdown {}, win rate {})",
+        apply_to_succeeded.as_secs_f64(),
+        result.trades,
+        result.profit,
+        result.currency,
+        result.max_drawdown,
+        result.win_rate.as_deref().unwrap_or("-"),
+    );
+
+    operator.stop().await;
+    ns.delete(Duration::from_secs(120))
+        .await
+        .expect("namespace deleted");
+    drop(pg);
+}
+
 /// The operator as users run it: its own image installed by the Helm chart on the real node, with
 /// in-cluster config, the chart's ServiceAccount and RBAC, and the Lease; a registry on the node's
 /// address notifies its webhook through the chart's Service, and the operator resolves digests at

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::ConnectOptions;
 
 use super::{BacktestError, BacktestInput, BacktestReport, Monitor, input};
-use crate::config::{BacktestArgs, ConfigError};
+use crate::config::{BacktestArgs, ConfigError, DatabaseConfig};
 use crate::domain::{Symbol, Timeframe};
 use crate::error::{Error, Result};
 
@@ -61,22 +62,28 @@ pub async fn run(args: BacktestArgs) -> Result<()> {
         let symbol = Symbol::parse(symbol.trim()).map_err(|e| config(format!("--csv: {e}")))?;
         csv.push((symbol.into_string(), PathBuf::from(path)));
     }
-    // The database only when something has to come from it.
+    // The database only when something has to come from it, and then read-only.
     let needs_database = args.strategy_id.is_some() || csv.is_empty();
     let pool = if needs_database {
         let database = args.database.validate()?;
-        Some(crate::app::connect_once(&database).await?)
+        Some(connect_read_only(&database).await?)
     } else {
         None
     };
-    let (mut strategy, strategy_timeframe) = match (args.strategy_id, &args.strategy_file, &pool) {
-        (Some(id), _, Some(pool)) => {
+    let (mut strategy, strategy_timeframe) = match (
+        args.strategy_id,
+        &args.strategy_file,
+        &args.strategy_definition,
+        &pool,
+    ) {
+        (Some(id), _, _, Some(pool)) => {
             input::from_stored(&crate::store::strategies::get(pool, id).await?)?
         }
-        (_, Some(path), _) => input::read_definition(path)?,
+        (_, Some(path), _, _) => input::read_definition(path)?,
+        (_, _, Some(json), _) => input::parse_definition(json.as_bytes(), "--strategy-definition")?,
         _ => {
             return Err(config(
-                "--strategy-id or --strategy-file is required".into(),
+                "--strategy-id, --strategy-file or --strategy-definition is required".into(),
             ));
         }
     };
@@ -157,6 +164,13 @@ pub async fn run(args: BacktestArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     let elapsed = started.elapsed();
+    if let Some(path) = &args.summary_file {
+        let text = serde_json::to_vec(&ShortSummary::of(&report.summary))
+            .map_err(std::io::Error::other)?;
+        std::fs::write(path, text).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("--summary-file {}: {e}", path.display()))
+        })?;
+    }
     match args.output.as_deref() {
         Some(path) if path.as_os_str() == "-" => {
             let mut out = std::io::stdout().lock();
@@ -174,6 +188,66 @@ pub async fn run(args: BacktestArgs) -> Result<()> {
         None => print!("{}", summary_text(&backtest, &report, elapsed)),
     }
     Ok(())
+}
+
+/// Connects without running migrations, every transaction read-only
+/// (`default_transaction_read_only=on` in the connection's startup options): a backtest reads
+/// strategies and candles and never writes, so PostgreSQL refuses any write it might attempt
+/// (SQLSTATE 25006).
+pub async fn connect_read_only(database: &DatabaseConfig) -> Result<sqlx::PgPool> {
+    let options = database
+        .options
+        .clone()
+        .options([("default_transaction_read_only", "on")])
+        .disable_statement_logging();
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await?)
+}
+
+/// Most bytes of [`ShortSummary`] as JSON: what Kubernetes keeps of a termination message.
+pub const SHORT_SUMMARY_MAX_BYTES: usize = 4096;
+
+/// The headline figures of a run, as `--summary-file` writes them (fixed fields, no per-pair
+/// table, so always far below [`SHORT_SUMMARY_MAX_BYTES`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShortSummary {
+    pub closed_trades: u64,
+    pub open_trades: u64,
+    pub wins: u64,
+    pub losses: u64,
+    pub win_rate: Option<f64>,
+    /// Realised profit net of fees, in `currency`, as a decimal string.
+    pub profit: String,
+    pub profit_ratio: f64,
+    pub currency: String,
+    pub max_drawdown: f64,
+    pub profit_factor: Option<f64>,
+    pub final_equity: String,
+    pub candles: u64,
+    pub steps: u64,
+}
+
+impl ShortSummary {
+    pub fn of(summary: &super::Summary) -> Self {
+        Self {
+            closed_trades: summary.closed_trades,
+            open_trades: summary.open_trades,
+            wins: summary.wins,
+            losses: summary.losses,
+            win_rate: summary.win_rate,
+            profit: summary.total_profit.normalize().to_string(),
+            profit_ratio: summary.total_profit_ratio,
+            currency: summary.currency.chars().take(16).collect(),
+            max_drawdown: summary.max_drawdown,
+            profit_factor: summary.profit_factor,
+            final_equity: summary.final_equity.normalize().to_string(),
+            candles: summary.candles,
+            steps: summary.steps,
+        }
+    }
 }
 
 fn percent(value: Option<f64>) -> String {

@@ -44,12 +44,13 @@ pub fn from_definition(definition: StrategyInput) -> Result<(BacktestStrategy, T
 /// Reads a strategy definition file.
 pub fn read_definition(path: &Path) -> Result<(BacktestStrategy, Timeframe)> {
     let text = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    let definition: StrategyInput = serde_json::from_slice(&text).map_err(|e| {
-        Error::Invalid(Invalid::new(
-            "strategy file",
-            format!("{}: {e}", path.display()),
-        ))
-    })?;
+    parse_definition(&text, &format!("strategy file {}", path.display()))
+}
+
+/// Parses a strategy definition (JSON) that came from `source` (named in the error).
+pub fn parse_definition(text: &[u8], source: &str) -> Result<(BacktestStrategy, Timeframe)> {
+    let definition: StrategyInput = serde_json::from_slice(text)
+        .map_err(|e| Error::Invalid(Invalid::new(source, e.to_string())))?;
     from_definition(definition)
 }
 

@@ -164,8 +164,24 @@ each is shared by the ClusterRole and, with watchNamespace, the namespaced Role.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-# Events for `kubectl describe ta` (kube-runtime's Recorder: events.k8s.io/v1, create, then patch
-# to count repeats).
+# Backtests (operator/src/backtest/controller.rs): watched, their status written by server-side
+# apply; their Jobs (owner reference with blockOwnerDeletion, hence backtests/finalizers) watched
+# by label and created once; the Job's pods read for the container's termination message (the
+# summary), covered by the pods rule above.
+- apiGroups: ["tradingagents.dev"]
+  resources: ["backtests"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["tradingagents.dev"]
+  resources: ["backtests/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["tradingagents.dev"]
+  resources: ["backtests/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create"]
+# Events for `kubectl describe ta` and `kubectl describe backtest` (kube-runtime's Recorder:
+# events.k8s.io/v1, create, then patch to count repeats).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -97,13 +97,22 @@ pub(super) async fn lead_then_control(
         let stop = CancellationToken::new();
         let (on_synced, synced) = synced_signal(health.clone());
         let routing = route_webhook_here(endpoint.clone(), &client, synced, &stop);
-        let controller = reconcile::run(
-            client.clone(),
-            config.namespace.as_deref(),
-            config.concurrency,
-            services.clone(),
-            on_synced,
-            signal(&stop),
+        let controller = futures::future::join(
+            reconcile::run(
+                client.clone(),
+                config.namespace.as_deref(),
+                config.concurrency,
+                services.clone(),
+                on_synced,
+                signal(&stop),
+            ),
+            crate::backtest::controller::run(
+                client.clone(),
+                config.namespace.as_deref(),
+                services.pinner.clone(),
+                services.reporter.clone(),
+                signal(&stop),
+            ),
         );
         tokio::pin!(controller);
         let lost = tokio::select! {

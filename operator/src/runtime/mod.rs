@@ -255,13 +255,24 @@ impl Operator {
             let (on_synced, synced) = leader::synced_signal(health.clone());
             let stop = shutdown.child_token();
             let routing = leader::route_webhook_here(endpoint, &client, synced, &stop);
-            reconcile::run(
-                client,
-                config.namespace.as_deref(),
-                config.concurrency,
-                services,
-                on_synced,
-                signal(&shutdown),
+            let pinner = services.pinner.clone();
+            let reporter = services.reporter.clone();
+            futures::future::join(
+                reconcile::run(
+                    client.clone(),
+                    config.namespace.as_deref(),
+                    config.concurrency,
+                    services,
+                    on_synced,
+                    signal(&shutdown),
+                ),
+                crate::backtest::controller::run(
+                    client,
+                    config.namespace.as_deref(),
+                    pinner,
+                    reporter,
+                    signal(&shutdown),
+                ),
             )
             .await;
             stop.cancel();
