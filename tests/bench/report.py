@@ -176,7 +176,8 @@ def compare_section(cmp):
         return out
     w("### Ours against the ceiling")
     w("")
-    head = " | ".join(f"{r['count']:,} agents ({3 * r['count']:,} Deployments)" for r in ok_runs)
+    head = " | ".join(f"{r['count']:,} agent{'s' if r['count'] != 1 else ''} ({3 * r['count']:,} Deployments)"
+                      for r in ok_runs)
     w(f"| figure | {head} | target |")
     w("|---|" + "---|" * len(ok_runs) + "---|")
 
@@ -200,7 +201,8 @@ def compare_section(cmp):
         [f"{r['polling']['per_interval']:.1f}" for r in ok_runs], "1")
     row("operator CPU s over the whole run / peak RSS MB",
         [f"{r.get('operator_cpu_s', float('nan')):.1f} / {r['hwm_kib'] * 1024 / 1e6:.0f}" for r in ok_runs], "≤ 150 MB")
-    row("API server writes per update, per agent: all (the operator's)",
+    row("API server writes per update (push → agent Ready, which includes the operator's 60 s verification "
+        "window), per agent: all (the operator's)",
         [f"{r['lifecycle']['update_notified']['writes_total_per_unit']:.1f} "
          f"({r['lifecycle']['update_notified']['writes_operator_per_unit']:.1f})" for r in ok_runs])
     row("API server writes of the ceiling's update, per 3 Deployments: all (the client's)",
@@ -214,12 +216,13 @@ def compare_section(cmp):
     n = big["count"]
     if big.get("ceiling") and n in ratios:
         ratio = ratios[n]
-        nf, ce = big["lifecycle"]["update_notified"], big["ceiling"]["phase"]
+        nf = big["lifecycle"].get("update_notified_until_repinned") or big["lifecycle"]["update_notified"]
+        ce = big["ceiling"]["phase"]
         verdict_text = "within" if ratio <= CEILING_TARGET else f"**MISS**: {ratio / CEILING_TARGET:.2f}× over"
         w(f"At {n:,} agents ours takes {big['push_notified']['repinned_s']:.2f} s to re-pin what the plain loop "
           f"re-pins in {big['ceiling']['repinned_s']:.2f} s: {ratio:.2f}× the ceiling, {verdict_text} the "
-          f"{CEILING_TARGET}× target. Where the time goes (same run): during the notified update (push → every agent "
-          f"Ready, {nf['elapsed_s']:.1f} s) the API server answered {nf['writes_total']:,.0f} writes "
+          f"{CEILING_TARGET}× target. Where the time goes (same run): from the push until every Deployment carried "
+          f"the digest ({nf['elapsed_s']:.1f} s, counted from just before the push) the API server answered {nf['writes_total']:,.0f} writes "
           f"({writes_text(nf['writes'], 1)}), CPU seconds by process: {cpu_text(nf['cpu_s'])}; during the ceiling "
           f"({ce['elapsed_s']:.1f} s) {ce['writes_total']:,.0f} writes ({writes_text(ce['writes'], 1)}), CPU seconds: "
           f"{cpu_text(ce['cpu_s'])}.")
@@ -235,7 +238,7 @@ def compare_section(cmp):
       "deleting needs none (the children carry owner references, so the garbage collector removes them). "
       "*All* counts every writer in the cluster (controller-manager: ReplicaSets, Deployment status; the "
       "garbage collector; the bench's own create and delete of the agent), from `apiserver_request_total` "
-      "(POST, PUT, PATCH, APPLY, DELETE; node and component Leases left out).")
+      "(POST, PUT, PATCH, APPLY, DELETE; the heartbeats, Leases and kwok's node status, left out; a refused write is kept and marked with its code).")
     w("")
     w("| phase | the operator's writes per agent | minimum | all writes per agent | largest kinds of write, per agent |")
     w("|---|---|---|---|---|")
