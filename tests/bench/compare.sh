@@ -42,7 +42,8 @@ fi
 [[ -n $out || -n $report ]] || { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 work=$(mktemp -d /tmp/ta-bench-compare-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-[[ -n $out ]] || out=$work/compare.json
+# --report keeps its JSON in the cache, so a failed report step loses no measurement.
+[[ -n $out ]] || out=$cache/bench-compare.json
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- 1. Keel, from the Go module proxy (GOFLAGS=-mod=mod: Keel's own go.mod decides) ----

@@ -134,6 +134,36 @@ def writes_text(writes, per, top=6):
     return ", ".join(f"{k} {v / per:.2f}" for k, v in items) or "—"
 
 
+def cluster_settings():
+    """What the harness's settings change, for every operator benchmark (issue 20)."""
+    out = []
+    w = out.append
+    w("### Cluster settings of the operator benchmarks")
+    w("")
+    w("The local harness (`tests/harness/cluster.sh`) runs every operator benchmark with these settings, "
+      "which differ from a production cluster's; each one makes the API server faster, for us and for the "
+      "ceiling alike:")
+    w("")
+    w("- etcd `--unsafe-no-fsync`: etcd does not fsync its log, so a write costs no disk flush (on a real "
+      "disk a few ms per commit, batched). Write latency is CPU only here; a production etcd would add its "
+      "disk's fsync latency to every write of the operator and of the ceiling's loop.")
+    w("- kube-apiserver `--enable-priority-and-fairness=false`, `--max-requests-inflight 2000`, "
+      "`--max-mutating-requests-inflight 1000`: no API Priority and Fairness queues, so a burst of thousands of "
+      "writes from one client is not queued or rejected (429) per flow; with APF on (the default), one "
+      "client's burst shares its priority level's seats with everyone else's.")
+    w("- kube-controller-manager `--kube-api-qps 500 --kube-api-burst 1000`, `--concurrent-deployment-syncs 20`, "
+      "`--concurrent-replicaset-syncs 20`, `--concurrent-gc-syncs 40` (defaults: 20 QPS, burst 30, 5, 5, 20): "
+      "the Deployment and ReplicaSet controllers keep up with thousands of Deployments instead of "
+      "throttling themselves for minutes; they write the ReplicaSets and statuses that follow every "
+      "re-pin, ours and the ceiling's.")
+    w("- The \"1,000 agents\" runs use `replicas: 0` for every role: 3,000 Deployments and their ReplicaSets, "
+      "but no pods, so what is measured is the operator's and the API server's work, not the scheduler "
+      "and kwok starting 3,000 pods on 2 cores (with pods, every re-pin would also replace 3,000 pods: "
+      "level 3 measures one agent's pods on a real node instead).")
+    w("")
+    return out
+
+
 def compare_section(cmp):
     """The side-by-side section (tests/bench/compare.sh): Keel, ours and the ceiling, and the
     operator's API writes per agent lifecycle. A failed part says FAILED, never an older figure."""
@@ -174,6 +204,7 @@ def compare_section(cmp):
         w("No run of ours succeeded: no figure.")
         w("")
         return out
+    out.extend(cluster_settings())
     w("### Ours against the ceiling")
     w("")
     head = " | ".join(f"{r['count']:,} agent{'s' if r['count'] != 1 else ''} ({3 * r['count']:,} Deployments)"
@@ -359,7 +390,7 @@ def update_section(path, heading, section, failed):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--machine", required=True)
+    ap.add_argument("--machine", help="required except with --compare-section")
     for name in ("results", "startup", "after", "criterion"):
         ap.add_argument(f"--{name}")
     ap.add_argument("--profile")
@@ -386,7 +417,7 @@ def main():
     if a.dashboard_section:
         update_dashboard_section(a.update, json.load(open(a.dashboard_section)), json.load(open(a.machine)))
         return
-    for name in ("results", "startup", "after", "criterion"):
+    for name in ("machine", "results", "startup", "after", "criterion"):
         if not getattr(a, name):
             ap.error(f"--{name} is required")
     m = json.load(open(a.machine))
@@ -718,29 +749,8 @@ def main():
         w("")
         out.append(profile.rstrip())
         w("")
-    w("### Cluster settings of the operator benchmarks")
-    w("")
-    w("The local harness (`tests/harness/cluster.sh`) runs every operator benchmark with these settings, "
-      "which differ from a production cluster's; each one makes the API server faster, for us and for the "
-      "ceiling alike:")
-    w("")
-    w("- etcd `--unsafe-no-fsync`: etcd does not fsync its log, so a write costs no disk flush (on a real "
-      "disk a few ms per commit, batched). Write latency is CPU only here; a production etcd would add its "
-      "disk's fsync latency to every write of the operator and of the ceiling's loop.")
-    w("- kube-apiserver `--enable-priority-and-fairness=false`, `--max-requests-inflight 2000`, "
-      "`--max-mutating-requests-inflight 1000`: no API Priority and Fairness queues, so a burst of thousands of "
-      "writes from one client is not queued or rejected (429) per flow; with APF on (the default), one "
-      "client's burst shares its priority level's seats with everyone else's.")
-    w("- kube-controller-manager `--kube-api-qps 500 --kube-api-burst 1000`, `--concurrent-deployment-syncs 20`, "
-      "`--concurrent-replicaset-syncs 20`, `--concurrent-gc-syncs 40` (defaults: 20 QPS, burst 30, 5, 5, 20): "
-      "the Deployment and ReplicaSet controllers keep up with thousands of Deployments instead of "
-      "throttling themselves for minutes; they write the ReplicaSets and statuses that follow every "
-      "re-pin, ours and the ceiling's.")
-    w("- The \"1,000 agents\" runs use `replicas: 0` for every role: 3,000 Deployments and their ReplicaSets, "
-      "but no pods, so what is measured is the operator's and the API server's work, not the scheduler "
-      "and kwok starting 3,000 pods on 2 cores (with pods, every re-pin would also replace 3,000 pods: "
-      "level 3 measures one agent's pods on a real node instead).")
-    w("")
+    if cmp is None or "skipped" in cmp:
+        out.extend(cluster_settings())
     if lat or sc.get("count"):
         w("## Operator")
         w("")
