@@ -762,6 +762,8 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     ];
     let count = args.count;
     let deployments = 3 * count;
+    // A busy 2-core machine needed more than 300 s for 1,000 agents to be Ready again after a push.
+    let ready_timeout = Duration::from_secs(300 + count as u64);
 
     // 1. COUNT agents at once.
     log(format!(
@@ -884,7 +886,7 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "notified push re-pinned",
         &d2,
         deployments,
-        Duration::from_secs(300),
+        ready_timeout,
         &mut operator,
     )
     .await?;
@@ -902,7 +904,7 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "agents Ready on the new digest",
         &d2,
         count,
-        Duration::from_secs(300),
+        ready_timeout,
         &mut operator,
     )
     .await?;
@@ -944,7 +946,7 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "agents Ready on the polled digest",
         &d3,
         count,
-        Duration::from_secs(300),
+        ready_timeout,
         &mut operator,
     )
     .await?;
@@ -979,7 +981,7 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     wait_for(
         &seen,
         "Deployments garbage-collected",
-        Duration::from_secs(300),
+        ready_timeout,
         &mut operator,
         |s| {
             let n = s.deployment_digests.len();
