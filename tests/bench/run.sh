@@ -16,6 +16,13 @@
 #      notification and by polling alone (ta-bench-operator, tests/src/bin/ta-bench-operator.rs).
 #   4. Backtest against freqtrade (tests/bench/freqtrade/bench.sh, which also runs alone): a year of
 #      5m candles on 10 pairs, SMA crossover and RSI; trades, exact matches, speed ratio, peak RSS.
+#   5. Side by side (issue 20, tests/bench/compare.sh, which also runs alone): Keel from the Go module
+#      proxy (FAILED with the go command's error when it cannot be built) and the API server's
+#      ceiling (a plain client loop patching the same Deployments), for 1, 100 and 1,000 agents,
+#      with the API server's writes per agent lifecycle.
+#
+# FastAPI runs twice: with 1 uvicorn worker (the seed's `uvicorn.run`) and with 2 (this machine's
+# cores); its CPU per request counts every worker process.
 #
 # Installs what it needs, idempotently (wrk and PostgreSQL from Debian, the Python venv), and stops
 # every process it started when it exits, however it exits. Traffic goes to 127.0.0.1 only.
@@ -25,7 +32,8 @@
 # BENCH_BATCH (1000 candles per PUT), BENCH_STARTUP_RUNS (5), BENCH_SKIP_CRITERION=1, BENCH_SKIP_PROFILE=1,
 # BENCH_SKIP_OPERATOR=1, BENCH_OPERATOR_COUNT (200), BENCH_SKIP_SCALE=1, BENCH_SCALE_COUNT (1000),
 # BENCH_SCALE_INTERVAL (10 s polling interval of the scale run), BENCH_SKIP_DASHBOARD=1, BENCH_SKIP_FREQTRADE=1,
-# BENCH_DASHBOARD_RUNS (5 visits of each dashboard page),
+# BENCH_DASHBOARD_RUNS (5 visits of each dashboard page), BENCH_SKIP_COMPARE=1, BENCH_COMPARE_COUNTS ("1 100 1000"),
+# BENCH_CEILING_IN_FLIGHT (96),
 # BENCH_RESULTS (where to write; default tests/bench/RESULTS.md).
 set -euo pipefail
 
@@ -151,6 +159,7 @@ psql_ "INSERT INTO instruments (symbol, base_asset, quote_asset)
 # ---- the three servers, all up at once (idle ones cost nothing), runs interleaved ----
 rust_port=$(free_port)
 py_port=$(free_port)
+py2_port=$(free_port)
 hyper_port=$(free_port)
 log "starting trading-agent api :$rust_port, FastAPI/uvicorn :$py_port, hyper-hello :$hyper_port"
 DATABASE_URL=$db_url API_TOKEN=$token PORT=$rust_port BIND_ADDRESS=127.0.0.1 LOG_LEVEL=warn \
@@ -162,11 +171,17 @@ DATABASE_URL=$db_url API_TOKEN=$token "$venv/bin/uvicorn" --app-dir "$here/fasta
     --no-access-log --log-level warning >"$work/fastapi.log" 2>&1 &
 py_pid=$!
 pids+=("$py_pid")
+DATABASE_URL=$db_url API_TOKEN=$token "$venv/bin/uvicorn" --app-dir "$here/fastapi_app" app:app \
+    --host 127.0.0.1 --port "$py2_port" --workers 2 --loop uvloop --http httptools \
+    --no-access-log --log-level warning >"$work/fastapi2.log" 2>&1 &
+py2_pid=$!
+pids+=("$py2_pid")
 "$hyper_bin" "127.0.0.1:$hyper_port" >"$work/hyper.log" 2>&1 &
 hyper_pid=$!
 pids+=("$hyper_pid")
 wait_200 "http://127.0.0.1:$rust_port/readyz"
 wait_200 "http://127.0.0.1:$py_port/readyz"
+wait_200 "http://127.0.0.1:$py2_port/readyz"
 wait_200 "http://127.0.0.1:$hyper_port/healthz"
 
 # Same answers from both implementations before anything is timed.
@@ -191,10 +206,18 @@ results=$work/results.jsonl
 : >"$results"
 cat "$here/wrk/upsert.lua" "$here/wrk/report.lua" >"$work/upsert.lua"
 
-declare -A server_pid=([rust]=$rust_pid [fastapi]=$py_pid [hyper]=$hyper_pid)
+declare -A server_pid=([rust]=$rust_pid [fastapi]=$py_pid [fastapi2]=$py2_pid [hyper]=$hyper_pid)
 clk_tck=$(getconf CLK_TCK)
-# CPU time (user + system, clock ticks) the process has used so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time (user + system, clock ticks) the process and its children (uvicorn's workers) have used so
+# far. Exited children count too (cutime + cstime), so a restarted worker loses nothing.
+cpu_ticks() {
+    local pid total=0 t
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
+}
 
 # wrk_run SCENARIO SERVER RUN ARGS...: one wrk run, its BENCH line (plus the CPU seconds the server
 # used during it) appended to results.jsonl.
@@ -225,7 +248,7 @@ log "warm-up (3 s per server and scenario; not recorded)"
 : >"$work/warmup.jsonl"
 results_real=$results
 results=$work/warmup.jsonl
-for s in "rust $rust_port" "fastapi $py_port" "hyper $hyper_port"; do
+for s in "rust $rust_port" "fastapi $py_port" "fastapi2 $py2_port" "hyper $hyper_port"; do
     set -- $s
     healthz "$2" "$1" 0 3s 2>/dev/null
     [[ $1 == hyper ]] && continue
@@ -239,11 +262,14 @@ log "measuring: $runs runs of $duration each, load average $load_at_measure"
 for run in $(seq "$runs"); do
     healthz "$rust_port" rust "$run" "$duration"
     healthz "$py_port" fastapi "$run" "$duration"
+    healthz "$py2_port" fastapi2 "$run" "$duration"
     healthz "$hyper_port" hyper "$run" "$duration"
     trades "$rust_port" rust "$run" "$duration"
     trades "$py_port" fastapi "$run" "$duration"
+    trades "$py2_port" fastapi2 "$run" "$duration"
     upsert "$rust_port" rust "$run" "$duration" RS
     upsert "$py_port" fastapi "$run" "$duration" PY
+    upsert "$py2_port" fastapi2 "$run" "$duration" PY
 done
 
 # ---- profile (perf, when it works here): where the CPU goes under the GET loads ----
@@ -316,8 +342,8 @@ else
 fi
 
 after=$work/after.json
-python3 - "$rust_pid" "$py_pid" "$hyper_pid" >"$after" <<'EOF'
-import json, sys
+python3 - "$rust_pid" "$py_pid" "$hyper_pid" "$py2_pid" >"$after" <<'EOF'
+import json, os, sys
 def mem(pid):
     out = {}
     for line in open(f"/proc/{pid}/status"):
@@ -325,9 +351,20 @@ def mem(pid):
             k, v = line.split(":", 1)
             out[k] = int(v.split()[0])
     return out
-print(json.dumps({name: mem(pid) for name, pid in zip(("rust", "fastapi", "hyper"), sys.argv[1:])}))
+def tree(pid):
+    # uvicorn --workers 2: the supervisor and its workers, summed.
+    pids = [pid] + [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/stat") and
+                    open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1] == pid]
+    total = {"VmRSS": 0, "VmHWM": 0}
+    for p in pids:
+        for k, v in mem(p).items():
+            total[k] += v
+    return total
+out = {name: mem(pid) for name, pid in zip(("rust", "fastapi", "hyper"), sys.argv[1:4])}
+out["fastapi2"] = tree(sys.argv[4])
+print(json.dumps(out))
 EOF
-for pid in "$rust_pid" "$py_pid" "$hyper_pid"; do kill -TERM "$pid" 2>/dev/null || true; done
+for pid in "$rust_pid" "$py_pid" "$hyper_pid" "$py2_pid"; do kill -TERM "$pid" 2>/dev/null || true; done
 
 # ---- start-up: process start -> /readyz 200 with the database up ----
 log "start-up: $startup_runs runs each"
@@ -378,7 +415,10 @@ if [[ -z ${BENCH_SKIP_OPERATOR:-} ]]; then
     # with-cluster.sh: brings the harness up if it is down, and then down again afterwards.
     "$root/tests/harness/with-cluster.sh" python3 "$here/operator.py" --kubectl "$tools_bin/kubectl" \
         --operator "$CARGO_TARGET_DIR/release/trading-agent-operator" --crd "$root/crds/tradingagents.yaml" \
-        --count "$operator_count" >"$operator_json"
+        --count "$operator_count" >"$operator_json" || {
+        log "operator: FAILED (see above); RESULTS.md will say so"
+        echo '{"error": "tests/bench/operator.py failed (its messages are in the bench log)"}' >"$operator_json"
+    }
 fi
 scale_json=$work/scale.json
 echo '{}' >"$scale_json"
@@ -391,9 +431,24 @@ if [[ -z ${BENCH_SKIP_SCALE:-} ]]; then
     # The CRD (operator.py installs it too, but this part can run alone).
     "$root/tests/harness/with-cluster.sh" sh -c '"$1" apply -f "$2" >/dev/null && "$1" wait --for=condition=Established \
         --timeout=60s crd/tradingagents.tradingagents.dev >/dev/null && "$3" --operator "$4" --count "$5" \
-        --interval "$6"' _ "$tools_bin/kubectl" "$root/crds/tradingagents.yaml" \
+        --interval "$6" --ceiling-in-flight 0' _ "$tools_bin/kubectl" "$root/crds/tradingagents.yaml" \
         "$CARGO_TARGET_DIR/release/ta-bench-operator" "$CARGO_TARGET_DIR/release/trading-agent-operator" \
-        "$scale_count" "$scale_interval" >"$scale_json"
+        "$scale_count" "$scale_interval" >"$scale_json" || {
+        log "operator at scale: FAILED (see above); RESULTS.md will say so"
+        echo '{"error": "ta-bench-operator failed (its messages are in the bench log)"}' >"$scale_json"
+    }
+fi
+
+# ---- side by side: Keel and the API server's ceiling (tests/bench/compare.sh, also runs alone) ----
+compare_json=$work/compare.json
+if [[ -z ${BENCH_SKIP_COMPARE:-} ]]; then
+    log "side by side: Keel, ours and the ceiling at ${BENCH_COMPARE_COUNTS:-1 100 1000} agents"
+    "$here/compare.sh" "$compare_json" || {
+        log "side by side: FAILED (see above); RESULTS.md will say so"
+        echo '{"keel": {"error": "tests/bench/compare.sh failed (see the bench log)"}, "runs": []}' >"$compare_json"
+    }
+else
+    echo '{"skipped": "BENCH_SKIP_COMPARE=1"}' >"$compare_json"
 fi
 
 # ---- machine and versions, then RESULTS.md ----
@@ -425,7 +480,7 @@ print(json.dumps(info))
 EOF
 python3 "$here/report.py" --machine "$machine" --results "$results" --startup "$startup" \
     --after "$after" --criterion "$criterion" --profile "$profile" --operator "$operator_json" --scale "$scale_json" \
-    --dashboard "$dashboard_json" --freqtrade "$freqtrade_json" >"$results_md.tmp"
+    --dashboard "$dashboard_json" --freqtrade "$freqtrade_json" --compare "$compare_json" >"$results_md.tmp"
 mv "$results_md.tmp" "$results_md"
 log "wrote $results_md"
 sed -n '/^| figure/,/^$/p' "$results_md"

@@ -3,7 +3,7 @@
 //! stdout and its progress on stderr.
 //!
 //!   ta-bench-operator --operator target/release/trading-agent-operator [--count 1000]
-//!                     [--interval 10] [--window-intervals 3] [--replicas 0]
+//!                     [--interval 10] [--window-intervals 3] [--replicas 0] [--ceiling-in-flight 96]
 //!
 //! 1. COUNT TradingAgents that follow one tag are created at once (50 requests in flight): the
 //!    seconds until all 3×COUNT Deployments are pinned to the tag's digest, until every agent
@@ -13,12 +13,22 @@
 //! 3. A push to the tag with the registry's notification: push done → every Deployment re-pinned.
 //! 4. A push the operator is not told about (a second registry process on the same storage, without
 //!    notifications): push done → every Deployment re-pinned, by polling alone.
+//! 5. Every agent deleted (the end of the lifecycle): until the garbage collector has removed every
+//!    Deployment.
+//! 6. The ceiling (issue 20), with the operator stopped: the same number of Deployments, the same
+//!    specs, created as plain Deployments; then a plain client loop patches their image to a new
+//!    digest (strategic merge patch, what `kubectl set image` sends) with CEILING-IN-FLIGHT requests
+//!    in flight: the first request → every Deployment seen with the new digest.
+//!
+//! Every phase also reports the API server's writes (its own `apiserver_request_total`, verbs
+//! POST/PUT/PATCH/APPLY/DELETE, by resource: this cluster serves the bench alone) and the CPU
+//! seconds of each harness process (by the PIDs the harness recorded), the operator and the bench.
 //!
 //! Each role runs REPLICAS pods (default 0): the figures are the operator's work, not how fast the
 //! scheduler and kwok start 3,000 pods on two cores; the controller-manager still syncs every
 //! Deployment. The operator runs as its own process, so its memory is its own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +37,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -40,6 +50,9 @@ const WEBHOOK_TOKEN: &str = "bench-webhook-token-0123456789";
 const REPOSITORY: &str = "acme/bench";
 const TAG: &str = "stable";
 const IN_FLIGHT: usize = 50;
+/// The operator's default `--concurrency` (reconciliations at once); each applies its three
+/// Deployments at once, so the ceiling's loop keeps three times as many patches in flight.
+const OPERATOR_CONCURRENCY: usize = 32;
 
 type BenchResult<T> = Result<T, String>;
 
@@ -53,6 +66,8 @@ struct Args {
     operator_args: Vec<String>,
     /// Keep the operator's log here (default: a temporary file, shown only if it fails).
     log: Option<String>,
+    /// Patches in flight in the ceiling's client loop (0 skips the ceiling).
+    ceiling_in_flight: usize,
 }
 
 fn parse_args() -> BenchResult<Args> {
@@ -64,13 +79,14 @@ fn parse_args() -> BenchResult<Args> {
         replicas: 0,
         log: None,
         operator_args: Vec::new(),
+        ceiling_in_flight: 3 * OPERATOR_CONCURRENCY,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             return Err(
                 "usage: ta-bench-operator --operator BIN [--count 1000] [--interval SECONDS (10)] \
-                 [--window-intervals 3] [--replicas 0] [--log FILE (the operator's log; RUST_LOG sets its level, default warn)] [--operator-arg ARG]..."
+                 [--window-intervals 3] [--replicas 0] [--ceiling-in-flight 96 (0: no ceiling)] [--log FILE (the operator's log; RUST_LOG sets its level, default warn)] [--operator-arg ARG]..."
                     .into(),
             );
         }
@@ -83,6 +99,7 @@ fn parse_args() -> BenchResult<Args> {
             "--window-intervals" => args.window_intervals = number()?.max(1),
             "--replicas" => args.replicas = number()? as i32,
             "--log" => args.log = Some(value.clone()),
+            "--ceiling-in-flight" => args.ceiling_in_flight = number()? as usize,
             "--operator-arg" => args.operator_args.push(value.clone()),
             _ => return Err(format!("unknown flag {flag} (try --help)")),
         }
@@ -102,6 +119,8 @@ fn log(message: impl AsRef<str>) {
 #[derive(Default)]
 struct Seen {
     deployment_digests: HashMap<String, String>,
+    /// The name of each Deployment's (first) container, for the ceiling's patches.
+    deployment_containers: HashMap<String, String>,
     agents_ready: HashMap<String, Option<String>>,
 }
 
@@ -149,12 +168,20 @@ async fn watch_deployments(api: Api<Deployment>, seen: Arc<Mutex<Seen>>) {
             watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
                 if let (Some(name), Some(digest)) = (d.metadata.name.clone(), deployment_digest(&d))
                 {
+                    let container = d
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.template.spec.as_ref()?.containers.first())
+                        .map(|c| c.name.clone())
+                        .unwrap_or_default();
+                    seen.deployment_containers.insert(name.clone(), container);
                     seen.deployment_digests.insert(name, digest);
                 }
             }
             watcher::Event::Delete(d) => {
-                seen.deployment_digests
-                    .remove(d.metadata.name.as_deref().unwrap_or_default());
+                let name = d.metadata.name.as_deref().unwrap_or_default();
+                seen.deployment_digests.remove(name);
+                seen.deployment_containers.remove(name);
             }
             watcher::Event::Init | watcher::Event::InitDone => {}
         }
@@ -244,6 +271,8 @@ struct OperatorProcess {
     child: Child,
     metrics_port: u16,
     log_path: std::path::PathBuf,
+    /// Stopped on purpose (for the ceiling): its exit is no failure.
+    stopped: bool,
 }
 
 impl OperatorProcess {
@@ -251,7 +280,26 @@ impl OperatorProcess {
         self.child.id()
     }
 
+    /// SIGTERM, then SIGKILL after 15 s; waits for the exit.
+    fn stop(&mut self) {
+        self.stopped = true;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn check_alive(&mut self) -> BenchResult<()> {
+        if self.stopped {
+            return Ok(());
+        }
         match self.child.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(format!(
@@ -291,17 +339,9 @@ impl OperatorProcess {
 
 impl Drop for OperatorProcess {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !self.stopped {
+            self.stop();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -377,6 +417,183 @@ fn cpu_s_by_process() -> HashMap<&'static str, f64> {
         }
     }
     by_name
+}
+
+/// The harness's processes by the PIDs `tests/harness/cluster.sh` recorded beside the kubeconfig
+/// (`<cache>/cluster/pids/NAME.pid`), those still alive: another cluster on the same machine (the
+/// shared one, say) is never counted.
+fn harness_pids() -> Vec<(String, u32)> {
+    let Some(dir) = cluster::kubeconfig_path().parent().map(|d| d.join("pids")) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.path().file_stem()?.to_str()?.to_owned();
+            let pid = std::fs::read_to_string(e.path())
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            std::path::Path::new(&format!("/proc/{pid}"))
+                .exists()
+                .then_some((name, pid))
+        })
+        .collect()
+}
+
+/// CPU seconds so far of each harness process (by recorded PID; by name if the harness recorded
+/// none), of the operator while it runs and of this bench (the ceiling's client).
+fn cpu_by_process(operator: Option<u32>) -> BTreeMap<String, f64> {
+    let mut by_name: BTreeMap<String, f64> = harness_pids()
+        .into_iter()
+        .map(|(name, pid)| (name, process_cpu_s(pid)))
+        .collect();
+    if by_name.is_empty() {
+        by_name = cpu_s_by_process()
+            .into_iter()
+            .filter(|(name, _)| *name != "trading-agent-o")
+            .map(|(name, cpu)| (name.to_owned(), cpu))
+            .collect();
+    }
+    if let Some(pid) = operator {
+        by_name.insert("operator".into(), process_cpu_s(pid));
+    }
+    by_name.insert("bench".into(), process_cpu_s(std::process::id()));
+    by_name
+}
+
+/// Write requests the API server has answered so far, by "VERB resource[/subresource][ (group)]",
+/// from its own `apiserver_request_total` (server-side apply is its own verb, APPLY).
+type Writes = BTreeMap<String, f64>;
+
+async fn apiserver_writes(client: &kube::Client) -> BenchResult<Writes> {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    let text = client
+        .request_text(request)
+        .await
+        .map_err(|e| format!("reading the API server's /metrics: {e}"))?;
+    Ok(parse_writes(&text))
+}
+
+fn parse_writes(metrics: &str) -> Writes {
+    const WRITE_VERBS: [&str; 6] = [
+        "POST",
+        "PUT",
+        "PATCH",
+        "APPLY",
+        "DELETE",
+        "DELETECOLLECTION",
+    ];
+    let mut writes = Writes::new();
+    for line in metrics.lines() {
+        let Some((labels, value)) = line
+            .strip_prefix("apiserver_request_total{")
+            .and_then(|rest| rest.rsplit_once("} "))
+        else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| {
+                    kv.strip_prefix(name)?
+                        .strip_prefix("=\"")?
+                        .strip_suffix('"')
+                })
+                .unwrap_or_default()
+        };
+        let verb = label("verb");
+        if !WRITE_VERBS.contains(&verb) || !label("dry_run").is_empty() {
+            continue;
+        }
+        let mut key = format!("{verb} {}", label("resource"));
+        if !label("subresource").is_empty() {
+            key = format!("{key}/{}", label("subresource"));
+        }
+        if !label("group").is_empty() {
+            key = format!("{key} ({})", label("group"));
+        }
+        // A refused write (409 conflict, 422) still cost the API server a round trip: kept, marked.
+        if !label("code").starts_with('2') {
+            key = format!("{key} [{}]", label("code"));
+        }
+        *writes.entry(key).or_insert(0.0) += value;
+    }
+    writes
+}
+
+/// The writes between two readings, without the heartbeats that go on whatever the bench does:
+/// Leases (kwok's nodes, the components) and kwok's node status.
+fn writes_between(before: &Writes, after: &Writes) -> Writes {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(k, v)| *v > 0.0 && !k.contains(" leases") && !k.contains(" nodes/status"))
+        .collect()
+}
+
+/// Of those, the operator's own: its server-side applies (children and status; nobody else here
+/// applies) and its events (events.k8s.io; the controller-manager writes core/v1 events).
+fn operator_writes(writes: &Writes) -> f64 {
+    writes
+        .iter()
+        .filter(|(k, _)| k.starts_with("APPLY ") || k.ends_with("(events.k8s.io)"))
+        .map(|(_, v)| v)
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0.0
+}
+
+/// One phase's API server writes and CPU seconds by process.
+struct Phase {
+    started: Instant,
+    writes: Writes,
+    cpu: BTreeMap<String, f64>,
+}
+
+impl Phase {
+    async fn start(client: &kube::Client, operator: Option<u32>) -> BenchResult<Self> {
+        Ok(Self {
+            writes: apiserver_writes(client).await?,
+            cpu: cpu_by_process(operator),
+            started: Instant::now(),
+        })
+    }
+
+    /// `per`: what one unit of the phase is (an agent, a Deployment), to divide by.
+    async fn finish(
+        &self,
+        client: &kube::Client,
+        operator: Option<u32>,
+        per: usize,
+    ) -> BenchResult<Value> {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let writes = writes_between(&self.writes, &apiserver_writes(client).await?);
+        let total: f64 = writes.values().sum();
+        let by_operator = operator_writes(&writes);
+        let cpu: BTreeMap<String, f64> = cpu_by_process(operator)
+            .into_iter()
+            .filter_map(|(name, cpu)| Some((name.clone(), cpu - self.cpu.get(&name)?)))
+            .collect();
+        let per = per.max(1) as f64;
+        Ok(json!({
+            "elapsed_s": elapsed,
+            "writes": writes,
+            "writes_total": total,
+            "writes_operator": by_operator,
+            "writes_total_per_unit": total / per,
+            "writes_operator_per_unit": by_operator / per,
+            "cpu_s": cpu,
+        }))
+    }
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -524,6 +741,7 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         child,
         metrics_port,
         log_path,
+        stopped: false,
     };
     wait_for_tcp(("127.0.0.1", metrics_port), Duration::from_secs(30))
         .map_err(|e| e.to_string())?;
@@ -544,16 +762,18 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     ];
     let count = args.count;
     let deployments = 3 * count;
+    // A busy 2-core machine needed more than 300 s for 1,000 agents to be Ready again after a push.
+    let ready_timeout = Duration::from_secs(300 + count as u64);
 
     // 1. COUNT agents at once.
     log(format!(
         "creating {count} TradingAgents at once ({IN_FLIGHT} requests in flight), {} replica(s) per role",
         args.replicas
     ));
+    let converge_phase = Phase::start(client, Some(operator.pid())).await?;
     let start = Instant::now();
     let cpu_before = machine_cpu_ticks();
     let operator_cpu_before = process_cpu_s(operator.pid());
-    let processes_before = cpu_s_by_process();
     futures::stream::iter(0..count)
         .map(|i| {
             let agents = agents.clone();
@@ -598,13 +818,14 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     )
     .await?;
     let (rss_kib, hwm_kib) = operator.memory_kib();
+    let machine_cpu_busy = busy_share(cpu_before, machine_cpu_ticks());
+    let create_phase = converge_phase
+        .finish(client, Some(operator.pid()), count)
+        .await?;
     let converge = json!({
-        "machine_cpu_busy": busy_share(cpu_before, machine_cpu_ticks()),
+        "machine_cpu_busy": machine_cpu_busy,
         "operator_cpu_s": process_cpu_s(operator.pid()) - operator_cpu_before,
-        "cpu_s_by_process": cpu_s_by_process()
-            .into_iter()
-            .map(|(name, cpu)| (name, cpu - processes_before.get(name).copied().unwrap_or(0.0)))
-            .collect::<HashMap<_, _>>(),
+        "cpu_s_by_process": create_phase["cpu_s"].clone(),
         "elapsed_s": start.elapsed().as_secs_f64(),
         "created_s": created_s,
         "deployments_pinned_s": (pinned_at - start).as_secs_f64(),
@@ -613,6 +834,7 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "hwm_kib": hwm_kib,
     });
     log(format!("{converge}"));
+    let children = children_per_agent(client, ns, count).await?;
 
     // 2. Registry requests per polling interval, once every agent polls.
     let interval = Duration::from_secs(args.interval_s);
@@ -628,8 +850,12 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
     let applies_before = operator
         .metric("trading_agent_operator_applies_total")
         .await;
+    let polling_phase = Phase::start(client, Some(operator.pid())).await?;
     let window_start = Instant::now();
     tokio::time::sleep(window).await;
+    let idle_phase = polling_phase
+        .finish(client, Some(operator.pid()), args.window_intervals as usize)
+        .await?;
     let manifest_requests = proxy
         .manifest_requests()
         .iter()
@@ -642,11 +868,13 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "per_interval": manifest_requests as f64 / args.window_intervals as f64,
         "reconciliations": operator.metric("trading_agent_operator_reconciliations_total").await - reconciles_before,
         "applies": operator.metric("trading_agent_operator_applies_total").await - applies_before,
+        "phase_per_interval": idle_phase,
     });
     log(format!("{polling}"));
 
     // 3. A push the registry notifies the operator about.
     log("pushing a new digest to the notifying registry");
+    let notified_phase = Phase::start(client, Some(operator.pid())).await?;
     let d2 = Pusher::new(&notified.host())
         .push_image(REPOSITORY, TAG, "scale-2")
         .await
@@ -658,11 +886,15 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "notified push re-pinned",
         &d2,
         deployments,
-        Duration::from_secs(300),
+        ready_timeout,
         &mut operator,
     )
     .await?;
     let notified_s = (notified_at - pushed).as_secs_f64();
+    // Up to the moment every Deployment carries the digest: what the ceiling is compared with.
+    let notified_repin_phase = notified_phase
+        .finish(client, Some(operator.pid()), count)
+        .await?;
     let notified_requests = proxy.manifest_requests().len() - requests_before;
     log(format!(
         "notified push: all {deployments} Deployments re-pinned {notified_s:.2} s after the push ({notified_requests} manifest requests)"
@@ -672,14 +904,24 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "agents Ready on the new digest",
         &d2,
         count,
-        Duration::from_secs(300),
+        ready_timeout,
         &mut operator,
     )
     .await?;
     let notified_ready_s = (settle - pushed).as_secs_f64();
+    let notified_phase = notified_phase
+        .finish(client, Some(operator.pid()), count)
+        .await?;
+    log(format!(
+        "notified push: {} API writes per agent ({} the operator's), CPU s {}",
+        notified_phase["writes_total_per_unit"],
+        notified_phase["writes_operator_per_unit"],
+        notified_phase["cpu_s"]
+    ));
 
     // 4. A push nobody is told about: polling alone.
     log("pushing a new digest through the silent registry (same storage, no notification)");
+    let polled_phase = Phase::start(client, Some(operator.pid())).await?;
     let d3 = Pusher::new(&silent.host())
         .push_image(REPOSITORY, TAG, "scale-3")
         .await
@@ -699,10 +941,97 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "silent push: all {deployments} Deployments re-pinned {polled_s:.2} s after the push (interval {}s)",
         args.interval_s
     ));
+    wait_ready(
+        &seen,
+        "agents Ready on the polled digest",
+        &d3,
+        count,
+        ready_timeout,
+        &mut operator,
+    )
+    .await?;
+    let polled_phase = polled_phase
+        .finish(client, Some(operator.pid()), count)
+        .await?;
+
+    // 5. The end of the lifecycle: every agent deleted, the garbage collector removes the rest.
+    let deployment_api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let specs = deployment_api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| format!("listing the Deployments: {e}"))?;
+    log(format!(
+        "deleting the {count} TradingAgents ({IN_FLIGHT} requests in flight)"
+    ));
+    let delete_phase = Phase::start(client, Some(operator.pid())).await?;
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let agents = agents.clone();
+            async move {
+                agents
+                    .delete(&format!("agent-{i:04}"), &DeleteParams::background())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("deleting a TradingAgent: {e}"))
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await?;
+    wait_for(
+        &seen,
+        "Deployments garbage-collected",
+        ready_timeout,
+        &mut operator,
+        |s| {
+            let n = s.deployment_digests.len();
+            (n == 0, format!("{n} Deployments left"))
+        },
+    )
+    .await?;
+    wait_replicasets_gone(client, ns).await?;
+    let delete_phase = delete_phase
+        .finish(client, Some(operator.pid()), count)
+        .await?;
     let (rss_kib, hwm_kib) = operator.memory_kib();
+    let operator_cpu_s = process_cpu_s(operator.pid());
+    let operator_metrics = json!({
+        "reconciliations": operator.metric("trading_agent_operator_reconciliations_total").await,
+        "applies": operator.metric("trading_agent_operator_applies_total").await,
+        "applies_skipped": operator.metric("trading_agent_operator_applies_skipped_total").await,
+        "webhook_triggered": operator.metric("trading_agent_operator_webhook_notifications_total{result=\"triggered\"}").await,
+    });
+
+    // 6. The ceiling, with the operator stopped.
+    operator.stop();
+    let ceiling = if args.ceiling_in_flight > 0 {
+        Some(
+            ceiling(
+                client,
+                ns,
+                &seen,
+                &silent,
+                &proxy,
+                specs.items,
+                args.ceiling_in_flight,
+                &mut operator,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     for watch in watches {
         watch.abort();
     }
+    let lifecycle = json!({
+        "children_per_agent": children,
+        "create": create_phase,
+        "update_notified": notified_phase,
+        "update_notified_until_repinned": notified_repin_phase,
+        "update_polled": polled_phase,
+        "delete": delete_phase,
+    });
     Ok(json!({
         "count": count,
         "replicas": args.replicas,
@@ -713,9 +1042,215 @@ async fn run(client: &kube::Client, ns: &str, args: &Args) -> BenchResult<Value>
         "push_polled": {"repinned_s": polled_s, "interval_s": args.interval_s},
         "rss_kib": rss_kib,
         "hwm_kib": hwm_kib,
-        "reconciliations": operator.metric("trading_agent_operator_reconciliations_total").await,
-        "applies": operator.metric("trading_agent_operator_applies_total").await,
-        "applies_skipped": operator.metric("trading_agent_operator_applies_skipped_total").await,
-        "webhook_triggered": operator.metric("trading_agent_operator_webhook_notifications_total{result=\"triggered\"}").await,
+        "reconciliations": operator_metrics["reconciliations"],
+        "applies": operator_metrics["applies"],
+        "applies_skipped": operator_metrics["applies_skipped"],
+        "webhook_triggered": operator_metrics["webhook_triggered"],
+        "operator_cpu_s": operator_cpu_s,
+        "lifecycle": lifecycle,
+        "ceiling": ceiling,
     }))
+}
+
+/// Objects the operator made per agent, by kind (read once all agents converged).
+async fn children_per_agent(client: &kube::Client, ns: &str, count: usize) -> BenchResult<Value> {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let owned = |refs: Option<
+        &Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+    >| { refs.is_some_and(|r| r.iter().any(|o| o.kind == "TradingAgent")) };
+    let lp = ListParams::default();
+    let per = count.max(1) as f64;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .map_err(|e| format!("listing Deployments: {e}"))?
+        .items
+        .iter()
+        .filter(|o| owned(o.metadata.owner_references.as_ref()))
+        .count();
+    let services = Api::<Service>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .map_err(|e| format!("listing Services: {e}"))?
+        .items
+        .iter()
+        .filter(|o| owned(o.metadata.owner_references.as_ref()))
+        .count();
+    let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .map_err(|e| format!("listing PodDisruptionBudgets: {e}"))?
+        .items
+        .iter()
+        .filter(|o| owned(o.metadata.owner_references.as_ref()))
+        .count();
+    Ok(json!({
+        "deployments": deployments as f64 / per,
+        "services": services as f64 / per,
+        "poddisruptionbudgets": pdbs as f64 / per,
+    }))
+}
+
+/// Waits (3 minutes at most) until the garbage collector has removed every ReplicaSet.
+async fn wait_replicasets_gone(client: &kube::Client, ns: &str) -> BenchResult<()> {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let api = Api::<ReplicaSet>::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let left = api
+            .list_metadata(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing ReplicaSets: {e}"))?
+            .items
+            .len();
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{left} ReplicaSets left 180 s after the agents were deleted"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The ceiling: the operator's Deployments again (same names and specs, no owner), created as plain
+/// Deployments and settled; then a plain client loop patches every one's image to a new digest,
+/// `in_flight` at once. The first patch → every Deployment seen with the new digest.
+#[allow(clippy::too_many_arguments)]
+async fn ceiling(
+    client: &kube::Client,
+    ns: &str,
+    seen: &Mutex<Seen>,
+    registry: &TempRegistry,
+    proxy: &FaultProxy,
+    specs: Vec<Deployment>,
+    in_flight: usize,
+    operator: &mut OperatorProcess,
+) -> BenchResult<Value> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let total = specs.len();
+    let first_digest = specs
+        .first()
+        .and_then(deployment_digest)
+        .ok_or("no Deployment to copy for the ceiling")?;
+    log(format!(
+        "ceiling: creating {total} plain Deployments (the operator is stopped)"
+    ));
+    futures::stream::iter(specs)
+        .map(|d| {
+            let api = api.clone();
+            async move {
+                let copy = Deployment {
+                    metadata: kube::api::ObjectMeta {
+                        name: d.metadata.name.clone(),
+                        labels: d.metadata.labels.clone(),
+                        ..Default::default()
+                    },
+                    spec: d.spec.clone(),
+                    status: None,
+                };
+                api.create(&PostParams::default(), &copy)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("creating a plain Deployment: {e}"))
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await?;
+    wait_pinned(
+        seen,
+        "ceiling's Deployments created",
+        &first_digest,
+        total,
+        Duration::from_secs(600),
+        operator,
+    )
+    .await?;
+    wait_deployments_settled(&api, total).await?;
+
+    let digest = Pusher::new(&registry.host())
+        .push_image(REPOSITORY, TAG, "ceiling")
+        .await
+        .map_err(|e| format!("push: {e}"))?;
+    let image = format!("{}/{REPOSITORY}@{digest}", proxy.host());
+    let targets: Vec<(String, String)> = seen
+        .lock()
+        .expect("seen lock")
+        .deployment_containers
+        .iter()
+        .map(|(name, container)| (name.clone(), container.clone()))
+        .collect();
+    log(format!(
+        "ceiling: patching {total} Deployments' image, {in_flight} requests in flight"
+    ));
+    let phase = Phase::start(client, None).await?;
+    let started = Instant::now();
+    futures::stream::iter(targets)
+        .map(|(name, container)| {
+            let api = api.clone();
+            let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}});
+            async move {
+                api.patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("patching {name}: {e}"))
+            }
+        })
+        .buffer_unordered(in_flight.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+    let responses_s = started.elapsed().as_secs_f64();
+    let pinned_at = wait_pinned(
+        seen,
+        "ceiling: all patched",
+        &digest,
+        total,
+        Duration::from_secs(600),
+        operator,
+    )
+    .await?;
+    let repinned_s = (pinned_at - started).as_secs_f64();
+    let phase = phase.finish(client, None, total).await?;
+    log(format!(
+        "ceiling: {total} Deployments patched in {responses_s:.2} s, all seen {repinned_s:.2} s after the first patch"
+    ));
+    Ok(json!({
+        "deployments": total,
+        "in_flight": in_flight,
+        "responses_s": responses_s,
+        "repinned_s": repinned_s,
+        "phase": phase,
+    }))
+}
+
+/// Waits (10 minutes at most) until the controller-manager has observed every Deployment's current
+/// generation, so the ceiling's patches meet a quiet cluster as the operator's push did.
+async fn wait_deployments_settled(api: &Api<Deployment>, total: usize) -> BenchResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing Deployments: {e}"))?;
+        let settled = list
+            .items
+            .iter()
+            .filter(|d| {
+                d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
+            })
+            .count();
+        if settled >= total {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "ceiling: {settled}/{total} Deployments observed after 600 s"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
