@@ -405,7 +405,10 @@ maxPods: 50
 serializeImagePulls: false
 # The disk is shared with everything else on the machine: evict only when it is really full.
 evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%, nodefs.inodesFree: 2%}
-imageGCHighThresholdPercent: 98
+# No image garbage collection: containerd 1.6 does not pin the sandbox image, so on a nearly full disk
+# the kubelet removed the pause image between two tests and every later pod failed to start. The
+# images live under the cluster's state folder and go with it at teardown.
+imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 95
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
