@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{Future, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
@@ -22,7 +22,7 @@ use super::status::{
 use crate::digest::pinner::ImagePinner;
 use crate::digest::reference::{Digest, ImageReference, digest_of};
 use crate::error::{Error, Result};
-use crate::reconcile::build::FIELD_MANAGER;
+use crate::reconcile::report::apply_status;
 use crate::resource::{LocalSecretReference, SecretKeyReference, TradingAgent};
 
 /// How soon a Pending Backtest looks again (a TradingAgent not pinned yet, a registry down).
@@ -251,18 +251,7 @@ async fn write(ctx: &Context, backtest: &Backtest, ns: &str, status: BacktestSta
     if backtest.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let api: Api<Backtest> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = serde_json::json!({
-        "apiVersion": Backtest::api_version(&()),
-        "kind": Backtest::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &backtest.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    apply_status(&ctx.client, backtest, ns, &status).await?;
     if let Some(event) = phase_event(backtest.status.as_ref(), &status) {
         let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
         let published = recorder

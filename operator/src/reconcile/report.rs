@@ -15,6 +15,35 @@ use super::events::{EventSpec, truncate};
 use crate::error::Result;
 use crate::resource::{TradingAgent, TradingAgentStatus};
 
+/// Server-side apply of `status` on `object`'s status subresource, as the operator's field manager:
+/// how every controller of this crate writes its status.
+pub(crate) async fn apply_status<K>(
+    client: &kube::Client,
+    object: &K,
+    ns: &str,
+    status: &impl serde::Serialize,
+) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Stage 5: write the status only when it differs from what the API server has.
 pub(super) async fn write_status(
     ctx: &Context,
@@ -25,18 +54,7 @@ pub(super) async fn write_status(
     if agent.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let api: Api<TradingAgent> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = serde_json::json!({
-        "apiVersion": TradingAgent::api_version(&()),
-        "kind": TradingAgent::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &agent.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    apply_status(&ctx.client, agent, ns, &status).await?;
     ctx.services.metrics.status_updates.inc();
     ctx.written
         .record(ObjectRef::from_obj(agent), status, Instant::now());
