@@ -69,6 +69,26 @@ pub fn fold_child_events(events: Vec<EventSpec>) -> Vec<EventSpec> {
     folded
 }
 
+/// A new digest's story in one event: the children it updated are named in `DigestPinned`'s note
+/// instead of an `Updated` event of their own. A re-pin reaches every agent that follows the tag at
+/// once, and each event is one more write for the API server in the middle of that rollout.
+pub fn fold_into_digest_event(events: Vec<EventSpec>) -> Vec<EventSpec> {
+    let updated = events
+        .iter()
+        .position(|e| e.reason == "Updated" && !e.warning);
+    let pinned = events
+        .iter()
+        .position(|e| e.reason == "DigestPinned" && !e.warning);
+    let (Some(updated), Some(pinned)) = (updated, pinned) else {
+        return events;
+    };
+    let mut events = events;
+    let children = events[updated].note.clone();
+    events[pinned].note = format!("{}; updated {children}", events[pinned].note);
+    events.remove(updated);
+    events
+}
+
 /// A Created or Updated event when applying changed the object's spec (its generation moved).
 pub(super) fn change_event<K: Resource<DynamicType = ()>>(
     before: Option<&K>,
@@ -212,6 +232,40 @@ mod tests {
             }),
             ..TradingAgentStatus::default()
         }
+    }
+
+    #[test]
+    fn a_new_digest_is_one_event_naming_the_updated_children() {
+        let updated = EventSpec::normal("Updated", "Deployment a-api, Deployment a-bot", "Apply");
+        let pinned = EventSpec::normal(
+            "DigestPinned",
+            "workloads pinned to sha256:b (r:stable)",
+            "PinImage",
+        );
+        let ready = EventSpec::normal("Ready", "ok", "Reconcile");
+        let folded = fold_into_digest_event(vec![updated.clone(), ready.clone(), pinned.clone()]);
+        assert_eq!(
+            folded,
+            vec![
+                ready.clone(),
+                EventSpec::normal(
+                    "DigestPinned",
+                    "workloads pinned to sha256:b (r:stable); updated Deployment a-api, Deployment a-bot",
+                    "PinImage",
+                ),
+            ]
+        );
+        // Without a new digest (a spec edit), the children's update is its own event.
+        assert_eq!(
+            fold_into_digest_event(vec![updated.clone(), ready.clone()]),
+            vec![updated.clone(), ready]
+        );
+        // A first pin creates the children: `Created` stays its own event.
+        let created = EventSpec::normal("Created", "Deployment a-api", "Apply");
+        assert_eq!(
+            fold_into_digest_event(vec![created.clone(), pinned.clone()]),
+            vec![created, pinned]
+        );
     }
 
     #[test]

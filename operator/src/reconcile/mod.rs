@@ -10,7 +10,7 @@
 //! | 5. apply: server-side apply of what changed | [`apply`] (with [`applied`], pure) | API server |
 //! | 5b. trading look (with `spec.trading`): the bot's state set as declared, its figures read; never fatal | [`bot_api`] (with [`trading`], pure) | the api workload |
 //! | 6. status: the next status from what was observed | [`status`] (with [`rollout_state`]), pure | — |
-//! | 7. report: write the status if it changed, publish events | [`report`] (with [`events`], pure) | API server |
+//! | 7. report: write the status if it changed, publish events (in a task of their own) | [`report`] (with [`events`], pure) | API server |
 //!
 //! Around them: [`controller`] (the watches and kube-runtime's controller loop), [`backoff`]
 //! (per-object retry delays), [`written`] (a cache lagging behind our own status write),
@@ -276,17 +276,17 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     }
     let verification_ends = status::verification_deadline(seen, &status);
     events.extend(events::status_events(agent.status.as_ref(), &status));
+    let events = events::fold_into_digest_event(events);
     // 7. report
     report::write_status(&ctx, &agent, &ns, status).await?;
     let status_at = started.elapsed();
-    report::publish(&ctx, &agent, events).await;
+    report::publish(&ctx, &agent, events);
     debug!(
         tradingagent = %key,
         secret_ms = dereferenced_at.as_millis() as u64,
         resolve_ms = (resolved_at - dereferenced_at).as_millis() as u64,
         apply_ms = (applied_at - resolved_at).as_millis() as u64,
         status_ms = (status_at - applied_at).as_millis() as u64,
-        events_ms = (started.elapsed() - status_at).as_millis() as u64,
         "reconcile stages"
     );
 

@@ -61,7 +61,12 @@ pub(super) async fn write_status(
     Ok(())
 }
 
-pub(super) async fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec>) {
+/// Stage 7, the events: published by a task of their own, so the reconciliation's concurrency
+/// slot is free as soon as the status is written. A re-pin reconciles every agent following the
+/// tag at once, and waiting for the events held each slot for one more API round trip than the
+/// rollout needs. Events are best effort (the status carries the same information); this runs only
+/// after a successful status write, so an unreachable API server does not pile tasks up.
+pub(super) fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec>) {
     if events.is_empty() {
         return;
     }
@@ -70,33 +75,33 @@ pub(super) async fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<Eve
     // the first note, and these notes (digests, messages) matter. Events are only emitted on
     // transitions, so there is nothing to fold.
     let recorder = Recorder::new(ctx.client.clone(), ctx.services.reporter.clone());
-    // All at once: a reconciliation that creates the children has five or six to tell, and one
-    // after the other they held its concurrency slot for longer than the applies did.
-    let publishing = events.into_iter().map(|event| {
-        let recorder = &recorder;
-        let reference = &reference;
-        async move {
-            let result = recorder
-                .publish(
-                    &Event {
-                        type_: if event.warning {
-                            EventType::Warning
-                        } else {
-                            EventType::Normal
+    tokio::spawn(async move {
+        // All at once: a reconciliation that creates the children has several to tell.
+        let publishing = events.into_iter().map(|event| {
+            let recorder = &recorder;
+            let reference = &reference;
+            async move {
+                let result = recorder
+                    .publish(
+                        &Event {
+                            type_: if event.warning {
+                                EventType::Warning
+                            } else {
+                                EventType::Normal
+                            },
+                            reason: event.reason.clone(),
+                            note: Some(truncate(&event.note, 1000)),
+                            action: event.action.to_owned(),
+                            secondary: event.related.clone(),
                         },
-                        reason: event.reason.clone(),
-                        note: Some(truncate(&event.note, 1000)),
-                        action: event.action.to_owned(),
-                        secondary: event.related.clone(),
-                    },
-                    reference,
-                )
-                .await;
-            if let Err(error) = result {
-                // Events are best effort; the status carries the same information.
-                warn!(%error, reason = %event.reason, "could not publish event");
+                        reference,
+                    )
+                    .await;
+                if let Err(error) = result {
+                    warn!(%error, reason = %event.reason, "could not publish event");
+                }
             }
-        }
+        });
+        futures::future::join_all(publishing).await;
     });
-    futures::future::join_all(publishing).await;
 }
