@@ -86,7 +86,24 @@ impl Fixture {
         out
     }
 
-    async fn events(&self, name: &str) -> Vec<(String, String, String)> {
+    /// The events about TradingAgent `name`, once every one of `reasons` is among them (or after
+    /// 15 s, to show what there was): the operator publishes them beside its status write, in a
+    /// task of their own, so they may land just after the status a test waited for.
+    async fn events(&self, name: &str, reasons: &[&str]) -> Vec<(String, String, String)> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let events = self.events_now(name).await;
+            let all_there = reasons
+                .iter()
+                .all(|wanted| events.iter().any(|(_, r, _)| r == wanted));
+            if all_there || std::time::Instant::now() > deadline {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn events_now(&self, name: &str) -> Vec<(String, String, String)> {
         let events: Api<Event> = Api::namespaced(self.client.clone(), self.ns());
         events
             .list(&ListParams::default())
@@ -278,7 +295,9 @@ async fn a_digest_image_becomes_three_ready_deployments_and_a_service() {
         "{out}"
     );
 
-    let events = f.events("alpha").await;
+    let events = f
+        .events("alpha", &["Created", "Ready", "DigestPinned"])
+        .await;
     let reasons: Vec<&str> = events.iter().map(|(_, r, _)| r.as_str()).collect();
     assert!(reasons.contains(&"Created"), "{events:?}");
     // One Created event for all the children, not one each.
@@ -594,7 +613,7 @@ async fn paused_reports_status_and_changes_nothing() {
     .await;
     f.ready("alpha").await;
     let reasons: Vec<String> = f
-        .events("alpha")
+        .events("alpha", &["Paused", "Resumed"])
         .await
         .into_iter()
         .map(|(_, r, _)| r)
@@ -647,7 +666,7 @@ async fn a_tag_only_image_is_never_deployed() {
         deployments.items.is_empty(),
         "nothing deployed from a mutable tag"
     );
-    let events = f.events("tagged").await;
+    let events = f.events("tagged", &["DigestRequired"]).await;
     assert!(
         events
             .iter()
@@ -692,18 +711,7 @@ async fn a_missing_secret_is_reported_and_retried_not_a_crash_loop() {
         "{}",
         ready.message
     );
-    // The event is published beside the status write, not before it: give it a moment.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let events = loop {
-        let events = f.events("nosecret").await;
-        let warned = events
-            .iter()
-            .any(|(t, r, _)| t == "Warning" && r == "SecretNotFound");
-        if warned || std::time::Instant::now() > deadline {
-            break events;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let events = f.events("nosecret", &["SecretNotFound"]).await;
     assert!(
         events
             .iter()
