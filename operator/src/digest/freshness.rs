@@ -189,6 +189,55 @@ pub struct Push {
     pub waited_out: bool,
 }
 
+/// Makes room for one more tag in a bounded per-tag memory: beyond [`PUSHES_REMEMBERED`] entries,
+/// those older than [`PUSH_MEMORY`] go, then the oldest.
+fn make_room<V>(
+    memory: &mut HashMap<(String, String), V>,
+    now: Instant,
+    since: impl Fn(&V) -> Instant,
+) {
+    if memory.len() >= PUSHES_REMEMBERED {
+        memory.retain(|_, value| now.saturating_duration_since(since(value)) < PUSH_MEMORY);
+    }
+    if memory.len() >= PUSHES_REMEMBERED
+        && let Some(oldest) = memory
+            .iter()
+            .min_by_key(|(_, value)| since(value))
+            .map(|(key, _)| key.clone())
+    {
+        memory.remove(&oldest);
+    }
+}
+
+/// The digest each `repository:tag` last resolved to, and when: how a lookup tells that the tag
+/// moved without a notification (a push the registry did not announce, found by polling).
+#[derive(Debug, Default)]
+pub struct Answers {
+    last: Mutex<HashMap<(String, String), (Digest, Instant)>>,
+}
+
+impl Answers {
+    /// Record that `repository:tag` resolved to `digest` at `at`. When that replaces a different
+    /// digest, returns when the replaced one was recorded (the tag moved since then).
+    pub fn record(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &Digest,
+        at: Instant,
+    ) -> Option<Instant> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (repository.to_owned(), tag.to_owned());
+        if !last.contains_key(&key) {
+            make_room(&mut last, at, |(_, recorded)| *recorded);
+        }
+        match last.insert(key, (digest.clone(), at)) {
+            Some((before, recorded)) if &before != digest => Some(recorded),
+            _ => None,
+        }
+    }
+}
+
 /// When each `repository:tag` was last announced as pushed (by a notification that concerned at
 /// least one TradingAgent), and to which digest.
 #[derive(Debug, Default)]
@@ -202,17 +251,7 @@ impl Pushes {
     /// [`PUSHES_REMEMBERED`] are kept (the oldest go first).
     pub fn record(&self, repository: &str, tag: &str, at: Instant, expected: Option<Digest>) {
         let mut pushes = self.lock();
-        if pushes.len() >= PUSHES_REMEMBERED {
-            pushes.retain(|_, pushed| at.saturating_duration_since(pushed.at) < PUSH_MEMORY);
-        }
-        if pushes.len() >= PUSHES_REMEMBERED
-            && let Some(oldest) = pushes
-                .iter()
-                .min_by_key(|(_, pushed)| pushed.at)
-                .map(|(key, _)| key.clone())
-        {
-            pushes.remove(&oldest);
-        }
+        make_room(&mut pushes, at, |pushed| pushed.at);
         pushes.insert(
             (repository.to_owned(), tag.to_owned()),
             Push {

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use kube::Client;
+use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 
 use super::freshness::{
@@ -121,6 +122,21 @@ impl RegistryPinner {
         }
         self.metrics
             .observe_registry_requests(self.tags.request_count());
+        if let Ok(digest) = &result {
+            let queued = self.triggers.answered(
+                &ObjectRef::from_obj(agent),
+                reference.repository(),
+                &tag,
+                digest,
+                Instant::now(),
+            );
+            if queued > 0 {
+                info!(
+                    repository = reference.repository(), tag, %digest, queued,
+                    "the tag moved without a notification: every TradingAgent following it is reconciled now"
+                );
+            }
+        }
         settle(&reference, current, result)
     }
 

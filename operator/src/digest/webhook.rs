@@ -23,8 +23,8 @@ use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{debug, info, warn};
 
-use super::freshness::{Push, Pushes};
-use crate::digest::reference::ImageReference;
+use super::freshness::{Answers, Push, Pushes};
+use crate::digest::reference::{Digest, ImageReference};
 use crate::digest::{PushedTag, pushed_tags};
 use crate::metrics::Metrics;
 use crate::resource::TradingAgent;
@@ -45,6 +45,7 @@ struct Attached {
 #[derive(Default)]
 pub struct Triggers {
     pushed: Pushes,
+    answers: Answers,
     attached: Mutex<Option<Attached>>,
     last_notification: Mutex<Option<Instant>>,
 }
@@ -93,24 +94,18 @@ impl Triggers {
         let attached = attached.as_ref()?;
         let mut queued = 0;
         for agent in attached.agents.state() {
-            let Ok(reference) = ImageReference::parse(&agent.spec.image) else {
-                continue;
-            };
-            if reference.digest().is_some() {
-                continue;
-            }
-            let Some(tag) = reference.tag_to_resolve() else {
+            let Some((repository, tag)) = followed_tag(&agent) else {
                 continue;
             };
             let Some(pushed) = tags
                 .iter()
-                .find(|t| t.repository == reference.repository() && t.tag == tag)
+                .find(|t| t.repository == repository && t.tag == tag)
             else {
                 continue;
             };
             // Recorded before the reconcile is queued, so the pinner sees it.
             self.pushed
-                .record(reference.repository(), tag, at, pushed.digest.clone());
+                .record(&repository, &tag, at, pushed.digest.clone());
             if attached
                 .reconcile
                 .unbounded_send(ObjectRef::from_obj(agent.as_ref()))
@@ -124,6 +119,55 @@ impl Triggers {
         }
         Some(queued)
     }
+
+    /// A lookup for `asking` answered `digest` for `repository:tag` at `at`. When the tag moved
+    /// since the previous answer and no notification announced it since then (a silent push,
+    /// found by polling), every other TradingAgent following the tag is queued, as a notification
+    /// would: they re-pin now, from the shared cache, instead of each at its own next poll, up to
+    /// a whole interval later. Returns how many were queued.
+    pub fn answered(
+        &self,
+        asking: &ObjectRef<TradingAgent>,
+        repository: &str,
+        tag: &str,
+        digest: &Digest,
+        at: Instant,
+    ) -> usize {
+        let Some(previous) = self.answers.record(repository, tag, digest, at) else {
+            return 0;
+        };
+        if self
+            .pushed_at(repository, tag)
+            .is_some_and(|pushed| pushed >= previous)
+        {
+            // The notification queued them already.
+            return 0;
+        }
+        let attached = self.attached.lock();
+        let Some(attached) = attached.as_ref() else {
+            return 0;
+        };
+        let mut queued = 0;
+        for agent in attached.agents.state() {
+            let key = ObjectRef::from_obj(agent.as_ref());
+            let follows = followed_tag(&agent).is_some_and(|(r, t)| r == repository && t == tag);
+            if follows && &key != asking && attached.reconcile.unbounded_send(key).is_ok() {
+                queued += 1;
+            }
+        }
+        queued
+    }
+}
+
+/// The `repository` and tag that `agent`'s image follows; `None` for an image pinned by digest
+/// or one that does not parse.
+fn followed_tag(agent: &TradingAgent) -> Option<(String, String)> {
+    let reference = ImageReference::parse(&agent.spec.image).ok()?;
+    if reference.digest().is_some() {
+        return None;
+    }
+    let tag = reference.tag_to_resolve()?;
+    Some((reference.repository().to_owned(), tag.to_owned()))
 }
 
 /// What the webhook handlers share.
@@ -355,6 +399,74 @@ mod tests {
         assert_eq!(
             triggers.notify(&[tag("acme/app", "stable")], Instant::now()),
             None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tag_that_moved_silently_queues_the_other_followers_once() {
+        let triggers = Triggers::default();
+        let (reader, mut writer) = kube::runtime::reflector::store::<TradingAgent>();
+        for (name, image) in [
+            ("a", "registry.example.com/acme/app:stable"),
+            ("b", "registry.example.com/acme/app:stable"),
+            ("c", "registry.example.com/acme/app:next"),
+        ] {
+            let spec = serde_json::from_value(serde_json::json!({
+                "image": image,
+                "database": {"secretRef": {"name": "db", "key": "url"}},
+            }))
+            .unwrap();
+            let mut agent = TradingAgent::new(name, spec);
+            agent.metadata.namespace = Some("desk".into());
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(agent));
+        }
+        let (sender, mut receiver) = futures::channel::mpsc::unbounded();
+        triggers.attach(reader, sender);
+        let digest =
+            |n: u8| Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap();
+        let a = ObjectRef::<TradingAgent>::new("a").within("desk");
+        let start = Instant::now();
+        let at = |ms: u64| start + std::time::Duration::from_millis(ms);
+
+        // The first answer since start-up, and the same answer again: nothing moved.
+        assert_eq!(
+            triggers.answered(&a, "acme/app", "stable", &digest(1), at(0)),
+            0
+        );
+        assert_eq!(
+            triggers.answered(&a, "acme/app", "stable", &digest(1), at(10)),
+            0
+        );
+        // A poll finds a new digest: the other follower of the tag is queued, not the asker, not
+        // the follower of another tag; and only once.
+        assert_eq!(
+            triggers.answered(&a, "acme/app", "stable", &digest(2), at(20)),
+            1
+        );
+        assert_eq!(receiver.try_recv().unwrap().name, "b");
+        assert!(receiver.try_recv().is_err());
+        assert_eq!(
+            triggers.answered(&a, "acme/app", "stable", &digest(2), at(30)),
+            0
+        );
+        // A notified push queued everyone already: its lookups' new answer queues nobody again.
+        let pushed = PushedTag {
+            repository: "acme/app".into(),
+            tag: "stable".into(),
+            digest: Some(digest(3)),
+        };
+        assert_eq!(triggers.notify(&[pushed], at(40)), Some(2));
+        while receiver.try_recv().is_ok() {}
+        assert_eq!(
+            triggers.answered(&a, "acme/app", "stable", &digest(3), at(50)),
+            0
+        );
+        assert!(receiver.try_recv().is_err());
+        // In a standby replica (no controller), nothing is queued.
+        triggers.detach();
+        assert_eq!(
+            triggers.answered(&a, "acme/app", "stable", &digest(4), at(60)),
+            0
         );
     }
 
