@@ -15,11 +15,24 @@
 //! A cache that lags behind our own write can make a child look up to date when it is not; the
 //! write that it has not seen yet changes the child, so the watch delivers it and reconciles the
 //! TradingAgent again, and that reconcile compares with the fresh copy.
+//!
+//! The other way round, a reconciliation that runs before the watch delivered our own apply (one
+//! started by the TradingAgent's status write, say) sees the child as it was and would apply the
+//! same object again: a write and a second `Updated` event for nothing. [`OwnApplies`] remembers
+//! each apply and the version of the child it was decided on; while the cache still holds that
+//! version, the API server's answer to our apply stands in for it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use kube::Resource;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+/// How long an apply is remembered ([`OwnApplies`]): far longer than a watch takes to deliver it.
+pub const OWN_APPLY_MEMORY: Duration = Duration::from_secs(5);
 
 /// Annotation holding the fingerprint of the desired object last applied.
 pub const FINGERPRINT_ANNOTATION: &str = "tradingagents.dev/applied-fingerprint";
@@ -40,16 +53,19 @@ pub fn stamp<K: Resource + Serialize>(desired: &mut K) {
         .insert(FINGERPRINT_ANNOTATION.to_owned(), fingerprint);
 }
 
+/// The fingerprint [`stamp`] recorded in `object`.
+fn fingerprint<K: Resource>(object: &K) -> Option<String> {
+    object
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
+        .cloned()
+}
+
 /// True when applying `desired` (stamped by [`stamp`]) to the object cached as `cached` would
 /// change nothing.
 pub fn up_to_date<K: Resource + Serialize>(desired: &K, cached: &K) -> bool {
-    let fingerprint = |k: &K| {
-        k.meta()
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
-            .cloned()
-    };
     let wanted = fingerprint(desired);
     if wanted.is_none() || wanted != fingerprint(cached) {
         return false;
@@ -58,6 +74,77 @@ pub fn up_to_date<K: Resource + Serialize>(desired: &K, cached: &K) -> bool {
         (Ok(desired), Ok(cached)) => contains(&cached, &desired),
         _ => false,
     }
+}
+
+/// Our recent applies of one kind of child, by namespace and name (see the module's doc).
+#[derive(Debug)]
+pub struct OwnApplies<K> {
+    entries: Mutex<HashMap<(String, String), OwnApply<K>>>,
+}
+
+#[derive(Debug)]
+struct OwnApply<K> {
+    /// The fingerprint of what was applied.
+    fingerprint: Option<String>,
+    /// The `resourceVersion` of the cached child the apply was decided on (`None`: no child).
+    over: Option<String>,
+    /// What the API server answered.
+    answered: K,
+    at: Instant,
+}
+
+impl<K> Default for OwnApplies<K> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Resource + Clone> OwnApplies<K> {
+    /// Remember that `desired` was applied at `at` over the child cached as `cached`, and that the
+    /// API server answered `answered`. Applies older than [`OWN_APPLY_MEMORY`] are forgotten.
+    pub fn record(&self, desired: &K, cached: Option<&K>, answered: &K, at: Instant) {
+        let mut entries = self.lock();
+        entries.retain(|_, own| at.saturating_duration_since(own.at) < OWN_APPLY_MEMORY);
+        entries.insert(
+            key(desired),
+            OwnApply {
+                fingerprint: fingerprint(desired),
+                over: cached.and_then(|c| c.meta().resource_version.clone()),
+                answered: answered.clone(),
+                at,
+            },
+        );
+    }
+
+    /// The API server's answer to our last apply of exactly `desired`, while the cache still
+    /// shows the child as it was before that apply (`cached`): the cache is behind our own write.
+    /// `None` once the cache moved on (our write arrived, or someone else's: compare with it).
+    pub fn behind(&self, desired: &K, cached: Option<&K>, now: Instant) -> Option<K> {
+        let mut entries = self.lock();
+        let key = key(desired);
+        let own = entries.get(&key)?;
+        let cached_version = cached.and_then(|c| c.meta().resource_version.clone());
+        if own.over != cached_version || now.saturating_duration_since(own.at) >= OWN_APPLY_MEMORY {
+            entries.remove(&key);
+            return None;
+        }
+        (own.fingerprint.is_some() && own.fingerprint == fingerprint(desired))
+            .then(|| own.answered.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), OwnApply<K>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn key<K: Resource>(object: &K) -> (String, String) {
+    let meta = object.meta();
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
 }
 
 /// Whether `actual` holds every field of `wanted` with the same value. Lists must match element
@@ -108,6 +195,43 @@ mod tests {
             .get_or_insert_with(Default::default)
             .insert("added-by".into(), "someone-else".into());
         desired
+    }
+
+    #[test]
+    fn our_own_apply_stands_in_for_a_cache_that_has_not_seen_it() {
+        let own = OwnApplies::<ConfigMap>::default();
+        let now = Instant::now();
+        let mut before = as_served(config_map(&[("k", "v1")]));
+        before.metadata.resource_version = Some("41".into());
+        let mut desired = config_map(&[("k", "v2")]);
+        stamp(&mut desired);
+        let answered = as_served(desired.clone());
+        assert_eq!(
+            own.behind(&desired, Some(&before), now),
+            None,
+            "nothing applied yet"
+        );
+        own.record(&desired, Some(&before), &answered, now);
+        // The cache still holds version 41: our answer stands in for it.
+        assert_eq!(
+            own.behind(&desired, Some(&before), now),
+            Some(answered.clone())
+        );
+        // Another desired state is not what we applied.
+        let mut other = config_map(&[("k", "v3")]);
+        stamp(&mut other);
+        assert_eq!(own.behind(&other, Some(&before), now), None);
+        // Too long ago: the cache is not behind, something else is going on; compare again.
+        let late = now + OWN_APPLY_MEMORY;
+        assert_eq!(own.behind(&desired, Some(&before), late), None);
+        // The cache moved on (our write arrived, or someone else's): it is compared as it is, and
+        // the memory is gone.
+        own.record(&desired, Some(&before), &answered, now);
+        assert_eq!(own.behind(&desired, Some(&answered), now), None);
+        assert_eq!(own.behind(&desired, Some(&before), now), None);
+        // A child we created: the cache holding none yet is behind too.
+        own.record(&desired, None, &answered, now);
+        assert_eq!(own.behind(&desired, None, now), Some(answered));
     }
 
     #[test]

@@ -10,13 +10,26 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Service;
+
 use super::Context;
-use super::applied;
+use super::applied::{self, OwnApplies};
 use super::build::{DesiredObjects, FIELD_MANAGER, api_service_name, deployment_name};
 use super::controller::Stores;
 use super::events::{EventSpec, change_event, fold_child_events};
 use crate::error::Result;
 use crate::resource::{Role, TradingAgent};
+
+/// Our recent applies, per kind of child ([`OwnApplies`]).
+#[derive(Debug, Default)]
+pub struct RecentApplies {
+    deployments: OwnApplies<Deployment>,
+    services: OwnApplies<Service>,
+    pod_disruption_budgets: OwnApplies<PodDisruptionBudget>,
+    network_policies: OwnApplies<NetworkPolicy>,
+}
 
 /// The Deployments as cached, when nothing is applied (paused or blocked).
 pub(super) fn cached_deployments(
@@ -46,20 +59,33 @@ pub(super) async fn apply(
     objects: DesiredObjects,
     events: &mut Vec<EventSpec>,
 ) -> Result<Vec<(Role, Option<Deployment>)>> {
+    let recent = &ctx.recent_applies;
     let (roles, deployments): (Vec<Role>, Vec<Deployment>) =
         objects.deployments.into_iter().unzip();
     let deployments = futures::future::try_join_all(
         deployments
             .into_iter()
-            .map(|d| apply_one(ctx, ns, &ctx.stores.deployments, d)),
+            .map(|d| apply_one(ctx, ns, &ctx.stores.deployments, &recent.deployments, d)),
     );
-    let service = apply_one(ctx, ns, &ctx.stores.services, objects.service);
+    let service = apply_one(
+        ctx,
+        ns,
+        &ctx.stores.services,
+        &recent.services,
+        objects.service,
+    );
     let pdb_name = api_service_name(&agent.name_any());
     let pdb = async {
         match objects.pod_disruption_budget {
-            Some(pdb) => Ok(apply_one(ctx, ns, &ctx.stores.pod_disruption_budgets, pdb)
-                .await?
-                .1),
+            Some(pdb) => Ok(apply_one(
+                ctx,
+                ns,
+                &ctx.stores.pod_disruption_budgets,
+                &recent.pod_disruption_budgets,
+                pdb,
+            )
+            .await?
+            .1),
             None => delete_unwanted_pdb(ctx, agent, ns, &pdb_name).await,
         }
     };
@@ -67,13 +93,17 @@ pub(super) async fn apply(
         if objects.network_policies.is_empty() {
             return delete_unwanted_network_policies(ctx, agent, ns).await;
         }
-        let applied = futures::future::try_join_all(
-            objects
-                .network_policies
-                .into_iter()
-                .map(|(_, p)| apply_one(ctx, ns, &ctx.stores.network_policies, p)),
-        )
-        .await?;
+        let applied =
+            futures::future::try_join_all(objects.network_policies.into_iter().map(|(_, p)| {
+                apply_one(
+                    ctx,
+                    ns,
+                    &ctx.stores.network_policies,
+                    &recent.network_policies,
+                    p,
+                )
+            }))
+            .await?;
         Ok(applied.into_iter().filter_map(|(_, event)| event).collect())
     };
     let (deployments, (_, service_event), pdb_event, policy_events) =
@@ -92,12 +122,14 @@ pub(super) async fn apply(
     Ok(applied)
 }
 
-/// Server-side apply one object unless the cache shows it applied already. Returns the object as
-/// the API server returned it (or as cached), and a Created or Updated event when its spec changed.
+/// Server-side apply one object unless the cache shows it applied already, or still shows it as it
+/// was before our own last apply of the same object. Returns the object as the API server returned
+/// it (or as cached), and a Created or Updated event when its spec changed.
 async fn apply_one<K>(
     ctx: &Context,
     ns: &str,
     store: &Store<K>,
+    own: &OwnApplies<K>,
     desired: K,
 ) -> Result<(K, Option<EventSpec>)>
 where
@@ -115,9 +147,14 @@ where
         ctx.services.metrics.applies_skipped.inc();
         return Ok((cached.clone(), None));
     }
+    if let Some(answered) = own.behind(&desired, cached.as_deref(), Instant::now()) {
+        ctx.services.metrics.applies_skipped.inc();
+        return Ok((answered, None));
+    }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let after = api.patch(&name, &params, &Patch::Apply(&desired)).await?;
+    own.record(&desired, cached.as_deref(), &after, Instant::now());
     ctx.services.metrics.applies.inc();
     let event = change_event(cached.as_deref(), &after);
     Ok((after, event))

@@ -201,6 +201,7 @@ pub async fn run(
         backoff: ErrorBackoff::new(BACKOFF_BASE, BACKOFF_MAX),
         failed_resolutions: ErrorBackoff::new(REGISTRY_RETRY_MIN, REGISTRY_RETRY_MAX),
         written: Default::default(),
+        recent_applies: Default::default(),
         database_secrets: Default::default(),
         bot_api: super::bot_api::BotApi::new()
             .inspect_err(|e| tracing::error!(error = %e, "trading look disabled"))

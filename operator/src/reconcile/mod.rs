@@ -94,6 +94,9 @@ pub struct Context {
     pub failed_resolutions: ErrorBackoff<ObjectRef<TradingAgent>>,
     /// The status this process last wrote, per TradingAgent (see [`written`]).
     pub written: WrittenStatuses<ObjectRef<TradingAgent>>,
+    /// Our recent applies of children, for a cache that has not delivered them yet (see
+    /// [`applied`]).
+    pub recent_applies: apply::RecentApplies,
     /// Database Secrets recently found holding their key (see [`dereference`]).
     pub database_secrets: TrustedSecrets,
     /// The trading look's HTTP client (see [`bot_api`]); `None` if it could not be built.
