@@ -75,6 +75,17 @@ if python3 -c 'import json,sys; sys.exit("error" in json.load(open(sys.argv[1]))
         "$keel_json" >"$keel_json.tmp" && mv "$keel_json.tmp" "$keel_json"
 fi
 
+# When Keel cannot be built, the next closest tool that can: Argo CD Image Updater with Argo CD
+# (tests/bench/peer-argocd.sh, same cluster, same N; BENCH_SKIP_PEER=1 skips it). Its failure is
+# written as FAILED with its reason, never an older figure.
+peer_json=$work/peer.json
+if [[ -z ${BENCH_SKIP_PEER:-} ]] && ! python3 -c 'import json,sys; sys.exit("error" in json.load(open(sys.argv[1])))' "$keel_json"; then
+    if ! "$here/peer-argocd.sh" "$peer_json" || [[ ! -s $peer_json ]]; then
+        log "the peer (Argo CD Image Updater): FAILED (see above)"
+        [[ -s $peer_json ]] || printf '{"error": "tests/bench/peer-argocd.sh failed before writing its result (its messages are in the bench log)"}\n' >"$peer_json"
+    fi
+fi
+
 # ---- 2. ours and the ceiling, per N ----
 log "building the operator and ta-bench-operator (release)"
 (cd "$root" && cargo build --locked --quiet --release -p trading-agent-operator -p trading-agent-tests \
@@ -102,13 +113,16 @@ done
 
 python3 - "$keel_json" "$runs" "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" \
     "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- operator tests 2>/dev/null || echo '+local changes')" \
-    >"$out" <<'EOF'
-import json, sys, datetime
+    "$peer_json" >"$out" <<'EOF'
+import json, os, sys, datetime
 keel = json.load(open(sys.argv[1]))
 runs = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
-print(json.dumps({"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "load_start": sys.argv[3], "load_end": sys.argv[4], "commit": sys.argv[5],
-                  "keel": keel, "runs": runs}))
+result = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+          "load_start": sys.argv[3], "load_end": sys.argv[4], "commit": sys.argv[5],
+          "keel": keel, "runs": runs}
+if os.path.exists(sys.argv[6]):
+    result["peer"] = json.load(open(sys.argv[6]))
+print(json.dumps(result))
 EOF
 if [[ -n $report ]]; then
     python3 "$here/report.py" --compare-section "$out" --update "${BENCH_RESULTS:-$here/RESULTS.md}"

@@ -164,6 +164,84 @@ def cluster_settings():
     return out
 
 
+def peer_section(peer, ours):
+    """The next closest tool that builds here (tests/bench/peer-argocd.sh): Argo CD Image Updater
+    with Argo CD. A failed run says FAILED with its reason, never an older figure."""
+    out = []
+    w = out.append
+    name = (f"Argo CD Image Updater {peer.get('updater_version', '?')} + Argo CD {peer.get('argocd_version', '?')} "
+            f"(kustomize {peer.get('kustomize_version', '?')})")
+    w(f"### The next closest tool that builds here: {name}")
+    w("")
+    if peer.get("why_not_v1"):
+        w("Why not Image Updater v1.0.0, the newest version the proxy serves: its go.mod takes "
+          "`github.com/argoproj-labs/argocd-image-updater/registry-scanner` from a local replace "
+          "(`=> ./registry-scanner/`) that the module zip does not contain, and the proxy does not have that "
+          f"module's matching version (`{peer['why_not_v1']}`). The one it has, registry-scanner v0.1.0 (whose "
+          "checksum sum.golang.org cannot confirm), lacks the API v1.0.0 uses: built with it, the go command "
+          "says `ext/git/client.go:201:13: undefined: log.LoggerFromContext` (13 times in ext/git).")
+        w("")
+    if "error" in peer:
+        w(f"**FAILED**: {name} could not be built, so this run has no figure for it. The go command said:")
+        w("")
+        w("```")
+        out.extend(peer["error"].splitlines()[-16:])
+        w("```")
+        w("")
+        return out
+    runs = peer.get("runs", [])
+    for r in runs:
+        if "error" in r:
+            w(f"- **FAILED** at {r.get('count')} Deployment(s): {r['error']}. No figure for that N.")
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        w("")
+        return out
+    w("")
+    w("The chain, all on the local cluster and loopback: the Image Updater polls the tag on the same "
+      "`docker-registry` (digest strategy) and writes the digest into each Application's "
+      "`spec.source.kustomize.images`; Argo CD's application-controller has its repo-server render the "
+      "Application (kustomize, from a local git repository) and syncs the Deployment. One Application per "
+      "Deployment (as one TradingAgent per agent), `replicas: 0`, automated sync. The Image Updater "
+      "cannot be notified: " + (ok[0].get("notified_error") or "—") + ". So only polling is compared.")
+    w("")
+    head = " | ".join(f"{r['count']:,} Deployment{'s' if r['count'] != 1 else ''}" for r in ok)
+    w(f"| figure | {head} |")
+    w("|---|" + "---|" * len(ok))
+
+    def row(figure, cells):
+        w(f"| {figure} | " + " | ".join(cells) + " |")
+    ours_by_n = {r["count"]: r for r in ours if "error" not in r}
+    row("Applications created → every Deployment synced by Argo CD, s", [f"{r['apps_synced_s']:.1f}" for r in ok])
+    row("Image Updater started → every Deployment pinned to the tag's digest, s", [f"{r['first_pin_s']:.1f}" for r in ok])
+    row("tag push → every Deployment re-pinned, **with a notification**", ["not possible" for r in ok])
+    row("tag push → every Deployment re-pinned, by polling, s (interval)",
+        [f"{r['polled_repin_s']:.1f} ({r['interval_s']} s)" for r in ok])
+    row("ours by polling at the same N agents (3 Deployments each), s",
+        [f"{ours_by_n[r['count']]['push_polled']['repinned_s']:.1f}" if r["count"] in ours_by_n else "—" for r in ok])
+    row("registry manifest requests per polling interval (all registry reads)",
+        [f"{r['manifest_requests_per_interval']:.1f} ({r['registry_reads_per_interval']:.1f})" for r in ok])
+    row("CPU s over the whole run: Image Updater / application-controller / repo-server (with its git and "
+        "kustomize) / redis",
+        [" / ".join(f"{r['cpu_s'].get(k, 0):.1f}" for k in ("image-updater", "application-controller", "repo-server", "redis"))
+         for r in ok])
+    row("peak RSS MB: Image Updater / application-controller / repo-server / redis (sum)",
+        [" / ".join(f"{r['peak_rss_mb'].get(k, 0):.0f}" for k in ("image-updater", "application-controller", "repo-server", "redis"))
+         + f" ({r['tools_peak_rss_mb']:.0f})" for r in ok])
+    row("API server writes per update (push → writes settled), per Deployment: all (the chain's: "
+        "Applications, Deployment patches)",
+        [f"{r['update_writes_per_deployment']:.1f} ({r['update_chain_writes_per_deployment']:.1f})" for r in ok])
+    row("API server writes per idle polling interval: all (the Image Updater's Application updates that change "
+        "nothing)", [f"{r['idle_writes_per_interval']:.1f} ({r.get('idle_updater_puts_per_interval', 0):.1f})" for r in ok])
+    w("")
+    big = max(ok, key=lambda r: r["count"])
+    w(f"At {big['count']:,} Deployments, the update's largest kinds of write per Deployment: "
+      + ", ".join(f"{k} {v:.2f}" for k, v in big["update_writes_top"].items())
+      + "; CPU seconds during the update: " + cpu_text(big["update_cpu_s"]) + ".")
+    w("")
+    return out
+
+
 def compare_section(cmp):
     """The side-by-side section (tests/bench/compare.sh): Keel, ours and the ceiling, and the
     operator's API writes per agent lifecycle. A failed part says FAILED, never an older figure."""
@@ -188,14 +266,17 @@ def compare_section(cmp):
         w("```")
         w("")
         w("The Go module proxy this machine reaches refuses the module (`403 This module version is not "
-          "available`: its version list, `latest`, `master`, v0.19.1 to v0.22.0 alike), and it refuses the "
-          "next closest tools just as well (github.com/argoproj-labs/argocd-image-updater, "
-          "github.com/fluxcd/image-reflector-controller and image-automation-controller, "
-          "github.com/stakater/Reloader); none is packaged in Debian. So the comparison below is against "
-          "the API server's ceiling only.")
+          "available`: its version list, `latest`, `master`, v0.19.1 to v0.22.0 alike), and most of the next "
+          "closest tools just as well: github.com/fluxcd/image-reflector-controller and "
+          "image-automation-controller, github.com/stakater/Reloader, github.com/google/k8s-digester; none is "
+          "packaged in Debian. Of github.com/argoproj-labs/argocd-image-updater it serves v0.12.1, v0.12.2 and "
+          "v1.0.0 only (v0.13.0 to v0.17.x, v1.0.1 and later: 403). v1.0.0 cannot be built (below), so the "
+          "peer measured instead is Argo CD Image Updater v0.12.2 with Argo CD.")
     else:
         w(f"Keel {keel.get('version')}: {keel}")
     w("")
+    if "peer" in cmp:
+        out.extend(peer_section(cmp["peer"], runs))
     ok_runs = [r for r in runs if "error" not in r]
     for r in runs:
         if "error" in r:
