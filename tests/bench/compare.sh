@@ -9,7 +9,9 @@
 #
 # 1. Keel (github.com/keel-hq/keel) from the Go module proxy, cached by version in
 #    $TRADING_AGENT_CACHE/bin like the harness's Kubernetes binaries. When it cannot be fetched or
-#    built, the section says FAILED with the go command's own error, never an older figure.
+#    built, the section says FAILED with the go command's own error, never an older figure, and
+#    the next closest tool that builds is measured instead: Argo CD Image Updater with Argo CD
+#    (tests/bench/peer-argocd.sh, same cluster, same N; BENCH_SKIP_PEER=1 skips it).
 # 2. For each N in BENCH_COMPARE_COUNTS (default "1 100 1000" TradingAgents, 3 Deployments each):
 #    ta-bench-operator (tests/src/bin/ta-bench-operator.rs): converge, registry requests per
 #    polling interval, push → all re-pinned with the notification and by polling, delete, each
@@ -18,8 +20,9 @@
 #    BENCH_CEILING_IN_FLIGHT (96 = the operator's 32 reconciliations × 3 Deployments) in flight.
 #
 # Knobs: BENCH_COMPARE_COUNTS, BENCH_SCALE_INTERVAL (10 s polling interval), BENCH_CEILING_IN_FLIGHT,
-# KEEL_VERSION (default: latest). The cluster harness is started (and stopped afterwards) only if it
-# is not already up; TRADING_AGENT_CACHE, ETCD_PORT, ETCD_PEER_PORT, APISERVER_PORT choose which.
+# KEEL_VERSION (default: latest), BENCH_SKIP_PEER and peer-argocd.sh's own. The cluster harness is
+# started (and stopped afterwards) only if it is not already up; TRADING_AGENT_CACHE, ETCD_PORT,
+# ETCD_PEER_PORT, APISERVER_PORT choose which.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,7 +42,7 @@ if [[ $out == --report ]]; then
     report=1
     out=
 fi
-[[ -n $out || -n $report ]] || { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ -n $out || -n $report ]] || { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 work=$(mktemp -d /tmp/ta-bench-compare-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 # --report keeps its JSON in the cache, so a failed report step loses no measurement.

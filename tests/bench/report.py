@@ -219,6 +219,8 @@ def peer_section(peer, ours):
         [f"{r['polled_repin_s']:.1f} ({r['interval_s']} s)" for r in ok])
     row("ours by polling at the same N agents (3 Deployments each), s",
         [f"{ours_by_n[r['count']]['push_polled']['repinned_s']:.1f}" if r["count"] in ours_by_n else "—" for r in ok])
+    row("the Image Updater's update cycle over all Applications, s (median; the next starts an interval after)",
+        [f"{sorted(r['updater_cycle_s'])[len(r['updater_cycle_s']) // 2]:.0f}" if r.get("updater_cycle_s") else "—" for r in ok])
     row("registry manifest requests per polling interval (all registry reads)",
         [f"{r['manifest_requests_per_interval']:.1f} ({r['registry_reads_per_interval']:.1f})" for r in ok])
     row("CPU s over the whole run: Image Updater / application-controller / repo-server (with its git and "
@@ -239,6 +241,18 @@ def peer_section(peer, ours):
       + ", ".join(f"{k} {v:.2f}" for k, v in big["update_writes_top"].items())
       + "; CPU seconds during the update: " + cpu_text(big["update_cpu_s"]) + ".")
     w("")
+    if peer.get("updater_version") == "v0.12.2":
+        w("Where its time goes (from its source, v0.12.2): each cycle walks every annotated Application "
+          "(10 at a time) and asks the registry for the tag's list, manifest and config blob itself, without "
+          "sharing the answer between Applications that follow the same tag; each Application it changes "
+          "costs a GET and a PUT through a Kubernetes client left at client-go's default rate limit (5 "
+          "requests/s, burst 10), so a cycle that updates N Applications lasts about 2N/5 s, and the next "
+          "cycle starts one interval after it ends. With `replicas: 0` (as ours) Argo CD lists no live "
+          "image (`status.summary.images` comes from Pods), so `force-update` is set and the Image Updater "
+          "rewrites every Application every cycle, the idle PUTs above, which keeps every cycle that long; "
+          "with one replica per Deployment (1 Deployment, measured while writing this driver) the idle "
+          "writes are the cluster's own 1.0 per interval.")
+        w("")
     return out
 
 
@@ -269,9 +283,11 @@ def compare_section(cmp):
           "available`: its version list, `latest`, `master`, v0.19.1 to v0.22.0 alike), and most of the next "
           "closest tools just as well: github.com/fluxcd/image-reflector-controller and "
           "image-automation-controller, github.com/stakater/Reloader, github.com/google/k8s-digester; none is "
-          "packaged in Debian. Of github.com/argoproj-labs/argocd-image-updater it serves v0.12.1, v0.12.2 and "
-          "v1.0.0 only (v0.13.0 to v0.17.x, v1.0.1 and later: 403). v1.0.0 cannot be built (below), so the "
-          "peer measured instead is Argo CD Image Updater v0.12.2 with Argo CD.")
+          "packaged in Debian. Of github.com/argoproj-labs/argocd-image-updater (its version list refused too, "
+          "so exact versions were asked one by one) it serves v0.12.1, v0.12.2 and v1.0.0; v0.12.0, v0.13.0, v0.13.1, "
+          "v0.14.0 to v0.14.2, v0.15.0 to v0.15.2, v0.16.0, v0.16.1, v0.17.0, v0.17.1, v1.0.0-rc1, v1.0.1 "
+          "and v1.0.2 answer 403. v1.0.0 cannot be built (below), so the peer measured instead is Argo CD "
+          "Image Updater v0.12.2 with Argo CD.")
     else:
         w(f"Keel {keel.get('version')}: {keel}")
     w("")
