@@ -95,7 +95,9 @@ if [[ ! -x $bin/kustomize-$kustomize_version ]]; then
     fi
 fi
 # Why not the newest Image Updater (v1.0.0): its registry-scanner, asked of the proxy each run.
-why_not_v1=$(go mod download -json github.com/argoproj-labs/argocd-image-updater/registry-scanner@v1.0.0 2>&1 |
+# The proxy's own answer: without the fallback to `direct` (no github.com from here).
+why_not_v1=$(GOPROXY=$(go env GOPROXY | cut -d, -f1) go mod download -json \
+    github.com/argoproj-labs/argocd-image-updater/registry-scanner@v1.0.0 2>&1 |
     python3 -c 'import json,sys; t=sys.stdin.read(); print(json.loads(t).get("Error","") if t.strip().startswith("{") else t.strip())' || true)
 
 runs=$work/runs.jsonl

@@ -346,8 +346,10 @@ def main():
     finally:
         for p in reversed(procs):
             p.stop()
-        kube.run("delete", "applications.argoproj.io", "--all", "-n", ARGOCD_NS, "--wait=false", check=False)
-        kube.run("delete", "namespace", namespace, "--wait=false", check=False)
+        # Gone before the next measurement starts on the same cluster (the garbage collector's
+        # deletes of N Deployments would otherwise land in it).
+        kube.run("delete", "applications.argoproj.io", "--all", "-n", ARGOCD_NS, "--timeout=120s", check=False)
+        kube.run("delete", "namespace", namespace, ARGOCD_NS, "--timeout=600s", check=False)
         if args.keep_logs:
             os.makedirs(args.keep_logs, exist_ok=True)
             for name in os.listdir(workdir):
