@@ -13,17 +13,18 @@
 # proxy this machine reaches refuses the modules' version lists. When a binary cannot be fetched or
 # built, OUT.json carries the go command's error and every N is FAILED, never an older figure.
 #
-# Knobs: BENCH_COMPARE_COUNTS (default "1 100 1000" Deployments, one Application each),
-# BENCH_SCALE_INTERVAL (the Image Updater's polling interval, default 10 s), PEER_LOGS (keep the
-# components' logs there), the three versions above. The cluster harness is started (and stopped
-# afterwards) only if it is not already up; TRADING_AGENT_CACHE, ETCD_PORT, ETCD_PEER_PORT,
-# APISERVER_PORT choose which.
+# Knobs: BENCH_PEER_COUNTS (default BENCH_COMPARE_COUNTS, else "1 100 1000" Deployments, one
+# Application each; on 2 busy cores 1,000 takes about 25 minutes, most of it the Image Updater's
+# rate-limited cycles), BENCH_SCALE_INTERVAL (the Image Updater's polling interval, default 10 s),
+# PEER_LOGS (keep the components' logs there), the three versions above. The cluster harness is
+# started (and stopped afterwards) only if it is not already up; TRADING_AGENT_CACHE, ETCD_PORT,
+# ETCD_PEER_PORT, APISERVER_PORT choose which.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${TRADING_AGENT_CACHE:-$HOME/.cache/trading-agent}
-counts=${BENCH_COMPARE_COUNTS:-1 100 1000}
+counts=${BENCH_PEER_COUNTS:-${BENCH_COMPARE_COUNTS:-1 100 1000}}
 interval=${BENCH_SCALE_INTERVAL:-10}
 # v0.12.2 is the newest Image Updater the proxy serves whole: v0.13.0 to v0.17.x and v1.0.1+ are
 # refused (403), and v1.0.0 builds its registry-scanner from a local replace whose module version
@@ -36,7 +37,7 @@ kustomize_version=${KUSTOMIZE_VERSION:-v5.7.0}
 log() { printf '==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 out=${1:-}
-[[ -n $out ]] || { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ -n $out ]] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 work=$(mktemp -d /tmp/ta-bench-peer-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 bin=$("$root/tests/harness/build-tools.sh" --print)

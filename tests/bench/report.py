@@ -504,7 +504,9 @@ def main():
     a = ap.parse_args()
     if a.compare_section:
         cmp = json.load(open(a.compare_section))
-        failed = any("error" in r for r in cmp.get("runs", []))
+        peer = cmp.get("peer", {})
+        failed = (any("error" in r for r in cmp.get("runs", [])) or "error" in peer
+                  or any("error" in r for r in peer.get("runs", [])))
         update_section(a.update, COMPARE_HEADING, compare_section(cmp), failed)
         return
     if a.freqtrade_section:
