@@ -37,7 +37,7 @@ kustomize_version=${KUSTOMIZE_VERSION:-v5.7.0}
 log() { printf '==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 out=${1:-}
-[[ -n $out ]] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ -n $out ]] || { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 work=$(mktemp -d /tmp/ta-bench-peer-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 bin=$("$root/tests/harness/build-tools.sh" --print)
