@@ -65,7 +65,7 @@ module_build() {
     local target=$bin/$name-$version blog=$work/$name-build.log
     [[ -x $target ]] && return 0
     log "$name $version: building from the Go module proxy ($module@$version)"
-    if ! go mod download -json "$module@$version" >"$blog" 2>&1; then
+    if ! go mod download "$module@$version" >"$blog" 2>&1; then
         fail "$name $version" "$blog"
         return 1
     fi
