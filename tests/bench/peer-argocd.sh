@@ -85,6 +85,11 @@ module_build argocd-image-updater "$updater_version" github.com/argoproj-labs/ar
     "-X github.com/argoproj-labs/argocd-image-updater/pkg/version.version=${updater_version#v}" || built=
 module_build argocd "$argocd_version" github.com/argoproj/argo-cd/v3 ./cmd \
     "-X github.com/argoproj/argo-cd/v3/common.version=${argocd_version#v}" || built=
+# Argo CD's CRDs come from its module (a cached binary does not bring them back to the module cache).
+if [[ -n $built ]] && ! go mod download "github.com/argoproj/argo-cd/v3@$argocd_version" >"$work/crds.log" 2>&1; then
+    fail "Argo CD $argocd_version's CRDs" "$work/crds.log"
+    built=
+fi
 if [[ ! -x $bin/kustomize-$kustomize_version ]]; then
     log "kustomize $kustomize_version: go install sigs.k8s.io/kustomize/kustomize/v5@$kustomize_version"
     if (GOBIN=$work/gobin nice -n 10 go install -trimpath -ldflags '-s -w' \
