@@ -202,6 +202,9 @@ pub async fn run(
         failed_resolutions: ErrorBackoff::new(REGISTRY_RETRY_MIN, REGISTRY_RETRY_MAX),
         written: Default::default(),
         recent_applies: Default::default(),
+        event_publishers: Arc::new(tokio::sync::Semaphore::new(
+            super::report::EVENT_BATCHES_IN_FLIGHT,
+        )),
         database_secrets: Default::default(),
         bot_api: super::bot_api::BotApi::new()
             .inspect_err(|e| tracing::error!(error = %e, "trading look disabled"))

@@ -97,6 +97,8 @@ pub struct Context {
     /// Our recent applies of children, for a cache that has not delivered them yet (see
     /// [`applied`]).
     pub recent_applies: apply::RecentApplies,
+    /// Event batches published at once at most ([`report::publish`]).
+    pub event_publishers: Arc<tokio::sync::Semaphore>,
     /// Database Secrets recently found holding their key (see [`dereference`]).
     pub database_secrets: TrustedSecrets,
     /// The trading look's HTTP client (see [`bot_api`]); `None` if it could not be built.

@@ -61,21 +61,29 @@ pub(super) async fn write_status(
     Ok(())
 }
 
+/// How many reconciliations' events are published at once ([`publish`]).
+pub const EVENT_BATCHES_IN_FLIGHT: usize = 8;
+
 /// Stage 7, the events: published by a task of their own, so the reconciliation's concurrency
-/// slot is free as soon as the status is written. A re-pin reconciles every agent following the
-/// tag at once, and waiting for the events held each slot for one more API round trip than the
-/// rollout needs. Events are best effort (the status carries the same information); this runs only
-/// after a successful status write, so an unreachable API server does not pile tasks up.
+/// slot is free as soon as the status is written, and at most [`EVENT_BATCHES_IN_FLIGHT`]
+/// reconciliations' events at once. A re-pin reconciles every agent following the tag at once:
+/// waiting for the events held each slot for one more API round trip than the rollout needs, and
+/// a thousand events posted in the same seconds as the Deployments slowed the API server down for
+/// both. Events are best effort (the status carries the same information); this runs only after a
+/// successful status write, so an unreachable API server does not pile tasks up.
 pub(super) fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec>) {
     if events.is_empty() {
         return;
     }
+    let publishers = ctx.event_publishers.clone();
     let reference = agent.object_ref(&());
     // A fresh recorder: kube's recorder folds events of the same reason into a series that keeps
     // the first note, and these notes (digests, messages) matter. Events are only emitted on
     // transitions, so there is nothing to fold.
     let recorder = Recorder::new(ctx.client.clone(), ctx.services.reporter.clone());
     tokio::spawn(async move {
+        // Never closed, so this waits for a turn and never fails.
+        let _turn = publishers.acquire_owned().await;
         // All at once: a reconciliation that creates the children has several to tell.
         let publishing = events.into_iter().map(|event| {
             let recorder = &recorder;
