@@ -195,7 +195,7 @@ python3 - "$work/trades-$rust_port.json" "$work/trades-$py_port.json" <<'EOF'
 import json, sys
 from decimal import Decimal
 a, b = (json.load(open(p)) for p in sys.argv[1:])
-norm = lambda t: {k: (str(Decimal(v).normalize()) if k in ("quantity","entry_price","entry_fee","exit_price","exit_fee","profit") else v)
+norm = lambda t: {k: (str(Decimal(v).normalize()) if k in ("quantity","entry_price","entry_fee","exit_price","exit_fee","profit","peak_price") and v is not None else v)
                   for k, v in t.items() if not k.endswith("_at")}
 assert [norm(t) for t in a] == [norm(t) for t in b], "the two trade lists differ"
 EOF

@@ -17,11 +17,12 @@ Environment: DATABASE_URL, API_TOKEN, DB_MAX_CONNECTIONS (default 10, as `tradin
 from __future__ import annotations
 
 import hmac
+import json
 import os
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import asyncpg
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -51,9 +52,16 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+async def decode_jsonb(conn: asyncpg.Connection) -> None:
+    """jsonb columns (a trade's `exits`) as Python objects, as asyncpg's docs show."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    app.state.pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=DB_MAX_CONNECTIONS)
+    app.state.pool = await asyncpg.create_pool(
+        DATABASE_URL, min_size=1, max_size=DB_MAX_CONNECTIONS, init=decode_jsonb
+    )
     yield
     await app.state.pool.close()
 
@@ -105,6 +113,9 @@ class Trade(BaseModel):
     exit_fee: Optional[Decimal]
     closed_at: Optional[datetime]
     profit: Optional[Decimal]
+    exit_reason: Optional[str]
+    exits: dict[str, Any]
+    peak_price: Optional[Decimal]
 
 
 @app.get("/api/v2/trades", response_model=list[Trade], dependencies=[Depends(require_bearer)])
