@@ -1,18 +1,18 @@
 //! Stage 4, apply (talks to the API server): server-side apply of the desired objects with one
-//! field manager, skipping children the cache already shows applied ([`super::applied`]), and
+//! field manager, skipping children the cache already shows applied, or still shows as they were
+//! before our own apply of the same object ([`super::applied`]), and
 //! removing a PodDisruptionBudget that is no longer wanted.
 
+use std::time::Instant;
+
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-
-use std::time::Instant;
-
-use k8s_openapi::api::core::v1::Service;
 
 use super::Context;
 use super::applied::{self, OwnApplies};
