@@ -9,7 +9,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
@@ -22,7 +22,7 @@ use super::status::{
 use crate::digest::pinner::ImagePinner;
 use crate::digest::reference::{Digest, ImageReference, digest_of};
 use crate::error::{Error, Result};
-use crate::reconcile::report::apply_status;
+use crate::reconcile::report::{apply_status, kube_event};
 use crate::resource::{LocalSecretReference, SecretKeyReference, TradingAgent};
 
 /// How soon a Pending Backtest looks again (a TradingAgent not pinned yet, a registry down).
@@ -256,17 +256,13 @@ async fn write(ctx: &Context, backtest: &Backtest, ns: &str, status: BacktestSta
         let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
         let published = recorder
             .publish(
-                &Event {
-                    type_: if event.warning {
-                        EventType::Warning
-                    } else {
-                        EventType::Normal
-                    },
-                    reason: event.reason.to_owned(),
-                    note: Some(super::status::tail(&event.note, 1000)),
-                    action: "Backtest".to_owned(),
-                    secondary: None,
-                },
+                &kube_event(
+                    event.warning,
+                    event.reason,
+                    super::status::tail(&event.note, 1000),
+                    "Backtest",
+                    None,
+                ),
                 &backtest.object_ref(&()),
             )
             .await;

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
@@ -91,17 +92,13 @@ pub(super) fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec
             async move {
                 let result = recorder
                     .publish(
-                        &Event {
-                            type_: if event.warning {
-                                EventType::Warning
-                            } else {
-                                EventType::Normal
-                            },
-                            reason: event.reason.clone(),
-                            note: Some(truncate(&event.note, 1000)),
-                            action: event.action.to_owned(),
-                            secondary: event.related.clone(),
-                        },
+                        &kube_event(
+                            event.warning,
+                            &event.reason,
+                            truncate(&event.note, 1000),
+                            event.action,
+                            event.related.clone(),
+                        ),
                         reference,
                     )
                     .await;
@@ -112,4 +109,25 @@ pub(super) fn publish(ctx: &Context, agent: &TradingAgent, events: Vec<EventSpec
         });
         futures::future::join_all(publishing).await;
     });
+}
+
+/// The Kubernetes event for one of ours, `note` already cut to the API's limit.
+pub(crate) fn kube_event(
+    warning: bool,
+    reason: &str,
+    note: String,
+    action: &str,
+    secondary: Option<ObjectReference>,
+) -> Event {
+    Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary,
+    }
 }
