@@ -209,32 +209,55 @@ fn make_room<V>(
     }
 }
 
-/// The digest each `repository:tag` last resolved to, and when: how a lookup tells that the tag
-/// moved without a notification (a push the registry did not announce, found by polling).
+/// Fewest time between two fan-outs of one tag ([`Answers::record`]).
+pub const FAN_OUT_MIN_GAP: Duration = Duration::from_secs(5);
+
+/// The digest each `registry/repository:tag` last resolved to, and when: how a lookup tells that
+/// the tag moved without a notification (a push the registry did not announce, found by polling).
 #[derive(Debug, Default)]
 pub struct Answers {
-    last: Mutex<HashMap<(String, String), (Digest, Instant)>>,
+    last: Mutex<HashMap<(String, String), Answer>>,
+}
+
+#[derive(Debug)]
+struct Answer {
+    digest: Digest,
+    at: Instant,
+    /// When a move of this tag last queued its followers.
+    fanned_out: Option<Instant>,
 }
 
 impl Answers {
-    /// Record that `repository:tag` resolved to `digest` at `at`. When that replaces a different
-    /// digest, returns when the replaced one was recorded (the tag moved since then).
-    pub fn record(
-        &self,
-        repository: &str,
-        tag: &str,
-        digest: &Digest,
-        at: Instant,
-    ) -> Option<Instant> {
+    /// Record that `name:tag` resolved to `digest` at `at`. When that replaces a different digest,
+    /// returns when the replaced one was recorded (the tag moved since then): the followers are
+    /// to be queued. At most once per [`FAN_OUT_MIN_GAP`] per tag: two answers that keep
+    /// disagreeing (the cached answers of two pull secrets, a moment apart in age) would otherwise
+    /// queue every follower at every lookup; a follower left out still re-pins at its next poll.
+    pub fn record(&self, name: &str, tag: &str, digest: &Digest, at: Instant) -> Option<Instant> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (repository.to_owned(), tag.to_owned());
+        let key = (name.to_owned(), tag.to_owned());
         if !last.contains_key(&key) {
-            make_room(&mut last, at, |(_, recorded)| *recorded);
+            make_room(&mut last, at, |answer| answer.at);
         }
-        match last.insert(key, (digest.clone(), at)) {
-            Some((before, recorded)) if &before != digest => Some(recorded),
-            _ => None,
+        let answer = last.entry(key).or_insert_with(|| Answer {
+            digest: digest.clone(),
+            at,
+            fanned_out: None,
+        });
+        let previous = answer.at;
+        answer.at = at;
+        if &answer.digest == digest {
+            return None;
         }
+        answer.digest = digest.clone();
+        let may_fan_out = answer
+            .fanned_out
+            .is_none_or(|fanned_out| at.saturating_duration_since(fanned_out) >= FAN_OUT_MIN_GAP);
+        if !may_fan_out {
+            return None;
+        }
+        answer.fanned_out = Some(at);
+        Some(previous)
     }
 }
 

@@ -125,14 +125,14 @@ impl RegistryPinner {
         if let Ok(digest) = &result {
             let queued = self.triggers.answered(
                 &ObjectRef::from_obj(agent),
-                reference.repository(),
+                &reference,
                 &tag,
                 digest,
                 Instant::now(),
             );
             if queued > 0 {
                 info!(
-                    repository = reference.repository(), tag, %digest, queued,
+                    image = reference.name(), tag, %digest, queued,
                     "the tag moved without a notification: every TradingAgent following it is reconciled now"
                 );
             }

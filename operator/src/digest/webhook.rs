@@ -94,9 +94,10 @@ impl Triggers {
         let attached = attached.as_ref()?;
         let mut queued = 0;
         for agent in attached.agents.state() {
-            let Some((repository, tag)) = followed_tag(&agent) else {
+            let Some((reference, tag)) = followed_tag(&agent) else {
                 continue;
             };
+            let repository = reference.repository();
             let Some(pushed) = tags
                 .iter()
                 .find(|t| t.repository == repository && t.tag == tag)
@@ -105,7 +106,7 @@ impl Triggers {
             };
             // Recorded before the reconcile is queued, so the pinner sees it.
             self.pushed
-                .record(&repository, &tag, at, pushed.digest.clone());
+                .record(repository, &tag, at, pushed.digest.clone());
             if attached
                 .reconcile
                 .unbounded_send(ObjectRef::from_obj(agent.as_ref()))
@@ -120,24 +121,24 @@ impl Triggers {
         Some(queued)
     }
 
-    /// A lookup for `asking` answered `digest` for `repository:tag` at `at`. When the tag moved
+    /// A lookup for `asking` answered `digest` for `reference`'s `tag` at `at`. When the tag moved
     /// since the previous answer and no notification announced it since then (a silent push,
-    /// found by polling), every other TradingAgent following the tag is queued, as a notification
-    /// would: they re-pin now, from the shared cache, instead of each at its own next poll, up to
-    /// a whole interval later. Returns how many were queued.
+    /// found by polling), every other TradingAgent following the same tag of the same registry is
+    /// queued, as a notification would: they re-pin now, from the shared cache, instead of each at
+    /// its own next poll, up to a whole interval later. Returns how many were queued.
     pub fn answered(
         &self,
         asking: &ObjectRef<TradingAgent>,
-        repository: &str,
+        reference: &ImageReference,
         tag: &str,
         digest: &Digest,
         at: Instant,
     ) -> usize {
-        let Some(previous) = self.answers.record(repository, tag, digest, at) else {
+        let Some(previous) = self.answers.record(&reference.name(), tag, digest, at) else {
             return 0;
         };
         if self
-            .pushed_at(repository, tag)
+            .pushed_at(reference.repository(), tag)
             .is_some_and(|pushed| pushed >= previous)
         {
             // The notification queued them already.
@@ -150,7 +151,11 @@ impl Triggers {
         let mut queued = 0;
         for agent in attached.agents.state() {
             let key = ObjectRef::from_obj(agent.as_ref());
-            let follows = followed_tag(&agent).is_some_and(|(r, t)| r == repository && t == tag);
+            let follows = followed_tag(&agent).is_some_and(|(followed, followed_tag)| {
+                followed.registry() == reference.registry()
+                    && followed.repository() == reference.repository()
+                    && followed_tag == tag
+            });
             if follows && &key != asking && attached.reconcile.unbounded_send(key).is_ok() {
                 queued += 1;
             }
@@ -159,15 +164,15 @@ impl Triggers {
     }
 }
 
-/// The `repository` and tag that `agent`'s image follows; `None` for an image pinned by digest
-/// or one that does not parse.
-fn followed_tag(agent: &TradingAgent) -> Option<(String, String)> {
+/// The reference and tag that `agent`'s image follows; `None` for an image pinned by digest or
+/// one that does not parse.
+fn followed_tag(agent: &TradingAgent) -> Option<(ImageReference, String)> {
     let reference = ImageReference::parse(&agent.spec.image).ok()?;
     if reference.digest().is_some() {
         return None;
     }
-    let tag = reference.tag_to_resolve()?;
-    Some((reference.repository().to_owned(), tag.to_owned()))
+    let tag = reference.tag_to_resolve()?.to_owned();
+    Some((reference, tag))
 }
 
 /// What the webhook handlers share.
@@ -410,6 +415,7 @@ mod tests {
             ("a", "registry.example.com/acme/app:stable"),
             ("b", "registry.example.com/acme/app:stable"),
             ("c", "registry.example.com/acme/app:next"),
+            ("d", "other.example.com/acme/app:stable"),
         ] {
             let spec = serde_json::from_value(serde_json::json!({
                 "image": image,
@@ -425,47 +431,81 @@ mod tests {
         let digest =
             |n: u8| Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap();
         let a = ObjectRef::<TradingAgent>::new("a").within("desk");
+        let d = ObjectRef::<TradingAgent>::new("d").within("desk");
+        let stable = ImageReference::parse("registry.example.com/acme/app:stable").unwrap();
+        let other = ImageReference::parse("other.example.com/acme/app:stable").unwrap();
         let start = Instant::now();
-        let at = |ms: u64| start + std::time::Duration::from_millis(ms);
+        let at = |s: u64| start + std::time::Duration::from_secs(s);
+        let mut drain = || {
+            let mut names = Vec::new();
+            while let Ok(key) = receiver.try_recv() {
+                names.push(key.name);
+            }
+            names.sort();
+            names
+        };
 
         // The first answer since start-up, and the same answer again: nothing moved.
         assert_eq!(
-            triggers.answered(&a, "acme/app", "stable", &digest(1), at(0)),
+            triggers.answered(&a, &stable, "stable", &digest(1), at(0)),
             0
         );
         assert_eq!(
-            triggers.answered(&a, "acme/app", "stable", &digest(1), at(10)),
+            triggers.answered(&a, &stable, "stable", &digest(1), at(1)),
             0
         );
-        // A poll finds a new digest: the other follower of the tag is queued, not the asker, not
-        // the follower of another tag; and only once.
+        // A poll finds a new digest: the other follower of the same tag of the same registry is
+        // queued; not the asker, not a follower of another tag or of another registry's same path.
         assert_eq!(
-            triggers.answered(&a, "acme/app", "stable", &digest(2), at(20)),
+            triggers.answered(&a, &stable, "stable", &digest(2), at(2)),
             1
         );
-        assert_eq!(receiver.try_recv().unwrap().name, "b");
-        assert!(receiver.try_recv().is_err());
+        assert_eq!(drain(), ["b"]);
         assert_eq!(
-            triggers.answered(&a, "acme/app", "stable", &digest(2), at(30)),
+            triggers.answered(&a, &stable, "stable", &digest(2), at(3)),
             0
         );
+        // Another registry's answers are its own: no move of registry.example.com's tag.
+        assert_eq!(
+            triggers.answered(&d, &other, "stable", &digest(9), at(3)),
+            0
+        );
+        assert_eq!(
+            triggers.answered(&a, &stable, "stable", &digest(2), at(3)),
+            0
+        );
+        // Answers that keep disagreeing queue the followers at most once per FAN_OUT_MIN_GAP.
+        assert_eq!(
+            triggers.answered(&a, &stable, "stable", &digest(1), at(4)),
+            0
+        );
+        assert_eq!(
+            triggers.answered(&a, &stable, "stable", &digest(2), at(5)),
+            0
+        );
+        assert!(drain().is_empty());
+        assert_eq!(
+            triggers.answered(&a, &stable, "stable", &digest(3), at(10)),
+            1
+        );
+        assert_eq!(drain(), ["b"]);
         // A notified push queued everyone already: its lookups' new answer queues nobody again.
         let pushed = PushedTag {
             repository: "acme/app".into(),
             tag: "stable".into(),
-            digest: Some(digest(3)),
+            digest: Some(digest(4)),
         };
-        assert_eq!(triggers.notify(&[pushed], at(40)), Some(2));
-        while receiver.try_recv().is_ok() {}
+        assert_eq!(triggers.notify(&[pushed], at(11)), Some(3));
+        assert_eq!(drain(), ["a", "b", "d"]);
         assert_eq!(
-            triggers.answered(&a, "acme/app", "stable", &digest(3), at(50)),
+            triggers.answered(&a, &stable, "stable", &digest(4), at(17)),
             0
         );
-        assert!(receiver.try_recv().is_err());
+        assert!(drain().is_empty());
         // In a standby replica (no controller), nothing is queued.
         triggers.detach();
         assert_eq!(
-            triggers.answered(&a, "acme/app", "stable", &digest(4), at(60)),
+            triggers.answered(&a, &stable, "stable", &digest(5), at(30)),
             0
         );
     }
