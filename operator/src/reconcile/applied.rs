@@ -19,8 +19,8 @@
 //! The other way round, a reconciliation that runs before the watch delivered our own apply (one
 //! started by the TradingAgent's status write, say) sees the child as it was and would apply the
 //! same object again: a write and a second `Updated` event for nothing. [`OwnApplies`] remembers
-//! each apply and the version of the child it was decided on; while the cache still holds that
-//! version, the API server's answer to our apply stands in for it.
+//! each apply of a child that existed and the version it was decided on; while the cache still
+//! holds that version, the API server's answer to our apply stands in for it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -86,8 +86,8 @@ pub struct OwnApplies<K> {
 struct OwnApply<K> {
     /// The fingerprint of what was applied.
     fingerprint: Option<String>,
-    /// The `resourceVersion` of the cached child the apply was decided on (`None`: no child).
-    over: Option<String>,
+    /// The `resourceVersion` of the cached child the apply was decided on.
+    over: String,
     /// What the API server answered.
     answered: K,
     at: Instant,
@@ -104,14 +104,23 @@ impl<K> Default for OwnApplies<K> {
 impl<K: Resource + Clone> OwnApplies<K> {
     /// Remember that `desired` was applied at `at` over the child cached as `cached`, and that the
     /// API server answered `answered`. Applies older than [`OWN_APPLY_MEMORY`] are forgotten.
+    ///
+    /// A child we created is not remembered: a cache without it cannot tell "not delivered yet"
+    /// from "deleted since", and a deleted child must be created again at once. An updated one
+    /// can: the watch delivers in order, so once our write (or a later one, or the deletion)
+    /// arrives, the cache never shows the version the apply was decided on again.
     pub fn record(&self, desired: &K, cached: Option<&K>, answered: &K, at: Instant) {
         let mut entries = self.lock();
         entries.retain(|_, own| at.saturating_duration_since(own.at) < OWN_APPLY_MEMORY);
+        let Some(over) = cached.and_then(|c| c.meta().resource_version.clone()) else {
+            entries.remove(&key(desired));
+            return;
+        };
         entries.insert(
             key(desired),
             OwnApply {
                 fingerprint: fingerprint(desired),
-                over: cached.and_then(|c| c.meta().resource_version.clone()),
+                over,
                 answered: answered.clone(),
                 at,
             },
@@ -125,8 +134,10 @@ impl<K: Resource + Clone> OwnApplies<K> {
         let mut entries = self.lock();
         let key = key(desired);
         let own = entries.get(&key)?;
-        let cached_version = cached.and_then(|c| c.meta().resource_version.clone());
-        if own.over != cached_version || now.saturating_duration_since(own.at) >= OWN_APPLY_MEMORY {
+        let cached_version = cached.and_then(|c| c.meta().resource_version.as_ref());
+        if cached_version != Some(&own.over)
+            || now.saturating_duration_since(own.at) >= OWN_APPLY_MEMORY
+        {
             entries.remove(&key);
             return None;
         }
@@ -229,9 +240,12 @@ mod tests {
         own.record(&desired, Some(&before), &answered, now);
         assert_eq!(own.behind(&desired, Some(&answered), now), None);
         assert_eq!(own.behind(&desired, Some(&before), now), None);
-        // A child we created: the cache holding none yet is behind too.
+        // Deleted since our apply: compared as missing, so it is applied (created) again.
+        own.record(&desired, Some(&before), &answered, now);
+        assert_eq!(own.behind(&desired, None, now), None);
+        // A child we created is not remembered: a cache without it may mean it was deleted since.
         own.record(&desired, None, &answered, now);
-        assert_eq!(own.behind(&desired, None, now), Some(answered));
+        assert_eq!(own.behind(&desired, None, now), None);
     }
 
     #[test]
