@@ -49,6 +49,7 @@ impl DigestOperator {
         insecure_hosts: &[String],
         webhook_port: u16,
     ) -> Self {
+        support::capture_operator_logs();
         let mut config = Config::new("digest-test-operator", namespace);
         config.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.namespace = Some(namespace.to_owned());

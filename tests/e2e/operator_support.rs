@@ -96,6 +96,7 @@ impl RunningOperator {
     }
 
     pub async fn start_with(client: &Client, options: OperatorOptions) -> Self {
+        capture_operator_logs();
         let identity = options
             .leader
             .as_ref()
@@ -245,19 +246,51 @@ pub async fn patch_spec(client: &Client, namespace: &str, name: &str, spec: serd
         .expect("patch the TradingAgent");
 }
 
+/// Send the in-process operators' logs (`RUST_LOG`, by default the operator's info and everyone's
+/// warnings) to the test's captured output: a failing test then shows what the operator did and
+/// which of its requests failed. Once per test binary; the first caller installs it.
+pub fn capture_operator_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,trading_agent_operator=info"));
+    // An error only says another test installed it already.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
 /// Poll `check` every 200 ms until it returns `Some`, or panic naming `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
+    eventually_seeing(what, timeout, || {
+        let checked = check();
+        async move { checked.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// Like [`eventually`], but `check` says what it saw when it is not satisfied (`Err`), and the
+/// panic repeats the last of it: a timeout on a busy CI machine then tells where things stood.
+pub async fn eventually_seeing<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(value) = check().await {
-            return value;
-        }
+        let seen = match check().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
         if tokio::time::Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting until {what}");
+            if seen.is_empty() {
+                panic!("timed out after {timeout:?} waiting until {what}");
+            }
+            panic!("timed out after {timeout:?} waiting until {what}; last seen: {seen}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -276,15 +309,31 @@ pub async fn wait_condition(
 ) -> TradingAgent {
     let api: Api<TradingAgent> = Api::namespaced(client.clone(), namespace);
     let what = format!("{namespace}/{name} has {type_}={status} {reason:?}");
-    eventually(&what, timeout, || {
+    eventually_seeing(&what, timeout, || {
         let api = api.clone();
         async move {
-            let agent = api.get_opt(name).await.ok().flatten()?;
-            let current = agent.status.as_ref()?;
-            let condition = find_condition(&current.conditions, type_)?;
+            let agent = match api.get_opt(name).await {
+                Ok(Some(agent)) => agent,
+                Ok(None) => return Err("no such TradingAgent".to_owned()),
+                Err(error) => return Err(format!("GET failed: {error}")),
+            };
+            let Some(current) = agent.status.as_ref() else {
+                return Err("no status yet".to_owned());
+            };
             let fresh = current.observed_generation == agent.metadata.generation;
-            (fresh && condition.status == status && reason.is_none_or(|r| condition.reason == r))
-                .then_some(agent)
+            let satisfied = find_condition(&current.conditions, type_).is_some_and(|condition| {
+                fresh && condition.status == status && reason.is_none_or(|r| condition.reason == r)
+            });
+            if satisfied {
+                Ok(agent)
+            } else {
+                Err(format!(
+                    "generation {:?}, observed {:?}, conditions {}",
+                    agent.metadata.generation,
+                    current.observed_generation,
+                    serde_json::to_string(&current.conditions).unwrap_or_default()
+                ))
+            }
         }
     })
     .await

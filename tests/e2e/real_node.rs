@@ -774,6 +774,9 @@ impl Bot {
 }
 
 /// Wait until `status.trading` and the `Trading` condition satisfy `check`; returns the resource.
+/// The operator looks at the bot every `trading::RESYNC` (10 s), and one look may take up to
+/// five requests' timeouts when the api is slow: 90 s leaves a loaded CI machine several looks
+/// (CI once timed out at 45 s, with four level-3 tests sharing 2 cores).
 async fn wait_trading(
     client: &kube::Client,
     namespace: &str,
@@ -782,20 +785,33 @@ async fn wait_trading(
 ) -> serde_json::Value {
     let api: Api<trading_agent_operator::TradingAgent> = Api::namespaced(client.clone(), namespace);
     let check = &check;
-    support::eventually(what, Duration::from_secs(45), move || {
+    let started = Instant::now();
+    let agent = support::eventually_seeing(what, Duration::from_secs(90), move || {
         let api = api.clone();
         async move {
-            let agent = serde_json::to_value(api.get(NAME).await.ok()?).ok()?;
+            let agent = api
+                .get(NAME)
+                .await
+                .map_err(|e| format!("GET failed: {e}"))?;
+            let agent = serde_json::to_value(agent).map_err(|e| e.to_string())?;
             let trading = &agent["status"]["trading"];
             let condition = agent["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == "Trading")?
-                .clone();
-            check(trading, &condition).then_some(agent.clone())
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Trading"))
+                .cloned()
+                .unwrap_or_default();
+            if check(trading, &condition) {
+                Ok(agent.clone())
+            } else {
+                Err(format!(
+                    "status.trading {trading}, Trading condition {condition}"
+                ))
+            }
         }
     })
-    .await
+    .await;
+    println!("{what}: after {:.1} s", started.elapsed().as_secs_f64());
+    agent
 }
 
 /// A Backtest of the running digest (issue 19): the TradingAgent's pinned digest runs
@@ -1651,7 +1667,7 @@ async fn liveness_restart(
 ) -> String {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
-    support::eventually(
+    support::eventually_seeing(
         &format!("a pod of {digest} restarted by liveness after /healthz answered 503"),
         timeout,
         || {
@@ -1663,31 +1679,77 @@ async fn liveness_restart(
                             .labels(&format!("app.kubernetes.io/instance={NAME}")),
                     )
                     .await
-                    .ok()?;
-                let restarted: Vec<(String, i32)> = list
-                    .items
-                    .iter()
-                    .filter_map(|p| {
-                        let status = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
-                        let restarted =
-                            status.image_id.ends_with(digest) && status.restart_count > 0;
-                        restarted.then_some((p.metadata.name.clone()?, status.restart_count))
-                    })
-                    .collect();
-                let events = events.list(&ListParams::default()).await.ok()?;
-                restarted.iter().find_map(|(pod, count)| {
+                    .map_err(|e| format!("listing pods: {e}"))?;
+                let events = events
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| format!("listing events: {e}"))?;
+                let mut seen = Vec::new();
+                for pod in &list.items {
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    let Some(status) = pod
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.as_ref())
+                        .and_then(|c| c.first())
+                    else {
+                        seen.push(format!("{name}: no container status"));
+                        continue;
+                    };
+                    let of_digest = status.image_id.ends_with(digest);
+                    seen.push(format!(
+                        "{name}: {}, ready {}, {} restarts",
+                        if of_digest {
+                            "this digest"
+                        } else {
+                            &status.image_id
+                        },
+                        status.ready,
+                        status.restart_count
+                    ));
+                    if !of_digest || status.restart_count == 0 {
+                        continue;
+                    }
                     let unhealthy = events.items.iter().find(|e| {
-                        e.involved_object.name.as_deref() == Some(pod.as_str())
+                        e.involved_object.name.as_deref() == Some(name.as_str())
                             && e.reason.as_deref() == Some("Unhealthy")
                             && e.message.as_deref().is_some_and(|m| {
                                 m.starts_with("Liveness probe failed") && m.contains("503")
                             })
-                    })?;
-                    Some(format!(
-                        "pod {pod} restarted {count}× ({})",
-                        unhealthy.message.as_deref().unwrap_or_default()
-                    ))
-                })
+                    });
+                    if let Some(unhealthy) = unhealthy {
+                        return Ok(format!(
+                            "pod {name} restarted {}× ({})",
+                            status.restart_count,
+                            unhealthy.message.as_deref().unwrap_or_default()
+                        ));
+                    }
+                }
+                // The pods' own events (probe failures, kills, pulls), newest last.
+                let mut pod_events: Vec<_> = events
+                    .items
+                    .iter()
+                    .filter(|e| e.involved_object.kind.as_deref() == Some("Pod"))
+                    .collect();
+                pod_events.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+                let tail: Vec<String> = pod_events
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .map(|e| {
+                        format!(
+                            "{} {}: {}",
+                            e.involved_object.name.as_deref().unwrap_or_default(),
+                            e.reason.as_deref().unwrap_or_default(),
+                            e.message.as_deref().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                Err(format!(
+                    "pods [{}]; latest pod events [{}]",
+                    seen.join("; "),
+                    tail.join("; ")
+                ))
             }
         },
     )
