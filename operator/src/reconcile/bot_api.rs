@@ -19,8 +19,8 @@ use super::trading::{
     last_bot_tick,
 };
 use crate::error::Error;
-use crate::resource::TradingAgent;
 use crate::resource::conditions::reasons;
+use crate::resource::{Role, TradingAgent};
 
 /// Longest wait for a connection to the api.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,12 +37,18 @@ pub struct BotApi {
 }
 
 impl BotApi {
-    /// A client with the timeouts above, no proxy and no redirects (a ClusterIP answers itself).
+    /// A client with the timeouts above, no proxy and no redirects (a ClusterIP answers itself),
+    /// and no idle connections kept: kube-proxy's rules apply to new connections only, so a kept
+    /// one stays wherever it was first routed. Opened before the rules for a new Service existed,
+    /// it went past the cluster (on one CI machine, to an egress proxy answering 404 to every
+    /// look for as long as the looks kept it alive); kept across a rollout, it would reach a pod
+    /// on its way out. A look is a handful of requests every few seconds: connecting anew is cheap.
     pub fn new() -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
             .no_proxy()
             .build()
             .map_err(|e| unreachable_error(format!("HTTP client: {e}")))?;
@@ -225,6 +231,15 @@ pub async fn look(ctx: &Context, ns: &str, agent: &TradingAgent) -> Look {
         ));
         return look;
     };
+    // The Service routes nowhere yet: asking would only time out, or leave the cluster.
+    let pods = super::pods::agent_pods(&ctx.stores.pods, ns, &agent.name_any());
+    if !super::pods::any_ready(&pods, Role::Api) {
+        look.error = Some(not_available(format!(
+            "the api has no Ready pod yet (Service {:?})",
+            api_service_name(&agent.name_any())
+        )));
+        return look;
+    }
     let base = match base_url(ctx, ns, agent) {
         Ok(base) => base,
         Err(e) => {

@@ -84,6 +84,20 @@ pub fn agent_pods(pods: &Store<Pod>, ns: &str, name: &str) -> Vec<Pod> {
         .collect()
 }
 
+/// Whether one of these pods of `role` is Ready and not terminating: the role's Service then
+/// routes somewhere.
+pub fn any_ready(pods: &[Pod], role: Role) -> bool {
+    pods.iter().any(|pod| {
+        pod.metadata.deletion_timestamp.is_none()
+            && pod.labels().get(COMPONENT_LABEL).map(String::as_str) == Some(role.as_str())
+            && pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+}
+
 /// The TradingAgent a pod belongs to (pods carry the template's labels).
 pub fn agent_of_pod(pod: &Pod) -> Option<ObjectRef<TradingAgent>> {
     let name = pod.labels().get(INSTANCE_LABEL)?;
@@ -161,5 +175,28 @@ mod tests {
             agent_of_pod(&p),
             Some(ObjectRef::new("alpha").within("desk"))
         );
+    }
+
+    #[test]
+    fn a_role_is_ready_only_with_a_ready_pod_of_that_role_that_is_not_terminating() {
+        let of_role = |ready: &str, role: &str| {
+            let mut p = pod(ready, 0);
+            p.labels_mut()
+                .insert(COMPONENT_LABEL.to_owned(), role.to_owned());
+            p
+        };
+        assert!(!any_ready(&[], Role::Api));
+        assert!(!any_ready(&[of_role("False", "api")], Role::Api));
+        assert!(!any_ready(&[of_role("True", "bot")], Role::Api));
+        assert!(any_ready(
+            &[of_role("False", "api"), of_role("True", "api")],
+            Role::Api
+        ));
+        let mut terminating = of_role("True", "api");
+        terminating.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert!(!any_ready(&[terminating], Role::Api));
     }
 }
