@@ -57,17 +57,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_tcp(port, timeout, what, proc=None):
+def wait_tcp(port, timeout, what, proc=None, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None:
             proc.check_alive()
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.2)
-    raise BenchError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
+    raise BenchError(f"{what} did not listen on {host}:{port} within {timeout} s")
 
 
 class Proc:
@@ -310,6 +310,116 @@ def updater_cycles(log_path):
     return durations
 
 
+# ---- Argo CD and the Image Updater (also used by tests/bench/level3.py) ----
+
+def git_repository(folder):
+    """Makes `folder` a git repository with one commit of everything in it; returns its URL."""
+    git = ["git", "-C", folder, "-c", "user.name=bench", "-c", "user.email=bench@127.0.0.1", "-c", "init.defaultBranch=main"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
+        subprocess.run(git + step, check=True, capture_output=True)
+    return f"file://{folder}"
+
+
+def install_argocd(kube, crds, namespaces):
+    """Argo CD's CRDs, its namespace, settings and default project, and the destination
+    namespaces."""
+    for crd in ("application-crd.yaml", "appproject-crd.yaml"):
+        kube.run("apply", "--server-side", "--force-conflicts", "-f", os.path.join(crds, crd))
+    for attempt in range(40):
+        # Right after the apply, a CRD has no status yet and `kubectl wait` refuses it.
+        try:
+            kube.run("wait", "--for=condition=Established", "--timeout=60s",
+                     "crd/applications.argoproj.io", "crd/appprojects.argoproj.io")
+            break
+        except BenchError as e:
+            if "accessor error" not in str(e) or attempt == 39:
+                raise
+            time.sleep(0.5)
+    labels = {"app.kubernetes.io/part-of": "argocd"}
+    kube.apply([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ARGOCD_NS}},
+        *({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in namespaces),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm", "namespace": ARGOCD_NS, "labels": labels},
+         "data": {"timeout.reconciliation": "180s"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-secret", "namespace": ARGOCD_NS, "labels": labels},
+         "stringData": {"server.secretkey": "peer-argocd-bench"}},
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject", "metadata": {"name": "default", "namespace": ARGOCD_NS},
+         "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}],
+                  "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}},
+    ])
+
+
+def start_argocd(argocd, kustomize, workdir, procs):
+    """redis, the repo-server and the application-controller, outside the cluster on loopback;
+    returns the environment they run in and the three processes."""
+    kubeconfig = os.environ["KUBECONFIG"]
+    redis_port, repo_port, repo_metrics, ctrl_metrics = free_port(), free_port(), free_port(), free_port()
+    redis = Proc("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", workdir], workdir)
+    procs.append(redis)
+    wait_tcp(redis_port, 20, "redis-server", redis)
+    # The repo-server runs `kustomize` from PATH: the cached binary, under that name.
+    os.makedirs(os.path.join(workdir, "bin"))
+    os.symlink(os.path.abspath(kustomize), os.path.join(workdir, "bin", "kustomize"))
+    env = dict(os.environ, HOME=workdir, ARGOCD_GPG_ENABLED="false",
+               PATH=os.path.join(workdir, "bin") + ":" + os.environ["PATH"],
+               ARGOCD_CONTROLLER_REPLICAS="1",
+               # Argo CD's own way to run outside a cluster (its local development mode): the
+               # in-cluster destination https://kubernetes.default.svc is KUBECONFIG's cluster.
+               ARGOCD_FAKE_IN_CLUSTER="true", KUBECONFIG=kubeconfig)
+    repo_server = Proc("repo-server", [argocd, "--address", "127.0.0.1", "--port", str(repo_port),
+                                       "--metrics-address", "127.0.0.1", "--metrics-port", str(repo_metrics),
+                                       "--disable-tls", "--redis", f"127.0.0.1:{redis_port}", "--loglevel", "warn"],
+                       workdir, dict(env, ARGOCD_BINARY_NAME="argocd-repo-server"))
+    procs.append(repo_server)
+    wait_tcp(repo_port, 60, "argocd-repo-server", repo_server)
+    controller = Proc("application-controller", [
+        argocd, "--kubeconfig", kubeconfig, "--namespace", ARGOCD_NS,
+        "--repo-server", f"127.0.0.1:{repo_port}", "--repo-server-plaintext",
+        "--redis", f"127.0.0.1:{redis_port}", "--metrics-port", str(ctrl_metrics), "--loglevel", "warn"],
+        workdir, dict(env, ARGOCD_BINARY_NAME="argocd-application-controller"))
+    procs.append(controller)
+    wait_tcp(ctrl_metrics, 60, "argocd-application-controller", controller)
+    return env, [redis, repo_server, controller]
+
+
+def application(name, image, repo_url, path, namespace, name_prefix=None, force_update=False):
+    """An Application of `path` in the git repository, synced automatically into `namespace`, whose
+    image `image` (registry/repository:tag, alias `agent`) the Image Updater follows by digest."""
+    source = {"repoURL": repo_url, "targetRevision": "HEAD", "path": path}
+    if name_prefix:
+        source["kustomize"] = {"namePrefix": name_prefix}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": name, "namespace": ARGOCD_NS, "annotations": {
+            f"{ANNOTATION}/image-list": f"agent={image}",
+            f"{ANNOTATION}/agent.update-strategy": "digest",
+            # The Image Updater follows only images in the Application's status.summary.images,
+            # which Argo CD fills from Pods; with replicas 0 there are none, so it is told to update
+            # anyway (its documented switch for templates that start no container).
+            **({f"{ANNOTATION}/agent.force-update": "true"} if force_update else {}),
+        }},
+        "spec": {"project": "default", "source": source,
+                 "destination": {"server": "https://kubernetes.default.svc", "namespace": namespace},
+                 "syncPolicy": {"automated": {}}},
+    }
+
+
+def start_updater(updater, host, base, interval, workdir, env, procs):
+    """The Image Updater, polling the registry at `base` (images named `host/...`) every
+    `interval` seconds, writing Applications through the Kubernetes API."""
+    with open(os.path.join(workdir, "registries.conf"), "w") as f:
+        f.write(f"registries:\n  - name: bench\n    prefix: {host}\n    api_url: {base}\n    insecure: yes\n    default: true\n")
+    updater_proc = Proc("image-updater", [
+        updater, "run", "--kubeconfig", os.environ["KUBECONFIG"], "--argocd-namespace", ARGOCD_NS,
+        "--applications-api", "kubernetes", "--interval", f"{interval}s",
+        "--registries-conf-path", os.path.join(workdir, "registries.conf"),
+        "--health-port", "0", "--metrics-port", str(free_port()), "--loglevel", os.environ.get("PEER_UPDATER_LOGLEVEL", "info")],
+        workdir, env)
+    procs.append(updater_proc)
+    return updater_proc
+
+
 # ---- the run ----
 
 def main():
@@ -401,85 +511,16 @@ spec:
         - name: agent
           image: {host}/{REPOSITORY}:{TAG}
 """)
-    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@127.0.0.1", "-c", "init.defaultBranch=main"]
-    for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "agent"]):
-        subprocess.run(git + step, check=True, capture_output=True)
-    repo_url = f"file://{repo}"
+    repo_url = git_repository(repo)
 
-    # Argo CD's CRDs, namespace, settings and default project.
-    for crd in ("application-crd.yaml", "appproject-crd.yaml"):
-        kube.run("apply", "--server-side", "--force-conflicts", "-f", os.path.join(args.crds, crd))
-    for attempt in range(40):
-        # Right after the apply, a CRD has no status yet and `kubectl wait` refuses it.
-        try:
-            kube.run("wait", "--for=condition=Established", "--timeout=60s",
-                     "crd/applications.argoproj.io", "crd/appprojects.argoproj.io")
-            break
-        except BenchError as e:
-            if "accessor error" not in str(e) or attempt == 39:
-                raise
-            time.sleep(0.5)
-    labels = {"app.kubernetes.io/part-of": "argocd"}
-    kube.apply([
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ARGOCD_NS}},
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm", "namespace": ARGOCD_NS, "labels": labels},
-         "data": {"timeout.reconciliation": "180s"}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-secret", "namespace": ARGOCD_NS, "labels": labels},
-         "stringData": {"server.secretkey": "peer-argocd-bench"}},
-        {"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject", "metadata": {"name": "default", "namespace": ARGOCD_NS},
-         "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}],
-                  "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}},
-    ])
-
-    # redis, the repo-server and the application-controller, outside the cluster on loopback.
-    kubeconfig = os.environ["KUBECONFIG"]
-    redis_port, repo_port, repo_metrics, ctrl_metrics = free_port(), free_port(), free_port(), free_port()
-    redis = Proc("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly", "no", "--dir", workdir], workdir)
-    procs.append(redis)
-    wait_tcp(redis_port, 20, "redis-server", redis)
-    # The repo-server runs `kustomize` from PATH: the cached binary, under that name.
-    os.makedirs(os.path.join(workdir, "bin"))
-    os.symlink(os.path.abspath(args.kustomize), os.path.join(workdir, "bin", "kustomize"))
-    env = dict(os.environ, HOME=workdir, ARGOCD_GPG_ENABLED="false",
-               PATH=os.path.join(workdir, "bin") + ":" + os.environ["PATH"],
-               ARGOCD_CONTROLLER_REPLICAS="1",
-               # Argo CD's own way to run outside a cluster (its local development mode): the
-               # in-cluster destination https://kubernetes.default.svc is KUBECONFIG's cluster.
-               ARGOCD_FAKE_IN_CLUSTER="true", KUBECONFIG=kubeconfig)
-    repo_server = Proc("repo-server", [args.argocd, "--address", "127.0.0.1", "--port", str(repo_port),
-                                       "--metrics-address", "127.0.0.1", "--metrics-port", str(repo_metrics),
-                                       "--disable-tls", "--redis", f"127.0.0.1:{redis_port}", "--loglevel", "warn"],
-                       workdir, dict(env, ARGOCD_BINARY_NAME="argocd-repo-server"))
-    procs.append(repo_server)
-    wait_tcp(repo_port, 60, "argocd-repo-server", repo_server)
-    controller = Proc("application-controller", [
-        args.argocd, "--kubeconfig", kubeconfig, "--namespace", ARGOCD_NS,
-        "--repo-server", f"127.0.0.1:{repo_port}", "--repo-server-plaintext",
-        "--redis", f"127.0.0.1:{redis_port}", "--metrics-port", str(ctrl_metrics), "--loglevel", "warn"],
-        workdir, dict(env, ARGOCD_BINARY_NAME="argocd-application-controller"))
-    procs.append(controller)
-    wait_tcp(ctrl_metrics, 60, "argocd-application-controller", controller)
+    install_argocd(kube, args.crds, [namespace])
+    env, argo = start_argocd(args.argocd, args.kustomize, workdir, procs)
+    redis, repo_server, controller = argo
 
     # N Applications, each one Deployment a<i>-agent, followed by the Image Updater (digest strategy).
     watch = DeploymentWatch(args.kubectl, namespace)
-    apps = [{
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-        "metadata": {"name": f"a{i}", "namespace": ARGOCD_NS, "annotations": {
-            f"{ANNOTATION}/image-list": f"agent={host}/{REPOSITORY}:{TAG}",
-            f"{ANNOTATION}/agent.update-strategy": "digest",
-            # The Image Updater follows only images in the Application's status.summary.images,
-            # which Argo CD fills from Pods; with replicas 0 there are none, so it is told to update
-            # anyway (its documented switch for templates that start no container).
-            **({f"{ANNOTATION}/agent.force-update": "true"} if args.replicas == 0 else {}),
-        }},
-        "spec": {"project": "default",
-                 "source": {"repoURL": repo_url, "targetRevision": "HEAD", "path": "agent",
-                            "kustomize": {"namePrefix": f"a{i}-"}},
-                 "destination": {"server": "https://kubernetes.default.svc", "namespace": namespace},
-                 "syncPolicy": {"automated": {}}},
-    } for i in range(n)]
+    apps = [application(f"a{i}", f"{host}/{REPOSITORY}:{TAG}", repo_url, "agent", namespace,
+                        name_prefix=f"a{i}-", force_update=args.replicas == 0) for i in range(n)]
     log(f"{n} Applications, Argo CD {args.argocd_version}")
     started = time.monotonic()
     kube.apply(apps)
@@ -488,18 +529,9 @@ spec:
                         "Argo CD syncing the Applications", [registry, redis, repo_server, controller])
     apps_synced_s = synced - started
 
-    updater_metrics = free_port()
-    with open(os.path.join(workdir, "registries.conf"), "w") as f:
-        f.write(f"registries:\n  - name: bench\n    prefix: {host}\n    api_url: {base}\n    insecure: yes\n    default: true\n")
     log(f"Image Updater {args.updater_version}, polling every {interval} s")
     started = time.monotonic()
-    updater = Proc("image-updater", [
-        args.updater, "run", "--kubeconfig", kubeconfig, "--argocd-namespace", ARGOCD_NS,
-        "--applications-api", "kubernetes", "--interval", f"{interval}s",
-        "--registries-conf-path", os.path.join(workdir, "registries.conf"),
-        "--health-port", "0", "--metrics-port", str(updater_metrics), "--loglevel", os.environ.get("PEER_UPDATER_LOGLEVEL", "info")],
-        workdir, env)
-    procs.append(updater)
+    updater = start_updater(args.updater, host, base, interval, workdir, env, procs)
     chain = [registry, redis, repo_server, controller, updater]
     pinned = watch.wait(n, lambda image: image.endswith("@" + first), scale_timeout,
                         "the Image Updater pinning the tag's digest", chain)

@@ -462,6 +462,64 @@ def freqtrade_section(ft, machine):
     return out
 
 
+LEVEL3_HEADING = "## Level 3: one desk's pods on the real node, ours against the peer (issue 20)"
+
+
+def level3_section(l3):
+    """tests/bench/level3.sh: push -> every pod of one desk serving the new digest on the real
+    kubelet node, ours (notified, polled) against Argo CD Image Updater (polled). A failed run
+    says FAILED, never an older figure."""
+    out = [LEVEL3_HEADING, ""]
+    w = out.append
+    if "skipped" in l3:
+        return out + [f"Not run ({l3['skipped']}): no figure.", ""]
+    if "error" in l3:
+        return out + [f"**FAILED**: {l3['error']}. No figure from this run.", ""]
+    ours, peer, node = l3["ours"], l3["peer"], l3["node"]
+    w(f"Measured by `tests/bench/level3.sh` on {l3.get('date', '?')}, commit {l3.get('commit', '?')}, load average "
+      f"{l3.get('load_start', '?')} at start and {l3.get('load_end', '?')} at the end, on the harness's real node "
+      f"{node['name']} ({node['ip']}: containerd pulls the image, runc starts it, the kubelet probes it). One desk: "
+      f"the operator's three Deployments of one TradingAgent ({ours['pods']} pods: api, bot, strategy); the peer "
+      f"runs the very same three Deployments ({peer['pods']} pods), copied from the operator's and synced by one "
+      "Argo CD Application from a local git repository, the image followed by the Image Updater (digest strategy). "
+      "Same image, same docker-registry on the node's address, each tool on its own PostgreSQL database, one tool's "
+      f"pods on the node at a time. Each push changes only the image config (a label), so the node pulls a config "
+      f"and a manifest, as after a rebuild of the same code. {l3['rounds']} pushes per tool and mode; medians, "
+      "each round in brackets. Times from the push's completion.")
+    w("")
+    interval = l3["interval_s"]
+
+    def cells(mode, key):
+        m = mode["rounds"]
+        return f"**{mode[key + '_median']:.2f}** (" + ", ".join(f"{r[key]:.2f}" for r in m) + ")"
+    w("| push → | ours, notified | ours, polled | peer, polled | peer ÷ ours (polled) | peer ÷ ours (notified) |")
+    w("|---|---|---|---|---|---|")
+    for key, label in (("pinned", "every Deployment pinned to the new digest, s"),
+                       ("serving", "**every pod Ready on the new digest**, old pods gone, s")):
+        polled = peer["polled"][key + "_median"] / ours["polled"][key + "_median"]
+        notified = peer["polled"][key + "_median"] / ours["notified"][key + "_median"]
+        w(f"| {label} | {cells(ours['notified'], key)} | {cells(ours['polled'], key)} | "
+          f"{cells(peer['polled'], key)} | {polled:.2f}× | {notified:.2f}× |")
+    w(f"| first rollout (resource applied → every pod serving), s | {ours['first_serving_s']:.1f} | — | "
+      f"{peer['first_serving_s']:.1f} | | |")
+    usage = ours["usage"]["operator"]
+    peer_cpu = sum(u["cpu_s"] for u in peer["usage"].values())
+    peer_rss = sum(u["peak_rss_mb"] for u in peer["usage"].values())
+    w(f"| CPU s over its whole phase / peak RSS MB | operator: {usage['cpu_s']:.1f} / {usage['peak_rss_mb']:.0f} | | "
+      f"{len(peer['usage'])} processes: {peer_cpu:.1f} / {peer_rss:.0f} | | |")
+    w("")
+    w(f"- Both tools poll every {interval} s in the polled rows: a push lands at a random point of the interval, so "
+      f"each polled figure carries 0 to {interval} s of waiting for the next poll (on average half of it). The "
+      "notified row is what the operator does when the registry tells it; the peer "
+      f"(Image Updater {peer.get('updater_version', '?')}) has no webhook, so it has no such row.")
+    w("- From pinned to serving is the same work for both, done by Kubernetes: a new ReplicaSet, the pull, the "
+      "start, the readiness probe, the old pods' termination. What differs is how long each tool takes to pin, "
+      "and the peer's path to the Deployment: the Image Updater writes the Application, Argo CD renders it "
+      "(repo-server, kustomize) and applies it.")
+    w("")
+    return out
+
+
 def update_section(path, heading, section, failed):
     """Rewrites one section of an existing RESULTS.md (a step run alone)."""
     try:
@@ -500,6 +558,8 @@ def main():
     ap.add_argument("--freqtrade-section", help="tests/bench/freqtrade/bench.sh alone: its JSON")
     ap.add_argument("--compare", help="tests/bench/compare.sh's JSON")
     ap.add_argument("--compare-section", help="tests/bench/compare.sh alone: its JSON")
+    ap.add_argument("--level3", help="tests/bench/level3.sh's JSON")
+    ap.add_argument("--level3-section", help="tests/bench/level3.sh alone: its JSON")
     ap.add_argument("--update", help="with --*-section: the RESULTS.md whose section is rewritten")
     a = ap.parse_args()
     if a.compare_section:
@@ -508,6 +568,10 @@ def main():
         failed = (any("error" in r for r in cmp.get("runs", [])) or "error" in peer
                   or any("error" in r for r in peer.get("runs", [])))
         update_section(a.update, COMPARE_HEADING, compare_section(cmp), failed)
+        return
+    if a.level3_section:
+        l3 = json.load(open(a.level3_section))
+        update_section(a.update, LEVEL3_HEADING, level3_section(l3), "error" in l3)
         return
     if a.freqtrade_section:
         ft = json.load(open(a.freqtrade_section))
@@ -807,6 +871,8 @@ def main():
             out.extend([COMPARE_HEADING, "", f"Not run ({cmp['skipped']}): no figure.", ""])
         else:
             out.extend(compare_section(cmp))
+    if a.level3:
+        out.extend(level3_section(json.load(open(a.level3))))
     w("## How it was measured")
     w("")
     w(f"- One throwaway PostgreSQL for all (Debian's server, `initdb` in a temporary directory, loopback port; "

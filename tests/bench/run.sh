@@ -20,6 +20,9 @@
 #      proxy (FAILED with the go command's error when it cannot be built) and the API server's
 #      ceiling (a plain client loop patching the same Deployments), for 1, 100 and 1,000 agents,
 #      with the API server's writes per agent lifecycle.
+#   6. Level 3 (issue 20, tests/bench/level3.sh, which also runs alone; needs root): a push -> every
+#      pod of one desk serving the new digest on the harness's real kubelet node, the operator
+#      (notified and polled) against Argo CD Image Updater (polled).
 #
 # FastAPI runs twice: with 1 uvicorn worker (the seed's `uvicorn.run`) and with 2 (this machine's
 # cores); its CPU per request counts every worker process.
@@ -33,7 +36,7 @@
 # BENCH_SKIP_OPERATOR=1, BENCH_OPERATOR_COUNT (200), BENCH_SKIP_SCALE=1, BENCH_SCALE_COUNT (1000),
 # BENCH_SCALE_INTERVAL (10 s polling interval of the scale run), BENCH_SKIP_DASHBOARD=1, BENCH_SKIP_FREQTRADE=1,
 # BENCH_DASHBOARD_RUNS (5 visits of each dashboard page), BENCH_SKIP_COMPARE=1, BENCH_COMPARE_COUNTS ("1 100 1000"),
-# BENCH_CEILING_IN_FLIGHT (96),
+# BENCH_CEILING_IN_FLIGHT (96), BENCH_SKIP_LEVEL3=1, BENCH_LEVEL3_ROUNDS (3),
 # BENCH_RESULTS (where to write; default tests/bench/RESULTS.md).
 set -euo pipefail
 
@@ -451,6 +454,16 @@ else
     echo '{"skipped": "BENCH_SKIP_COMPARE=1"}' >"$compare_json"
 fi
 
+# ---- level 3: one desk's pods on the real node, ours against the peer (tests/bench/level3.sh) ----
+level3_json=$work/level3.json
+if [[ -z ${BENCH_SKIP_LEVEL3:-} ]]; then
+    log "level 3: push -> every pod of one desk serving the new digest on the real node, ours and the peer"
+    "$here/level3.sh" "$level3_json" || log "level 3: FAILED (see above); RESULTS.md will say so"
+    [[ -s $level3_json ]] || echo '{"error": "tests/bench/level3.sh failed before writing its result (see the bench log)"}' >"$level3_json"
+else
+    echo '{"skipped": "BENCH_SKIP_LEVEL3=1"}' >"$level3_json"
+fi
+
 # ---- machine and versions, then RESULTS.md ----
 machine=$work/machine.json
 python3 - >"$machine" <<EOF
@@ -480,7 +493,7 @@ print(json.dumps(info))
 EOF
 python3 "$here/report.py" --machine "$machine" --results "$results" --startup "$startup" \
     --after "$after" --criterion "$criterion" --profile "$profile" --operator "$operator_json" --scale "$scale_json" \
-    --dashboard "$dashboard_json" --freqtrade "$freqtrade_json" --compare "$compare_json" >"$results_md.tmp"
+    --dashboard "$dashboard_json" --freqtrade "$freqtrade_json" --compare "$compare_json" --level3 "$level3_json" >"$results_md.tmp"
 mv "$results_md.tmp" "$results_md"
 log "wrote $results_md"
 sed -n '/^| figure/,/^$/p' "$results_md"

@@ -775,8 +775,9 @@ impl Bot {
 
 /// Wait until `status.trading` and the `Trading` condition satisfy `check`; returns the resource.
 /// The operator looks at the bot every `trading::RESYNC` (10 s), and one look may take up to
-/// five requests' timeouts when the api is slow: 90 s leaves a loaded CI machine several looks
-/// (CI once timed out at 45 s, with four level-3 tests sharing 2 cores).
+/// five requests' timeouts when the api is slow: 90 s leaves a loaded machine several looks. (A
+/// timeout here once was a kept-alive connection that had left the cluster: the panic says what
+/// the status last said.)
 async fn wait_trading(
     client: &kube::Client,
     namespace: &str,
