@@ -494,8 +494,8 @@ def level3_section(l3):
         return f"**{mode[key + '_median']:.2f}** (" + ", ".join(f"{r[key]:.2f}" for r in m) + ")"
     w("| push → | ours, notified | ours, polled | peer, polled | peer ÷ ours (polled) | peer ÷ ours (notified) |")
     w("|---|---|---|---|---|---|")
-    for key, label in (("pinned", "every Deployment pinned to the new digest, s"),
-                       ("serving", "**every pod Ready on the new digest**, old pods gone, s")):
+    for key, label in (("pinned_s", "every Deployment pinned to the new digest, s"),
+                       ("serving_s", "**every pod Ready on the new digest**, old pods gone, s")):
         polled = peer["polled"][key + "_median"] / ours["polled"][key + "_median"]
         notified = peer["polled"][key + "_median"] / ours["notified"][key + "_median"]
         w(f"| {label} | {cells(ours['notified'], key)} | {cells(ours['polled'], key)} | "
