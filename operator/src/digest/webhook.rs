@@ -352,6 +352,22 @@ mod tests {
         assert_eq!(Answer::Accepted { triggered: 2 }.label(), "triggered");
     }
 
+    /// A store of TradingAgents in namespace `desk`, each `(name, image)`.
+    fn agents_store(agents: &[(&str, &str)]) -> kube::runtime::reflector::Store<TradingAgent> {
+        let (reader, mut writer) = kube::runtime::reflector::store::<TradingAgent>();
+        for (name, image) in agents {
+            let spec = serde_json::from_value(serde_json::json!({
+                "image": image,
+                "database": {"secretRef": {"name": "db", "key": "url"}},
+            }))
+            .unwrap();
+            let mut agent = TradingAgent::new(name, spec);
+            agent.metadata.namespace = Some("desk".into());
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(agent));
+        }
+        reader
+    }
+
     #[tokio::test]
     async fn a_push_queues_the_agents_that_follow_the_tag() {
         let triggers = Triggers::default();
@@ -365,28 +381,15 @@ mod tests {
             None
         );
 
-        let (reader, mut writer) = kube::runtime::reflector::store::<TradingAgent>();
-        let agent = |name: &str, image: &str| {
-            let spec = serde_json::from_value(serde_json::json!({
-                "image": image,
-                "database": {"secretRef": {"name": "db", "key": "url"}},
-            }))
-            .unwrap();
-            let mut a = TradingAgent::new(name, spec);
-            a.metadata.namespace = Some("desk".into());
-            a
-        };
-        for a in [
-            agent("a", "registry.example.com/acme/app:stable"),
-            agent("b", "registry.example.com/acme/app:next"),
-            agent("c", "registry.example.com/acme/other:stable"),
-            agent(
+        let reader = agents_store(&[
+            ("a", "registry.example.com/acme/app:stable"),
+            ("b", "registry.example.com/acme/app:next"),
+            ("c", "registry.example.com/acme/other:stable"),
+            (
                 "d",
                 "registry.example.com/acme/app:stable@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             ),
-        ] {
-            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(a));
-        }
+        ]);
         let (sender, mut receiver) = futures::channel::mpsc::unbounded();
         triggers.attach(reader, sender);
         let at = Instant::now();
@@ -410,22 +413,12 @@ mod tests {
     #[tokio::test]
     async fn a_tag_that_moved_silently_queues_the_other_followers_once() {
         let triggers = Triggers::default();
-        let (reader, mut writer) = kube::runtime::reflector::store::<TradingAgent>();
-        for (name, image) in [
+        let reader = agents_store(&[
             ("a", "registry.example.com/acme/app:stable"),
             ("b", "registry.example.com/acme/app:stable"),
             ("c", "registry.example.com/acme/app:next"),
             ("d", "other.example.com/acme/app:stable"),
-        ] {
-            let spec = serde_json::from_value(serde_json::json!({
-                "image": image,
-                "database": {"secretRef": {"name": "db", "key": "url"}},
-            }))
-            .unwrap();
-            let mut agent = TradingAgent::new(name, spec);
-            agent.metadata.namespace = Some("desk".into());
-            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(agent));
-        }
+        ]);
         let (sender, mut receiver) = futures::channel::mpsc::unbounded();
         triggers.attach(reader, sender);
         let digest =
