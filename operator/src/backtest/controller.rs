@@ -228,7 +228,7 @@ async fn resolve(
         },
     }))
     .map_err(|e| e.to_string())?;
-    let outcome = ctx.pinner.pin(&stand_in).await;
+    let outcome = ctx.pinner.pin(&stand_in).await.outcome;
     let Some(pinned) = outcome.pinned() else {
         let problem = outcome
             .problem()

@@ -172,13 +172,28 @@ impl DigestCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Digest, Error>>,
     {
+        self.get_or_resolve_dated(key, not_before, resolve).await.0
+    }
+
+    /// As [`Self::get_or_resolve`], with when the lookup that answered started: how old the
+    /// answer is, so that a poller can come back exactly when it goes stale.
+    pub async fn get_or_resolve_dated<F, Fut>(
+        &self,
+        key: CacheKey,
+        not_before: Option<Instant>,
+        resolve: F,
+    ) -> (Result<Digest, Error>, Instant)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Digest, Error>>,
+    {
         let slot = self.slot(key, Instant::now());
         // Holding the slot's lock across the request is what coalesces concurrent lookups.
         let mut lookup = slot.lock().await;
         if let Some(previous) = lookup.as_ref()
             && previous.reusable(not_before, Instant::now())
         {
-            return previous.result.clone();
+            return (previous.result.clone(), previous.started_at);
         }
         let started_at = Instant::now();
         let result = resolve().await;
@@ -188,7 +203,7 @@ impl DigestCache {
             started_at,
             Instant::now(),
         ));
-        result
+        (result, started_at)
     }
 }
 

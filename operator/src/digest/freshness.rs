@@ -160,21 +160,45 @@ pub fn freshness(
     }
 }
 
+/// The polling interval of an agent that follows a tag (`mode: Track`, no digest in
+/// `spec.image`, polling on); `None` when it does not poll.
+fn tag_poll_interval(spec: &TradingAgentSpec) -> Option<Duration> {
+    let follows_tag = !spec.image.contains('@') && spec.image_update.mode == UpdateMode::Track;
+    follows_tag
+        .then(|| spec.image_update.poll_interval().ok().flatten())
+        .flatten()
+}
+
 /// When to reconcile again without a change: after the polling interval for a tracked tag (so a
 /// new digest is found within one interval), otherwise after [`RESYNC_INTERVAL`]; while this
 /// agent's resolution fails (`failed_resolutions` in a row, 0 when the last one succeeded), after
 /// the failure back-off ([`failure_retry_after`]: seconds), so recovery is quick and automatic.
 /// Never later than the interval.
 pub fn requeue_after(spec: &TradingAgentSpec, failed_resolutions: u32) -> Duration {
-    let follows_tag = !spec.image.contains('@') && spec.image_update.mode == UpdateMode::Track;
-    let poll = follows_tag
-        .then(|| spec.image_update.poll_interval().ok().flatten())
-        .flatten();
-    let base = poll.unwrap_or(RESYNC_INTERVAL);
+    let base = tag_poll_interval(spec).unwrap_or(RESYNC_INTERVAL);
     match failed_resolutions {
         0 => base,
         n => base.min(failure_retry_after(n)),
     }
+}
+
+/// A little past the moment an answer goes stale, so that the poll then does not reuse it.
+pub const STALE_MARGIN: Duration = Duration::from_millis(100);
+
+/// How long until the registry answer a poll used (its lookup started at `answered_at`) is too
+/// old for this agent's interval: the next poll is due then. `None` when the agent does not poll.
+///
+/// Coming back a whole interval after each reconciliation is not enough: a reconciliation for
+/// another reason (a pod changed) reuses an answer that may be almost an interval old, and a push
+/// just after that answer's lookup would be found only nearly two intervals later.
+pub fn until_stale(
+    spec: &TradingAgentSpec,
+    answered_at: Instant,
+    now: Instant,
+) -> Option<Duration> {
+    let interval = tag_poll_interval(spec)?;
+    let stale_at = answered_at.checked_add(interval)?;
+    Some(stale_at.saturating_duration_since(now) + STALE_MARGIN)
 }
 
 /// One announced push of a tag.
@@ -497,6 +521,39 @@ mod tests {
         assert!(!Freshness::accepts_failure(
             pushed, started, finished, 1, finished
         ));
+    }
+
+    #[test]
+    fn a_poll_comes_back_when_the_answer_it_used_goes_stale() {
+        let tag = "registry.example.com/acme/app:stable";
+        let polled = spec(tag, serde_json::json!({"interval": "10s"}));
+        let now = Instant::now();
+        let ago = |s: u64| now - Duration::from_secs(s);
+        // A fresh answer: a whole interval; one 9 s old (reused for a pod's change): 1 s.
+        assert_eq!(
+            until_stale(&polled, now, now),
+            Some(Duration::from_secs(10) + STALE_MARGIN)
+        );
+        assert_eq!(
+            until_stale(&polled, ago(9), now),
+            Some(Duration::from_secs(1) + STALE_MARGIN)
+        );
+        // Already stale (a slow reconciliation): at once.
+        assert_eq!(until_stale(&polled, ago(12), now), Some(STALE_MARGIN));
+        // No polling, Pin mode, a digest in spec: the answer's age sets nothing.
+        for (image, update) in [
+            (tag.to_owned(), serde_json::json!({"interval": "0s"})),
+            (
+                tag.to_owned(),
+                serde_json::json!({"interval": "10s", "mode": "Pin"}),
+            ),
+            (
+                format!("{tag}@sha256:{}", "1".repeat(64)),
+                serde_json::json!({"interval": "10s"}),
+            ),
+        ] {
+            assert_eq!(until_stale(&spec(&image, update), ago(9), now), None);
+        }
     }
 
     #[test]

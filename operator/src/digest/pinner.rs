@@ -35,7 +35,19 @@ use crate::resource::{TradingAgent, UpdateMode};
 /// Turns a TradingAgent's `spec.image` into a pinned image (or says why it cannot).
 pub trait ImagePinner: Send + Sync + 'static {
     /// What `agent`'s image is pinned to.
-    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome>;
+    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, Pinning>;
+}
+
+/// What an agent's image is pinned to, and how old the registry's answer behind it is.
+#[derive(Debug)]
+pub struct Pinning {
+    /// Pinned, kept, or unresolved and why.
+    pub outcome: ImageOutcome,
+    /// When the registry lookup that answered with a digest started (a cached answer is as old as
+    /// its lookup); `None` when no registry answered with one. A poller comes back when this
+    /// answer goes stale ([`super::freshness::until_stale`]), not a whole interval after it
+    /// reused an answer that was already old.
+    pub answered_at: Option<Instant>,
 }
 
 /// Pins images that carry a digest; leaves tag-only images unresolved (`DigestRequired`).
@@ -43,8 +55,11 @@ pub trait ImagePinner: Send + Sync + 'static {
 pub struct DigestOnlyPinner;
 
 impl ImagePinner for DigestOnlyPinner {
-    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
-        Box::pin(std::future::ready(pin_if_digest(&agent.spec.image)))
+    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, Pinning> {
+        Box::pin(std::future::ready(Pinning {
+            outcome: pin_if_digest(&agent.spec.image),
+            answered_at: None,
+        }))
     }
 }
 
@@ -77,23 +92,31 @@ impl RegistryPinner {
         }
     }
 
-    async fn resolve_tag(&self, agent: &TradingAgent) -> (ImageOutcome, &'static str) {
+    /// The outcome, the metrics label of how it came about, and when the lookup that answered
+    /// started.
+    async fn resolve_tag(
+        &self,
+        agent: &TradingAgent,
+    ) -> (ImageOutcome, &'static str, Option<Instant>) {
         let reference = match ImageReference::parse(&agent.spec.image) {
             Ok(reference) => reference,
-            Err(_) => return (pin_if_digest(&agent.spec.image), "unresolved"),
+            Err(_) => return (pin_if_digest(&agent.spec.image), "unresolved", None),
         };
         let Some(tag) = reference.tag_to_resolve().map(str::to_owned) else {
-            return (pin_if_digest(&agent.spec.image), "given");
+            return (pin_if_digest(&agent.spec.image), "given", None);
         };
         let current = current_pin(agent, &reference);
         if agent.spec.image_update.mode == UpdateMode::Pin
             && let Some(pinned) = current.clone()
         {
-            return (ImageOutcome::Pinned(pinned), "pin_mode");
+            return (ImageOutcome::Pinned(pinned), "pin_mode", None);
         }
         let credentials = match pull_secrets::credentials(&self.client, agent, &reference).await {
             Ok(credentials) => credentials,
-            Err(problem) => return settle(&reference, current, Err(problem)),
+            Err(problem) => {
+                let (outcome, label) = settle(&reference, current, Err(problem));
+                return (outcome, label, None);
+            }
         };
         let freshness = freshness(
             agent.spec.image_update.poll_interval().ok().flatten(),
@@ -101,9 +124,11 @@ impl RegistryPinner {
             self.manual.is_new(agent).then(Instant::now),
             Instant::now(),
         );
-        let mut result = self
+        // The lookups after a notified push below start later still: dating the answer by this
+        // one only brings the next poll forward.
+        let (mut result, answered_at) = self
             .tags
-            .resolve_with_any(&reference, &tag, &credentials, freshness)
+            .resolve_with_any_dated(&reference, &tag, &credentials, freshness)
             .await;
         if let Some(push) = self.triggers.last_push(reference.repository(), &tag)
             && let Some(expected) = push.expected.clone()
@@ -137,7 +162,9 @@ impl RegistryPinner {
                 );
             }
         }
-        settle(&reference, current, result)
+        let answered_at = result.is_ok().then_some(answered_at);
+        let (outcome, label) = settle(&reference, current, result);
+        (outcome, label, answered_at)
     }
 
     /// After a push notification named `expected`: look the tag up again, with the bounded
@@ -247,11 +274,14 @@ pub fn settle(
 }
 
 impl ImagePinner for RegistryPinner {
-    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, ImageOutcome> {
+    fn pin<'a>(&'a self, agent: &'a TradingAgent) -> BoxFuture<'a, Pinning> {
         Box::pin(async move {
-            let (outcome, label) = self.resolve_tag(agent).await;
+            let (outcome, label, answered_at) = self.resolve_tag(agent).await;
             self.metrics.record_resolution(label);
-            outcome
+            Pinning {
+                outcome,
+                answered_at,
+            }
         })
     }
 }

@@ -2,6 +2,8 @@
 //! shared, coalescing [`DigestCache`], so registry traffic grows with distinct images, not with
 //! agents. How fresh an answer must be is the caller's [`Freshness`].
 
+use std::time::Instant;
+
 use super::cache::{CacheKey, DigestCache};
 use super::client::RegistryClient;
 use super::credentials::Credentials;
@@ -32,6 +34,19 @@ impl TagResolver {
         credentials: Option<&Credentials>,
         freshness: Freshness,
     ) -> Result<Digest, Error> {
+        self.resolve_dated(image, tag, credentials, freshness)
+            .await
+            .0
+    }
+
+    /// As [`Self::resolve`], with when the lookup that answered started.
+    pub async fn resolve_dated(
+        &self,
+        image: &ImageReference,
+        tag: &str,
+        credentials: Option<&Credentials>,
+        freshness: Freshness,
+    ) -> (Result<Digest, Error>, Instant) {
         let key = CacheKey {
             registry: image.registry().to_owned(),
             repository: image.repository().to_owned(),
@@ -39,7 +54,7 @@ impl TagResolver {
             credentials: credentials.cloned(),
         };
         self.cache
-            .get_or_resolve(key, freshness.not_before(), || {
+            .get_or_resolve_dated(key, freshness.not_before(), || {
                 self.client.resolve_tag(image, tag, credentials)
             })
             .await
@@ -55,16 +70,32 @@ impl TagResolver {
         candidates: &[Credentials],
         freshness: Freshness,
     ) -> Result<Digest, Error> {
+        self.resolve_with_any_dated(image, tag, candidates, freshness)
+            .await
+            .0
+    }
+
+    /// As [`Self::resolve_with_any`], with when the lookup that answered started.
+    pub async fn resolve_with_any_dated(
+        &self,
+        image: &ImageReference,
+        tag: &str,
+        candidates: &[Credentials],
+        freshness: Freshness,
+    ) -> (Result<Digest, Error>, Instant) {
         let Some((last, others)) = candidates.split_last() else {
-            return self.resolve(image, tag, None, freshness).await;
+            return self.resolve_dated(image, tag, None, freshness).await;
         };
         for credentials in others {
-            match self.resolve(image, tag, Some(credentials), freshness).await {
-                Err(Error::RegistryUnauthorized { .. }) => continue,
+            match self
+                .resolve_dated(image, tag, Some(credentials), freshness)
+                .await
+            {
+                (Err(Error::RegistryUnauthorized { .. }), _) => continue,
                 answer => return answer,
             }
         }
-        self.resolve(image, tag, Some(last), freshness).await
+        self.resolve_dated(image, tag, Some(last), freshness).await
     }
 
     /// HTTP requests sent to registries so far (for metrics and tests).

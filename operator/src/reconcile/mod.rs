@@ -49,7 +49,7 @@ use kube::{Client, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::digest::freshness;
-use crate::digest::pinner::ImagePinner;
+use crate::digest::pinner::{ImagePinner, Pinning};
 use crate::digest::webhook::Triggers;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -160,7 +160,10 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
     let dereferenced = dereference::dereference(&ctx, &ns, &agent).await?;
     let dereferenced_at = started.elapsed();
     // 2. resolve
-    let resolved = ctx.services.pinner.pin(&agent).await;
+    let Pinning {
+        outcome: resolved,
+        answered_at,
+    } = ctx.services.pinner.pin(&agent).await;
     let failed_resolutions = match resolved.problem() {
         Some(_) => ctx.failed_resolutions.record_failure(&key),
         None => {
@@ -305,6 +308,11 @@ pub async fn reconcile(agent: Arc<TradingAgent>, ctx: Arc<Context>) -> Result<Ac
         .objects_in_backoff
         .set(ctx.backoff.len() as i64);
     let mut requeue = freshness::requeue_after(&agent.spec, failed_resolutions);
+    if let Some(stale_in) =
+        answered_at.and_then(|at| freshness::until_stale(&agent.spec, at, Instant::now()))
+    {
+        requeue = requeue.min(stale_in);
+    }
     if let Some(until) = verification_ends {
         // Notice the window's end promptly (a second after it, timestamps are whole seconds).
         let left = Duration::try_from(until.duration_since(now)).unwrap_or(Duration::ZERO);
