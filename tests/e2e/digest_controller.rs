@@ -14,7 +14,7 @@ mod digest;
 use std::time::{Duration, Instant};
 
 use digest::support::{
-    apply_agent, client, create_db_secret, eventually, install_crd, wait_condition,
+    apply_agent, client, create_db_secret, eventually, install_crd, run_kubectl, wait_condition,
 };
 use digest::*;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -135,6 +135,48 @@ async fn a_push_repins_within_a_second_of_the_notification_and_within_an_interva
     assert_eq!(
         history.first().map(|r| r.digest.as_str()),
         Some(d1.as_str())
+    );
+
+    // 1b. Then a push nobody announces (the same storage through a registry that notifies no
+    // one), found by polling. The last notification named d2, which the registry answered: the
+    // new answer is the tag moving on, not a registry lagging behind that notification.
+    let silent = TempRegistry::start(RegistryOptions {
+        storage_dir: Some(notified.storage_dir()),
+        ..RegistryOptions::default()
+    })
+    .expect("a silent registry on the same storage");
+    apply_agent(
+        &client,
+        &ns.name,
+        &tracking_agent("hooked", &image, "2s", 1),
+    )
+    .await;
+    let d3 = Pusher::new(&silent.host())
+        .push_image("acme/trading-agent", "stable", "v3")
+        .await
+        .unwrap();
+    wait_pinned(&client, &ns.name, "hooked", &d3, TIMEOUT).await;
+    // Long enough for the back-off that waits for a notified digest (6.35 s in all) to run out.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let agent = wait_condition(
+        &client,
+        &ns.name,
+        "hooked",
+        "ImageResolved",
+        "True",
+        None,
+        TIMEOUT,
+    )
+    .await;
+    assert_eq!(
+        agent.status.unwrap().image.unwrap().digest.as_deref(),
+        Some(d3.as_str()),
+        "the silently pushed digest stays pinned"
+    );
+    let (_, events) = run_kubectl(&["get", "events", "-n", &ns.name, "-o", "json"]).await;
+    assert!(
+        !events.contains("NotifiedPushNotSeen"),
+        "no lagging registry is reported after a push that followed a confirmed notification: {events}"
     );
 
     // 2. Polling every 2 s, no notifications from this registry.

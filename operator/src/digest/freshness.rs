@@ -211,6 +211,10 @@ pub struct Push {
     /// A lookup already waited the whole back-off for `expected`: later lookups do not wait
     /// again (they still report that the registry disagrees, until the tag moves).
     pub waited_out: bool,
+    /// The registry has answered `expected`: the notification is confirmed, and a later answer
+    /// that differs is the tag moving on (a push nobody announced), not a registry lagging
+    /// behind the notification.
+    pub seen: bool,
 }
 
 /// Makes room for one more tag in a bounded per-tag memory: beyond [`PUSHES_REMEMBERED`] entries,
@@ -305,6 +309,7 @@ impl Pushes {
                 at,
                 expected,
                 waited_out: false,
+                seen: false,
             },
         );
     }
@@ -319,12 +324,22 @@ impl Pushes {
     /// A lookup waited the whole back-off for the digest the push of `repository:tag` that
     /// arrived `at` named: later lookups do not wait again. A newer push is left alone.
     pub fn waited_out(&self, repository: &str, tag: &str, at: Instant) {
+        self.update(repository, tag, at, |push| push.waited_out = true);
+    }
+
+    /// The registry answered the digest the push of `repository:tag` that arrived `at` named:
+    /// later lookups take the registry's answer without waiting. A newer push is left alone.
+    pub fn seen(&self, repository: &str, tag: &str, at: Instant) {
+        self.update(repository, tag, at, |push| push.seen = true);
+    }
+
+    fn update(&self, repository: &str, tag: &str, at: Instant, change: impl FnOnce(&mut Push)) {
         if let Some(push) = self
             .lock()
             .get_mut(&(repository.to_owned(), tag.to_owned()))
             && push.at == at
         {
-            push.waited_out = true;
+            change(push);
         }
     }
 
@@ -444,6 +459,10 @@ mod tests {
         pushes.waited_out("acme/app", "stable", first);
         let last = pushes.last("acme/app", "stable").unwrap();
         assert_eq!((last.expected, last.waited_out), (Some(digest('c')), false));
+        pushes.seen("acme/app", "stable", first);
+        assert!(!pushes.last("acme/app", "stable").unwrap().seen);
+        pushes.seen("acme/app", "stable", second);
+        assert!(pushes.last("acme/app", "stable").unwrap().seen);
     }
 
     #[test]

@@ -130,7 +130,11 @@ impl RegistryPinner {
             .tags
             .resolve_with_any_dated(&reference, &tag, &credentials, freshness)
             .await;
+        // Until the registry has answered what the last notification named: once it has, a
+        // different answer is the tag moving on, and waiting for the notified digest would
+        // report a lagging registry that is not (a notified push, then a silent one).
         if let Some(push) = self.triggers.last_push(reference.repository(), &tag)
+            && !push.seen
             && let Some(expected) = push.expected.clone()
         {
             result = self
@@ -203,6 +207,9 @@ impl RegistryPinner {
                             lookups = attempt + 1, waited_ms = waited.as_millis() as u64,
                             "the registry moved the notified tag after the notification"
                         );
+                    }
+                    if answered == expected {
+                        self.triggers.seen(reference.repository(), tag, push.at);
                     }
                     return result;
                 }

@@ -67,6 +67,11 @@ impl Triggers {
         self.pushed.waited_out(repository, tag, at)
     }
 
+    /// The registry answered the digest the push at `at` named.
+    pub fn seen(&self, repository: &str, tag: &str, at: Instant) {
+        self.pushed.seen(repository, tag, at)
+    }
+
     /// When the last notification that triggered a reconcile arrived (for tests and logs).
     pub fn last_notification(&self) -> Option<Instant> {
         *self.last_notification.lock()
