@@ -51,7 +51,7 @@ tools_bin=$("$root/tests/harness/build-tools.sh" | tail -n 1)
 crds=$(go env GOMODCACHE)/github.com/argoproj/argo-cd/v3@$argocd_version/manifests/crds
 export KUBECONFIG=$cache/cluster/kubeconfig
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-commit="$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- operator workload tests 2>/dev/null || echo '+local changes')"
+commit="$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- operator api tests ':!tests/bench/RESULTS.md' 2>/dev/null || echo '+local changes')"
 run=$(mktemp /tmp/ta-level3-XXXXXX.json)
 trap 'rm -f "$run"' EXIT
 if ! "$root/tests/harness/with-cluster.sh" sh -c '"$1" apply -f "$2" >/dev/null && "$1" wait --for=condition=Established \

@@ -508,10 +508,12 @@ def level3_section(l3):
     w(f"| CPU s over its whole phase / peak RSS MB | operator: {usage['cpu_s']:.1f} / {usage['peak_rss_mb']:.0f} | | "
       f"{len(peer['usage'])} processes: {peer_cpu:.1f} / {peer_rss:.0f} | | |")
     w("")
-    w(f"- Both tools poll every {interval} s in the polled rows: a push lands at a random point of the interval, so "
-      f"each polled figure carries 0 to {interval} s of waiting for the next poll (on average half of it). The "
-      "notified row is what the operator does when the registry tells it; the peer "
-      f"(Image Updater {peer.get('updater_version', '?')}) has no webhook, so it has no such row.")
+    w(f"- Both tools poll every {interval} s in the polled rows: a push lands at a random point of each tool's "
+      f"polling cycle, so each polled figure carries 0 to {interval} s of waiting for the next poll (both tools get "
+      "the same seeded pauses before their pushes, but their cycles are their own). A polled ratio near 1× means "
+      "the tools are level within that noise. The notified column is what the operator does when the registry "
+      f"tells it; the peer (Image Updater {peer.get('updater_version', '?')}) has no webhook, so it has no such "
+      "column, and its polled figure is the one a user of it gets.")
     w("- From pinned to serving is the same work for both, done by Kubernetes: a new ReplicaSet, the pull, the "
       "start, the readiness probe, the old pods' termination. What differs is how long each tool takes to pin, "
       "and the peer's path to the Deployment: the Image Updater writes the Application, Argo CD renders it "
