@@ -115,7 +115,7 @@ for n in $counts; do
 done
 
 python3 - "$keel_json" "$runs" "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-    "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- operator tests 2>/dev/null || echo '+local changes')" \
+    "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- operator tests ':!tests/bench/RESULTS.md' 2>/dev/null || echo '+local changes')" \
     "$peer_json" >"$out" <<'EOF'
 import json, os, sys, datetime
 keel = json.load(open(sys.argv[1]))

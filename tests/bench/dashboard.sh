@@ -80,7 +80,7 @@ print(json.dumps({
     "postgres": "$("$pg_bin/postgres" --version 2>/dev/null || echo none)",
     "load_start": "$load_at_start",
     "node": "$("$node_bin" --version 2>/dev/null || echo none)",
-    "commit": "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- api tests 2>/dev/null || echo '+local changes')",
+    "commit": "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- api tests ':!tests/bench/RESULTS.md' 2>/dev/null || echo '+local changes')",
 }))
 EOF
 

@@ -482,7 +482,7 @@ info = {
     "python_packages": "$("$venv/bin/pip" freeze 2>/dev/null | grep -iE '^(fastapi|uvicorn|asyncpg|uvloop|httptools|starlette|pydantic)==' | tr '\n' ' ')",
     "postgres": "$("$pg_bin/postgres" --version)",
     "wrk": "$(wrk -v 2>&1 | head -1)",
-    "commit": "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- api operator tests 2>/dev/null || echo '+local changes')",
+    "commit": "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- api operator tests ':!tests/bench/RESULTS.md' 2>/dev/null || echo '+local changes')",
     "runs": $runs, "duration": "$duration", "threads": $threads, "conns": $conns,
     "upsert_conns": $upsert_conns, "batch": $batch, "startup_runs": $startup_runs,
     "trades_rows": $trades_rows,

@@ -39,7 +39,7 @@ print(json.dumps({
     "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
     "nproc": "$(nproc)",
     "load_start": "$(cut -d' ' -f1-3 /proc/loadavg)",
-    "commit": "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- api tests 2>/dev/null || echo '+local changes')",
+    "commit": "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- api tests ':!tests/bench/RESULTS.md' 2>/dev/null || echo '+local changes')",
 }))
 PY
 write_report() {
