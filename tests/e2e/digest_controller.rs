@@ -76,20 +76,7 @@ async fn a_push_repins_within_a_second_of_the_notification_and_within_an_interva
     )
     .await;
     wait_pinned(&client, &ns.name, "hooked", &d1, TIMEOUT).await;
-    let agent = wait_condition(
-        &client,
-        &ns.name,
-        "hooked",
-        "ImageResolved",
-        "True",
-        None,
-        TIMEOUT,
-    )
-    .await;
-    assert_eq!(
-        agent.status.unwrap().image.unwrap().digest.as_deref(),
-        Some(d1.as_str())
-    );
+    wait_resolved_to(&client, &ns.name, "hooked", &d1).await;
 
     let before_push = Instant::now();
     let d2 = pusher
@@ -158,21 +145,7 @@ async fn a_push_repins_within_a_second_of_the_notification_and_within_an_interva
     wait_pinned(&client, &ns.name, "hooked", &d3, TIMEOUT).await;
     // Long enough for the back-off that waits for a notified digest (6.35 s in all) to run out.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let agent = wait_condition(
-        &client,
-        &ns.name,
-        "hooked",
-        "ImageResolved",
-        "True",
-        None,
-        TIMEOUT,
-    )
-    .await;
-    assert_eq!(
-        agent.status.unwrap().image.unwrap().digest.as_deref(),
-        Some(d3.as_str()),
-        "the silently pushed digest stays pinned"
-    );
+    wait_resolved_to(&client, &ns.name, "hooked", &d3).await;
     let (_, events) = run_kubectl(&["get", "events", "-n", &ns.name, "-o", "json"]).await;
     assert!(
         !events.contains("NotifiedPushNotSeen"),
@@ -536,16 +509,7 @@ async fn a_registry_outage_keeps_the_pinned_digest_and_recovers_by_itself() {
     )
     .await;
     wait_pinned(&client, &ns.name, "steady", &d1, TIMEOUT).await;
-    wait_condition(
-        &client,
-        &ns.name,
-        "steady",
-        "ImageResolved",
-        "True",
-        None,
-        TIMEOUT,
-    )
-    .await;
+    wait_resolved_to(&client, &ns.name, "steady", &d1).await;
 
     registry.stop();
     let stopped = Instant::now();
@@ -886,4 +850,23 @@ async fn a_notification_that_arrives_before_the_tag_moves_still_rolls_out() {
         assert_eq!(digest.as_deref(), Some(d2.as_str()));
     }
     operator.stop().await;
+}
+
+/// Wait until `name` says `ImageResolved=True`, then check that its status pins `digest`.
+async fn wait_resolved_to(client: &kube::Client, namespace: &str, name: &str, digest: &str) {
+    let agent = wait_condition(
+        client,
+        namespace,
+        name,
+        "ImageResolved",
+        "True",
+        None,
+        TIMEOUT,
+    )
+    .await;
+    assert_eq!(
+        agent.status.unwrap().image.unwrap().digest.as_deref(),
+        Some(digest),
+        "{namespace}/{name}: status.image.digest"
+    );
 }
